@@ -1,0 +1,56 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import { REDIS_RECOVERED, redisErrorWarning } from '../redis-lock.messages.js';
+import type { LockLogger } from './redis-lock-client.options.js';
+
+/** Where to lock: a `redis://` URL, ioredis options, or a client you own. */
+export type RedisConnectionConfig = string | RedisOptions | Redis;
+
+/*
+ * For clients we create: fail a command after one reconnect attempt instead of ioredis's 20, so a
+ * request answers 503 quickly when Redis is down instead of hanging; never run without the lock.
+ */
+const OWN_CLIENT_DEFAULTS: RedisOptions = { maxRetriesPerRequest: 1 };
+
+/**
+ * The ioredis client the locks go through, and whether we created it (and so must close it).
+ *
+ * @example
+ * const connection = RedisConnection.from('redis://localhost:6379', logger);
+ * // ...
+ * await connection.close(); // quits only a client it created
+ */
+export class RedisConnection {
+  private constructor(
+    readonly client: Redis,
+    readonly owned: boolean,
+  ) {}
+
+  static from(config: RedisConnectionConfig, logger: LockLogger): RedisConnection {
+    if (config instanceof Redis) return new RedisConnection(config, false);
+    const client =
+      typeof config === 'string'
+        ? new Redis(config, OWN_CLIENT_DEFAULTS)
+        : new Redis({ ...OWN_CLIENT_DEFAULTS, ...config });
+    // Report the outage once and the recovery once, not every reconnect attempt.
+    let healthy = true;
+    client.on('error', (err: Error) => {
+      if (healthy) logger.warn(redisErrorWarning(err.message));
+      healthy = false;
+    });
+    client.on('ready', () => {
+      if (!healthy) logger.warn(REDIS_RECOVERED);
+      healthy = true;
+    });
+    return new RedisConnection(client, true);
+  }
+
+  /** Quits a client we created (disconnecting if it will not quit); leaves the user's open. */
+  async close(): Promise<void> {
+    if (!this.owned || this.client.status === 'end') return;
+    try {
+      await this.client.quit();
+    } catch {
+      this.client.disconnect();
+    }
+  }
+}

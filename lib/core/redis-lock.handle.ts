@@ -1,0 +1,164 @@
+import { inspect } from 'node:util';
+import type { Redis } from 'ioredis';
+import { LockLostError, LockUnavailableError } from '../errors/lock.errors.js';
+import type { LockHandle } from '../interfaces/lock-handle.interface.js';
+import {
+  LOST_LEASE_EXPIRED,
+  LOST_RELEASED,
+  LOST_TAKEN,
+  LOST_UNREACHABLE,
+  lockLostWarning,
+} from '../redis-lock.messages.js';
+import { RENEW_DIVISOR } from '../redis-lock.constants.js';
+import { monotonicNow } from './abortable-delay.js';
+import { LockScripts } from './lock.scripts.js';
+import type { LockLogger } from './redis-lock-client.options.js';
+
+/** What a handle needs from the client that created it. */
+export interface LockHandleOwner {
+  readonly redis: Redis;
+  readonly logger: LockLogger;
+  /** Called once when the handle is released or lost, so the client stops tracking it. */
+  settled(handle: RedisLockHandle): void;
+}
+
+/** Shortest pause between renewal retries while Redis is failing (milliseconds). */
+const MIN_RENEW_RETRY = 25;
+
+/**
+ * One held lock: the token that proves ownership, the local lease clock, and the watchdog that
+ * renews the lease while work runs. Created by `RedisLockClient`; users see it as `LockHandle`.
+ *
+ * @example
+ * const lock = await client.acquire('invoice:42', { autoRenew: true });
+ * try { await work(lock.signal); } finally { await lock.release(); }
+ */
+export class RedisLockHandle implements LockHandle {
+  private readonly controller = new AbortController();
+  /** Monotonic time at which the lease runs out unless extended. */
+  private expiresAt: number;
+  private releasing?: Promise<boolean>;
+  private lost = false;
+  private renewTimer?: NodeJS.Timeout;
+  private expiryTimer?: NodeJS.Timeout;
+
+  constructor(
+    private readonly owner: LockHandleOwner,
+    readonly key: string,
+    /** The key in Redis, with the prefix. */
+    readonly redisKey: string,
+    readonly token: string,
+    /** Lease in ms that renewals restore. */
+    readonly ttl: number,
+    /** Monotonic time the acquiring command was sent: the lease counts from then, not from the reply. */
+    sentAt: number,
+    private readonly autoRenew: boolean,
+  ) {
+    this.expiresAt = sentAt + ttl;
+    this.armExpiry();
+    if (autoRenew) this.scheduleRenewal(ttl / RENEW_DIVISOR);
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  isHeld(): boolean {
+    return !this.releasing && !this.lost && monotonicNow() < this.expiresAt;
+  }
+
+  async extend(ttl: number = this.ttl): Promise<void> {
+    if (!Number.isInteger(ttl) || ttl <= 0) {
+      throw new RangeError(`extend(ttl): ttl must be a positive integer of milliseconds, got ${ttl}.`);
+    }
+    if (this.releasing) throw new LockLostError(this.key, LOST_RELEASED);
+    if (this.lost) throw this.controller.signal.reason as LockLostError;
+    const sentAt = monotonicNow();
+    let extended: unknown;
+    try {
+      extended = await LockScripts.extend.run(this.owner.redis, [this.redisKey], [this.token, ttl]);
+    } catch (err) {
+      throw new LockUnavailableError(this.key, err);
+    }
+    // A release that raced this extend deleted the key itself: that is not a loss.
+    if (this.releasing) throw new LockLostError(this.key, LOST_RELEASED);
+    if (extended !== 1) {
+      this.markLost(LOST_TAKEN);
+      throw this.controller.signal.reason as LockLostError;
+    }
+    this.expiresAt = Math.max(this.expiresAt, sentAt + ttl);
+    this.armExpiry();
+  }
+
+  release(): Promise<boolean> {
+    this.releasing ??= this.releaseOnce();
+    return this.releasing;
+  }
+
+  /** Keeps tokens out of JSON (e.g. a handle returned from a controller by mistake). */
+  toJSON(): { key: string; held: boolean } {
+    return { key: this.key, held: this.isHeld() };
+  }
+
+  /** Keeps tokens out of `console.log`/`util.inspect` output. */
+  [inspect.custom](): string {
+    return `RedisLockHandle { key: ${JSON.stringify(this.key)}, held: ${this.isHeld()} }`;
+  }
+
+  private async releaseOnce(): Promise<boolean> {
+    this.stopTimers();
+    this.owner.settled(this);
+    if (!this.controller.signal.aborted) {
+      this.controller.abort(new DOMException(`Lock "${this.key}" was released.`, 'AbortError'));
+    }
+    try {
+      return (await LockScripts.release.run(this.owner.redis, [this.redisKey], [this.token])) === 1;
+    } catch (err) {
+      throw new LockUnavailableError(this.key, err);
+    }
+  }
+
+  private scheduleRenewal(delay: number): void {
+    clearTimeout(this.renewTimer);
+    // unref: a renewal alone must not keep the process alive; the work it protects does.
+    this.renewTimer = setTimeout(() => void this.renew(), delay).unref();
+  }
+
+  private async renew(): Promise<void> {
+    if (this.releasing || this.lost) return;
+    try {
+      await this.extend();
+      this.scheduleRenewal(this.ttl / RENEW_DIVISOR);
+    } catch (err) {
+      if (this.releasing || this.lost || err instanceof LockLostError) return;
+      // Redis hiccup: keep trying while the lease lasts; the expiry timer declares the loss.
+      const remaining = this.expiresAt - monotonicNow();
+      this.scheduleRenewal(Math.max(MIN_RENEW_RETRY, Math.min(this.ttl / RENEW_DIVISOR, remaining / 2)));
+    }
+  }
+
+  private armExpiry(): void {
+    clearTimeout(this.expiryTimer);
+    const delay = Math.max(0, this.expiresAt - monotonicNow());
+    this.expiryTimer = setTimeout(() => {
+      if (this.releasing || this.lost) return;
+      // Re-check: an extend may have landed while this timer was queued.
+      if (monotonicNow() < this.expiresAt) return this.armExpiry();
+      this.markLost(this.autoRenew ? LOST_UNREACHABLE : LOST_LEASE_EXPIRED);
+    }, delay).unref();
+  }
+
+  private markLost(why: string): void {
+    if (this.lost || this.releasing) return;
+    this.lost = true;
+    this.stopTimers();
+    this.owner.settled(this);
+    this.owner.logger.warn(lockLostWarning(this.key, why));
+    this.controller.abort(new LockLostError(this.key, why));
+  }
+
+  private stopTimers(): void {
+    clearTimeout(this.renewTimer);
+    clearTimeout(this.expiryTimer);
+  }
+}

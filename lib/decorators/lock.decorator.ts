@@ -1,0 +1,130 @@
+import { Inject, Logger, SetMetadata } from '@nestjs/common';
+import { Observable } from 'rxjs';
+import { compileKeyTemplate, type KeyResolver, type LockKey } from '../core/key-template.js';
+import { callLocked, observeLocked, type LockedCallOptions } from '../core/locked-call.js';
+import { getParameterNames } from '../core/parameter-names.js';
+import { LockError, LockTemplateError } from '../errors/lock.errors.js';
+import type { LockOptions } from '../interfaces/lock-options.interface.js';
+import { LockService } from '../lock.service.js';
+import {
+  LOCK_METADATA,
+  LOCK_SERVICE_PROPERTY,
+  REDIS_LOCK_LOGGER_CONTEXT,
+} from '../redis-lock.constants.js';
+import {
+  badOnNotAcquiredMessage,
+  missingLockServiceMessage,
+  notAMethodMessage,
+  skippedMessage,
+} from '../redis-lock.messages.js';
+
+/** What `@Lock` records on a method; read through `LockMetadataAccessor`. */
+export interface LockMetadata {
+  readonly key: LockKey;
+  readonly options: LockOptions;
+  /** `Class.method()`, for messages. */
+  readonly where: string;
+  readonly resolveKey: KeyResolver;
+}
+
+type AnyMethod = (...args: unknown[]) => unknown;
+
+const logger = new Logger(REDIS_LOCK_LOGGER_CONTEXT);
+
+/**
+ * Runs the method under a distributed lock: acquire, renew while it runs, release when its result
+ * settles (an Observable: when it completes, errors or is unsubscribed).
+ *
+ * The key is a template whose `{{placeholders}}` name a parameter (`{{id}}`, `{{dto.customer.id}}`)
+ * or an argument index (`{{0}}`), or a function given the same arguments. On a controller a
+ * parameter is what its param decorator supplies after pipes; on a provider, the argument passed.
+ *
+ * Works on controllers (HTTP 423 when busy, 503 when Redis is down, 400 on a bad key value) and on
+ * any provider method, however it is called: cron ticks, queue consumers, `this.service.method()`.
+ * The method is wrapped where the class is defined and the class gets the app's `LockService` by
+ * property injection, so it works whatever copies the method later (schedulers, queue workers).
+ *
+ * @throws LockTemplateError at class definition, for a malformed template or unknown parameter.
+ * @example
+ * @Post(':id/pay')
+ * @Lock('order:{{id}}', { ttl: 10_000, waitTimeout: 2_000 })
+ * pay(@Param('id') id: string) { ... }
+ *
+ * @Lock('report:nightly', { onNotAcquired: 'skip' })
+ * async buildNightlyReport() { ... }
+ */
+export function Lock(key: LockKey, options: LockOptions = {}): MethodDecorator {
+  return (target, propertyKey, descriptor) => {
+    const isStatic = typeof target === 'function';
+    const className = isStatic ? (target as { name: string }).name : target.constructor.name;
+    const where = `${className}.${String(propertyKey)}()`;
+    const original = descriptor.value as unknown;
+    if (typeof original !== 'function' || isStatic) {
+      throw new LockTemplateError(notAMethodMessage(where));
+    }
+    if (options.onNotAcquired !== undefined && !['throw', 'skip'].includes(options.onNotAcquired)) {
+      throw new LockTemplateError(badOnNotAcquiredMessage(where, options.onNotAcquired));
+    }
+    const metadata: LockMetadata = {
+      key,
+      options,
+      where,
+      resolveKey: compileKeyTemplate(key, getParameterNames(original as AnyMethod), where),
+    };
+    // Declared return type, when TypeScript emitted it: an Observable method must return one.
+    const returnsObservable =
+      Reflect.getMetadata('design:returntype', target, propertyKey) === Observable;
+    const wrapped = lockedMethod(original as AnyMethod, metadata, returnsObservable);
+    copyFunctionIdentity(original as AnyMethod, wrapped);
+    descriptor.value = wrapped as never;
+    SetMetadata(LOCK_METADATA, metadata)(target, propertyKey, descriptor);
+    injectLockService(target);
+    return descriptor;
+  };
+}
+
+function lockedMethod(original: AnyMethod, metadata: LockMetadata, returnsObservable: boolean) {
+  const { onNotAcquired, ...lockOptions } = metadata.options;
+  const options: LockedCallOptions = {
+    ...lockOptions,
+    onSkip:
+      onNotAcquired === 'skip'
+        ? (key) => logger.debug(skippedMessage(metadata.where, key))
+        : undefined,
+  };
+  return function (this: Record<symbol, LockService | undefined>, ...args: unknown[]): unknown {
+    const invoke = () => original.apply(this, args);
+    const locked = () => {
+      const service = this?.[LOCK_SERVICE_PROPERTY];
+      if (!service) throw new LockError(missingLockServiceMessage(metadata.where));
+      return { client: service.client, key: metadata.resolveKey(args) };
+    };
+    if (returnsObservable) {
+      return new Observable((subscriber) => {
+        const { client, key } = locked();
+        return observeLocked(client, key, options, invoke).subscribe(subscriber);
+      });
+    }
+    return (async () => {
+      const { client, key } = locked();
+      return callLocked(client, key, options, invoke);
+    })();
+  };
+}
+
+/** Keeps the name and every metadata key (routes, guards, pipes...) decorators set before us. */
+function copyFunctionIdentity(from: AnyMethod, to: AnyMethod): void {
+  Object.defineProperty(to, 'name', { value: from.name });
+  for (const metadataKey of Reflect.getOwnMetadataKeys(from)) {
+    Reflect.defineMetadata(metadataKey, Reflect.getOwnMetadata(metadataKey, from), to);
+  }
+}
+
+const injected = new WeakSet<object>();
+
+/** One property injection per class: each instance gets its own app's LockService. */
+function injectLockService(prototype: object): void {
+  if (injected.has(prototype)) return;
+  injected.add(prototype);
+  Inject(LockService)(prototype, LOCK_SERVICE_PROPERTY);
+}

@@ -1,0 +1,111 @@
+import {
+  lockLostMessage,
+  notAcquiredMessage,
+  unavailableMessage,
+} from '../redis-lock.messages.js';
+
+/**
+ * Base class of every error this library throws, so one `catch` or exception filter can handle
+ * them all.
+ *
+ * @example
+ * try {
+ *   await lockService.run('job', work);
+ * } catch (err) {
+ *   if (err instanceof LockError) logger.warn(err.message);
+ *   else throw err;
+ * }
+ */
+export class LockError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/**
+ * The lock is held by someone else and could not be taken within `waitTimeout`, or the wait was
+ * aborted through its signal. `@Lock` turns it into HTTP 423 Locked on controllers.
+ *
+ * @example
+ * try {
+ *   await lockService.acquire('order:1', { waitTimeout: 500 });
+ * } catch (err) {
+ *   if (err instanceof LockNotAcquiredError) return 'busy, try later';
+ *   throw err;
+ * }
+ */
+export class LockNotAcquiredError extends LockError {
+  constructor(
+    /** The key as given, without prefix. */
+    readonly key: string,
+    /** Milliseconds spent waiting before giving up. */
+    readonly waitedMs: number,
+    /** Whether the wait ended because its `AbortSignal` aborted. */
+    readonly aborted = false,
+  ) {
+    super(notAcquiredMessage(key, waitedMs, aborted));
+  }
+}
+
+/**
+ * A lock this process held is gone: the key was deleted or taken by another owner, or its lease
+ * ran out. Thrown by `LockHandle.extend` and used as the reason of the handle's `signal`.
+ *
+ * @example
+ * lock.signal.addEventListener('abort', () => {
+ *   if (lock.signal.reason instanceof LockLostError) stopWriting();
+ * });
+ */
+export class LockLostError extends LockError {
+  constructor(
+    readonly key: string,
+    why: string,
+  ) {
+    super(lockLostMessage(key, why));
+  }
+}
+
+/**
+ * Redis could not be reached (or did not answer in time), so nothing was locked and the guarded
+ * work did not run. `@Lock` turns it into HTTP 503 on controllers.
+ *
+ * @example
+ * try {
+ *   await lockService.run('sync', work);
+ * } catch (err) {
+ *   if (err instanceof LockUnavailableError) scheduleRetry();
+ * }
+ */
+export class LockUnavailableError extends LockError {
+  constructor(
+    readonly key: string,
+    cause: unknown,
+  ) {
+    super(unavailableMessage(key, causeText(cause)), { cause });
+  }
+}
+
+/**
+ * A lock key could not be built at call time (a placeholder resolved to `undefined`, `null`, an
+ * object or an over-long value), or a key or option passed to `LockService` is invalid. Nothing
+ * was locked and the method did not run. `@Lock` turns it into HTTP 400 on controllers.
+ *
+ * @example
+ * await expect(orders.pay(undefined)).rejects.toBeInstanceOf(InvalidLockKeyError);
+ */
+export class InvalidLockKeyError extends LockError {}
+
+/**
+ * A `@Lock` key template is malformed or names a parameter the method does not have. Thrown when
+ * the decorated class is defined, i.e. when its file is imported, so the app never starts with it.
+ *
+ * @example
+ * // throws: placeholder {{orderId}} names no parameter of the method. Available: id
+ * class Orders { @Lock('order:{{orderId}}') pay(id: string) {} }
+ */
+export class LockTemplateError extends LockError {}
+
+function causeText(cause: unknown): string {
+  return cause instanceof Error ? cause.message : String(cause);
+}

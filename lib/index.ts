@@ -1,0 +1,15 @@
+/*
+ * The public surface of nestjs-redis-lock. Nothing outside this list is public.
+ */
+export { RedisLockModule } from './redis-lock.module.js';
+export { REDIS_LOCK_MODULE_OPTIONS } from './redis-lock.module-definition.js';
+export { LockService } from './lock.service.js';
+export { LockInterceptor } from './lock.interceptor.js';
+export { Lock, type LockMetadata } from './decorators/index.js';
+export * from './errors/index.js';
+export * from './interfaces/index.js';
+export { fixedDelay, exponentialBackoff } from './core/retry.strategies.js';
+export { RedisLockClient, type LockScope } from './core/redis-lock.client.js';
+export type { RedisLockClientOptions, LockLogger } from './core/redis-lock-client.options.js';
+export type { RedisConnectionConfig } from './core/redis-connection.js';
+export type { LockKey } from './core/key-template.js';

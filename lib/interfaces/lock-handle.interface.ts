@@ -1,0 +1,37 @@
+/**
+ * A lock held by this process, as returned by `LockService.acquire`/`tryAcquire` and passed to
+ * the callback of `LockService.run`.
+ *
+ * @example
+ * const lock = await lockService.acquire('invoice:42', { autoRenew: true });
+ * try {
+ *   await sendInvoice({ signal: lock.signal });
+ * } finally {
+ *   await lock.release();
+ * }
+ */
+export interface LockHandle {
+  /** The key as given, without the module's `keyPrefix`. */
+  readonly key: string;
+  /** Random token (128 bits from `crypto`) that proves ownership in Redis. Never log it. */
+  readonly token: string;
+  /**
+   * Aborted when the lock is lost (reason: `LockLostError`): the key was deleted or taken, or the
+   * lease ran out. Also aborted when the lock is released. Pass it to work that must stop then.
+   */
+  readonly signal: AbortSignal;
+  /**
+   * Resets the lease to `ttl` milliseconds (default: the ttl the lock was taken with).
+   * @throws LockLostError when the lock is no longer held; a lost lock is never re-created.
+   * @throws LockUnavailableError when Redis cannot be reached.
+   */
+  extend(ttl?: number): Promise<void>;
+  /**
+   * Deletes the key if this handle still owns it. Resolves `false` when the lock was no longer
+   * held. Safe to call more than once: later calls resolve like the first.
+   * @throws LockUnavailableError when Redis cannot be reached (the key then expires by its TTL).
+   */
+  release(): Promise<boolean>;
+  /** Local view: not released, not known to be lost, and the lease has not run out. */
+  isHeld(): boolean;
+}

@@ -1,0 +1,24 @@
+import type { RedisConnectionConfig } from '../core/redis-connection.js';
+import type { RetryStrategy } from './retry-strategy.interface.js';
+
+/**
+ * Options of `RedisLockModule.forRoot` (or what `forRootAsync`'s factory returns).
+ *
+ * @example
+ * RedisLockModule.forRoot({ redis: 'redis://localhost:6379', ttl: 10_000, waitTimeout: 2_000 });
+ */
+export interface RedisLockModuleOptions {
+  /**
+   * A `redis://` URL, ioredis `RedisOptions`, or an ioredis `Redis` instance. A client passed in is
+   * used as is and never closed by the module; one the module creates is closed on shutdown.
+   */
+  redis: RedisConnectionConfig;
+  /** Prepended to every lock key in Redis. Default `'lock:'`. */
+  keyPrefix?: string;
+  /** Default lease in milliseconds. Default 30000. */
+  ttl?: number;
+  /** Default wait for a busy lock in milliseconds. Default 0: one attempt. */
+  waitTimeout?: number;
+  /** Default wait strategy. Default `exponentialBackoff({ base: 25, cap: 500 })`. */
+  retry?: RetryStrategy;
+}

@@ -1,0 +1,19 @@
+import { Injectable } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import type { LockMetadata } from './decorators/lock.decorator.js';
+import { LOCK_METADATA } from './redis-lock.constants.js';
+
+/**
+ * The one place the Nest layer reads `@Lock` metadata.
+ *
+ * @example
+ * const lock = accessor.getLockMetadata(context.getHandler());
+ */
+@Injectable()
+export class LockMetadataAccessor {
+  constructor(private readonly reflector: Reflector) {}
+
+  getLockMetadata(method: object | undefined): LockMetadata | undefined {
+    return method ? this.reflector.get<LockMetadata | undefined>(LOCK_METADATA, method as never) : undefined;
+  }
+}

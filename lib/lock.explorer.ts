@@ -1,0 +1,42 @@
+import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import { DiscoveryService, MetadataScanner } from '@nestjs/core';
+import { LockMetadataAccessor } from './lock-metadata.accessor.js';
+import { LockService } from './lock.service.js';
+import { LOCK_SERVICE_PROPERTY, REDIS_LOCK_LOGGER_CONTEXT } from './redis-lock.constants.js';
+
+/**
+ * Checks at startup that every instance with `@Lock` methods can lock. Instances Nest built get
+ * their `LockService` by property injection; instances made by a `useFactory`/`useValue` provider
+ * are not injected, so the explorer hands them this app's service.
+ */
+@Injectable()
+export class LockExplorer implements OnModuleInit {
+  private readonly logger = new Logger(REDIS_LOCK_LOGGER_CONTEXT);
+
+  constructor(
+    private readonly discovery: DiscoveryService,
+    private readonly scanner: MetadataScanner,
+    private readonly accessor: LockMetadataAccessor,
+    private readonly lockService: LockService,
+  ) {}
+
+  onModuleInit(): void {
+    const wrappers = [...this.discovery.getControllers(), ...this.discovery.getProviders()];
+    let locked = 0;
+    for (const wrapper of wrappers) {
+      const instance = wrapper.instance as Record<PropertyKey, unknown> | undefined;
+      // Request-scoped instances do not exist yet; property injection covers each one later.
+      if (!instance || typeof instance !== 'object' || !wrapper.isDependencyTreeStatic()) continue;
+      const prototype = Object.getPrototypeOf(instance) as object;
+      const methods = this.scanner
+        .getAllMethodNames(prototype)
+        .filter((name) => this.accessor.getLockMetadata(instance[name] as object));
+      if (methods.length === 0) continue;
+      locked += methods.length;
+      if (!instance[LOCK_SERVICE_PROPERTY]) {
+        Object.defineProperty(instance, LOCK_SERVICE_PROPERTY, { value: this.lockService });
+      }
+    }
+    this.logger.debug(`${locked} @Lock method(s) ready.`);
+  }
+}

@@ -1,0 +1,98 @@
+import {
+  BadRequestException,
+  HttpException,
+  HttpStatus,
+  Injectable,
+  Logger,
+  ServiceUnavailableException,
+  type CallHandler,
+  type ExecutionContext,
+  type NestInterceptor,
+} from '@nestjs/common';
+import { catchError, from, mergeMap, throwError, type Observable } from 'rxjs';
+import {
+  InvalidLockKeyError,
+  LockError,
+  LockNotAcquiredError,
+  LockUnavailableError,
+} from './errors/lock.errors.js';
+import { LockMetadataAccessor } from './lock-metadata.accessor.js';
+import { REDIS_LOCK_LOGGER_CONTEXT } from './redis-lock.constants.js';
+import { UNAVAILABLE_RESPONSE } from './redis-lock.messages.js';
+
+/** HTTP-style status of each lock error, used for every transport. */
+const STATUS = {
+  notAcquired: { statusCode: HttpStatus.LOCKED, error: 'Locked' },
+  unavailable: { statusCode: HttpStatus.SERVICE_UNAVAILABLE, error: 'Service Unavailable' },
+  badKey: { statusCode: HttpStatus.BAD_REQUEST, error: 'Bad Request' },
+} as const;
+
+/**
+ * Turns the lock errors of `@Lock` handlers into answers of the handler's transport: HTTP 423
+ * Locked when busy, 503 when Redis is unavailable, 400 when a key cannot be built; the same as
+ * `RpcException`/`WsException` for microservice and gateway handlers. Registered globally by
+ * `RedisLockModule`; handlers without `@Lock` pass straight through.
+ *
+ * Locking itself happens in the method `@Lock` wraps, which receives the arguments the param
+ * decorators and pipes produced, so the key uses exactly the values the handler sees.
+ *
+ * Override `toTransportError` to shape the answers differently.
+ *
+ * @example
+ * @Injectable()
+ * export class TeapotLockInterceptor extends LockInterceptor {
+ *   protected override toTransportError(error: LockError, context: ExecutionContext) {
+ *     return error instanceof LockNotAcquiredError ? new ImATeapotException() : super.toTransportError(error, context);
+ *   }
+ * }
+ */
+@Injectable()
+export class LockInterceptor implements NestInterceptor {
+  private readonly logger = new Logger(REDIS_LOCK_LOGGER_CONTEXT);
+
+  constructor(private readonly accessor: LockMetadataAccessor) {}
+
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    if (!this.accessor.getLockMetadata(context.getHandler())) return next.handle();
+    return next.handle().pipe(
+      catchError((error: unknown) =>
+        error instanceof LockError
+          ? from(this.toTransportError(error, context)).pipe(mergeMap((e) => throwError(() => e)))
+          : throwError(() => error),
+      ),
+    );
+  }
+
+  /** The exception to throw in place of `error` for the handler's transport. */
+  protected async toTransportError(error: LockError, context: ExecutionContext): Promise<unknown> {
+    const status = statusOf(error);
+    if (!status) return error;
+    if (error instanceof LockUnavailableError) this.logger.warn(error.message);
+    // A client gets no Redis detail; the log above has it.
+    const message = error instanceof LockUnavailableError ? UNAVAILABLE_RESPONSE : error.message;
+    const body = { statusCode: status.statusCode, message, error: status.error };
+    switch (context.getType<string>()) {
+      case 'rpc': {
+        const { RpcException } = await import('@nestjs/microservices');
+        return new RpcException(body);
+      }
+      case 'ws': {
+        const { WsException } = await import('@nestjs/websockets');
+        return new WsException(body);
+      }
+      default:
+        return error instanceof LockUnavailableError
+          ? new ServiceUnavailableException(body)
+          : error instanceof InvalidLockKeyError
+            ? new BadRequestException(body)
+            : new HttpException(body, status.statusCode);
+    }
+  }
+}
+
+function statusOf(error: LockError) {
+  if (error instanceof LockNotAcquiredError) return STATUS.notAcquired;
+  if (error instanceof LockUnavailableError) return STATUS.unavailable;
+  if (error instanceof InvalidLockKeyError) return STATUS.badKey;
+  return undefined;
+}

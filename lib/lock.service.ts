@@ -1,0 +1,92 @@
+import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { RedisConnection } from './core/redis-connection.js';
+import { RedisLockClient } from './core/redis-lock.client.js';
+import type { LockHandle } from './interfaces/lock-handle.interface.js';
+import type { LockOptions } from './interfaces/lock-options.interface.js';
+import type { RedisLockModuleOptions } from './interfaces/redis-lock-module-options.interface.js';
+import { REDIS_LOCK_CONNECTION, REDIS_LOCK_LOGGER_CONTEXT } from './redis-lock.constants.js';
+import { REDIS_LOCK_MODULE_OPTIONS } from './redis-lock.module-definition.js';
+
+/**
+ * Distributed locks on the module's Redis. Inject it anywhere; `@Lock` uses it too.
+ *
+ * @example
+ * @Injectable()
+ * export class LedgerService {
+ *   constructor(private readonly locks: LockService) {}
+ *
+ *   credit(accountId: string, amount: number) {
+ *     return this.locks.run(`account:${accountId}`, () => this.applyCredit(accountId, amount));
+ *   }
+ * }
+ */
+@Injectable()
+export class LockService implements OnApplicationShutdown {
+  private readonly logger = new Logger(REDIS_LOCK_LOGGER_CONTEXT);
+  /** The Nest-free client behind this service, for what the service does not expose. */
+  readonly client: RedisLockClient;
+
+  constructor(
+    @Inject(REDIS_LOCK_MODULE_OPTIONS) options: RedisLockModuleOptions,
+    @Inject(REDIS_LOCK_CONNECTION) private readonly connection: RedisConnection,
+  ) {
+    this.client = new RedisLockClient({
+      redis: connection.client,
+      keyPrefix: options.keyPrefix,
+      ttl: options.ttl,
+      waitTimeout: options.waitTimeout,
+      retry: options.retry,
+      logger: this.logger,
+    });
+  }
+
+  /**
+   * Makes one attempt. Resolves the lock, or `null` when another owner holds it.
+   * @throws LockUnavailableError when Redis cannot be reached.
+   * @example
+   * const lock = await locks.tryAcquire('import:csv');
+   * if (!lock) return 'an import is already running';
+   */
+  tryAcquire(key: string, options?: LockOptions): Promise<LockHandle | null> {
+    return this.client.tryAcquire(key, options);
+  }
+
+  /**
+   * Takes the lock, waiting up to `waitTimeout` ms while it is busy. Release it yourself.
+   * @throws LockNotAcquiredError when the wait times out or is aborted.
+   * @throws LockUnavailableError when Redis cannot be reached.
+   * @example
+   * const lock = await locks.acquire('stock:7', { waitTimeout: 2_000, autoRenew: true });
+   * try { await reserve(); } finally { await lock.release(); }
+   */
+  acquire(key: string, options?: LockOptions): Promise<LockHandle> {
+    return this.client.acquire(key, options);
+  }
+
+  /**
+   * Runs `fn` under the lock: acquires, renews every ttl/3 while `fn` runs, releases when it
+   * settles. A nested `run`/`@Lock` on the same key from inside `fn` joins this lock.
+   * @throws LockNotAcquiredError, LockUnavailableError as `acquire`; whatever `fn` throws.
+   * @example
+   * await locks.run(`order:${id}`, async (lock) => charge(id, { signal: lock.signal }));
+   */
+  run<T>(key: string, fn: (lock: LockHandle) => T | Promise<T>, options?: LockOptions): Promise<T> {
+    return this.client.run(key, fn, options);
+  }
+
+  /**
+   * Whether any owner holds the key now (a snapshot).
+   * @throws LockUnavailableError when Redis cannot be reached.
+   * @example
+   * if (await locks.isLocked('report:nightly')) return 'running';
+   */
+  isLocked(key: string): Promise<boolean> {
+    return this.client.isLocked(key);
+  }
+
+  /** Releases the locks this app holds and stops their renewal, then closes our own connection. */
+  async onApplicationShutdown(): Promise<void> {
+    await this.client.close();
+    await this.connection.close();
+  }
+}

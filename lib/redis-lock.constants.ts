@@ -1,0 +1,42 @@
+/** Reflect-metadata key under which `@Lock` stores its definition on the decorated method. */
+export const LOCK_METADATA = 'REDIS_LOCK:LOCK';
+
+/** Injection token of the ioredis connection (or client passed in) the module locks with. */
+export const REDIS_LOCK_CONNECTION = 'REDIS_LOCK:CONNECTION';
+
+/**
+ * Property on instances of classes that use `@Lock`, filled by Nest's property injection with
+ * that app's `LockService`. A symbol, so it never clashes with user properties.
+ */
+export const LOCK_SERVICE_PROPERTY = Symbol('REDIS_LOCK:SERVICE');
+
+/** Context name of the module's `Logger`. */
+export const REDIS_LOCK_LOGGER_CONTEXT = 'RedisLock';
+
+/** Defaults of the module options (milliseconds). */
+export const DEFAULT_KEY_PREFIX = 'lock:';
+export const DEFAULT_TTL = 30_000;
+export const DEFAULT_WAIT_TIMEOUT = 0;
+
+/** Default retry: exponential backoff with full jitter between these bounds (milliseconds). */
+export const DEFAULT_RETRY_BASE = 25;
+export const DEFAULT_RETRY_CAP = 500;
+
+/**
+ * An acquire attempt gets this long (or the ttl, if shorter) for Redis to answer before it is
+ * abandoned as unavailable; a key the abandoned attempt sets later is released.
+ */
+export const ATTEMPT_TIMEOUT = 2_000;
+
+/** How long past a wait's deadline its last attempt may take to be answered (milliseconds). */
+export const FINAL_ATTEMPT_GRACE = 50;
+
+/** Longest value a template placeholder may contribute to a key, and the longest whole key. */
+export const MAX_KEY_PART_LENGTH = 256;
+export const MAX_KEY_LENGTH = 1_024;
+
+/** Random bytes in a lock token (128 bits). */
+export const TOKEN_BYTES = 16;
+
+/** Watchdog rhythm: the lease is renewed every ttl / RENEW_DIVISOR (Redisson's rhythm). */
+export const RENEW_DIVISOR = 3;

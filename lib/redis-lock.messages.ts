@@ -1,0 +1,100 @@
+/*
+ * Every message the library shows a user, side by side. None takes a lock token: tokens never
+ * appear in errors, logs or responses.
+ */
+
+export const notAcquiredMessage = (key: string, waitedMs: number, aborted: boolean) =>
+  aborted
+    ? `Waiting for lock "${key}" was aborted after ${waitedMs} ms.`
+    : waitedMs > 0
+      ? `Lock "${key}" is held by another owner; gave up after waiting ${waitedMs} ms.`
+      : `Lock "${key}" is held by another owner.`;
+
+export const lockLostMessage = (key: string, why: string) => `Lock "${key}" was lost: ${why}.`;
+
+export const LOST_TAKEN = 'the key was deleted or is now held by another owner';
+export const LOST_LEASE_EXPIRED = 'its lease ran out before it was renewed or released';
+export const LOST_UNREACHABLE = 'Redis stayed unreachable until its lease ran out';
+export const LOST_RELEASED = 'it was released';
+
+export const unavailableMessage = (key: string, cause: string) =>
+  `Redis is unavailable, so lock "${key}" could not be handled: ${cause}`;
+
+export const attemptTimeoutMessage = (ms: number) => `Redis did not answer within ${ms} ms.`;
+
+export const invalidOptionMessage = (option: string, value: unknown, expected: string) =>
+  `Invalid lock option "${option}": got ${describe(value)}, expected ${expected}.`;
+
+export const invalidKeyMessage = (key: unknown) =>
+  `Invalid lock key ${describe(key)}: expected a non-empty string of at most 1024 characters.`;
+
+export const badPlaceholderValueMessage = (
+  where: string,
+  placeholder: string,
+  value: unknown,
+  reason: string,
+) =>
+  `Cannot build the lock key of ${where}: placeholder {{${placeholder}}} resolved to ${describe(value)}, ${reason}. ` +
+  'The method was not run.';
+
+export const badKeyFunctionResultMessage = (where: string, value: unknown) =>
+  `Cannot build the lock key of ${where}: the key function returned ${describe(value)}, ` +
+  'expected a non-empty string of at most 1024 characters. The method was not run.';
+
+export const keyFunctionThrewMessage = (where: string, err: unknown) =>
+  `Cannot build the lock key of ${where}: the key function threw: ${
+    err instanceof Error ? err.message : String(err)
+  }. The method was not run.`;
+
+export const templateSyntaxMessage = (where: string, template: string, problem: string) =>
+  `@Lock('${template}') on ${where}: ${problem}`;
+
+export const unknownPlaceholderMessage = (
+  where: string,
+  template: string,
+  placeholder: string,
+  available: string[],
+) =>
+  templateSyntaxMessage(
+    where,
+    template,
+    `placeholder {{${placeholder}}} names no parameter of the method. ` +
+      `Available: ${available.length ? available.join(', ') : '(the method takes no parameters)'}.`,
+  );
+
+export const missingLockServiceMessage = (where: string) =>
+  `${where} is decorated with @Lock but its instance has no LockService. Create it through Nest ` +
+  '(as a provider or controller of a module that can see RedisLockModule) rather than with `new`; ' +
+  'the method was not run.';
+
+export const notAMethodMessage = (where: string) =>
+  `@Lock on ${where}: only instance methods can be locked.`;
+
+export const badOnNotAcquiredMessage = (where: string, value: unknown) =>
+  `@Lock on ${where}: onNotAcquired must be 'throw' or 'skip', got ${describe(value)}.`;
+
+export const skippedMessage = (where: string, key: string) =>
+  `Skipped ${where}: lock "${key}" is held elsewhere (onNotAcquired: 'skip').`;
+
+export const redisErrorWarning = (cause: string) =>
+  `Redis connection error: ${cause}. Locks cannot be taken until it is back.`;
+
+export const REDIS_RECOVERED = 'Redis connection is back.';
+
+export const UNAVAILABLE_RESPONSE = 'The lock service is unavailable; the request was not processed.';
+
+export const lockLostWarning = (key: string, why: string) =>
+  `Lock "${key}" was lost while held: ${why}. Work still running under it is no longer exclusive.`;
+
+export const releaseFailedWarning = (key: string, cause: string) =>
+  `Could not release lock "${key}" (${cause}); it will expire when its lease runs out.`;
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'undefined';
+  if (value === null) return 'null';
+  if (typeof value === 'string') {
+    return value.length > 40 ? `a string of ${value.length} characters` : `"${value}"`;
+  }
+  if (typeof value === 'object') return Array.isArray(value) ? 'an array' : 'an object';
+  return `${typeof value} ${String(value)}`;
+}

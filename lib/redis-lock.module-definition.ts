@@ -1,0 +1,20 @@
+import { ConfigurableModuleBuilder } from '@nestjs/common';
+import type { RedisLockModuleOptions } from './interfaces/redis-lock-module-options.interface.js';
+
+/*
+ * forRoot/forRootAsync come from Nest's builder, as in @nestjs/cache-manager. `isGlobal` is an
+ * extra, not an option: it shapes the module, not the locks, and defaults to true so @Lock works
+ * in every feature module without importing RedisLockModule again.
+ */
+export const {
+  ConfigurableModuleClass,
+  MODULE_OPTIONS_TOKEN: REDIS_LOCK_MODULE_OPTIONS,
+  OPTIONS_TYPE,
+  ASYNC_OPTIONS_TYPE,
+} = new ConfigurableModuleBuilder<RedisLockModuleOptions>({ moduleName: 'RedisLock' })
+  .setClassMethodName('forRoot')
+  .setExtras({ isGlobal: true }, (definition, extras) => ({
+    ...definition,
+    global: extras.isGlobal,
+  }))
+  .build();
