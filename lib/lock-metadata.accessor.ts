@@ -14,6 +14,8 @@ export class LockMetadataAccessor {
   constructor(private readonly reflector: Reflector) {}
 
   getLockMetadata(method: object | undefined): LockMetadata | undefined {
-    return method ? this.reflector.get<LockMetadata | undefined>(LOCK_METADATA, method as never) : undefined;
+    return method
+      ? this.reflector.get<LockMetadata | undefined>(LOCK_METADATA, method as never)
+      : undefined;
   }
 }

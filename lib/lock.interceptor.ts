@@ -54,13 +54,15 @@ export class LockInterceptor implements NestInterceptor {
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     if (!this.accessor.getLockMetadata(context.getHandler())) return next.handle();
-    return next.handle().pipe(
-      catchError((error: unknown) =>
-        error instanceof LockError
-          ? from(this.toTransportError(error, context)).pipe(mergeMap((e) => throwError(() => e)))
-          : throwError(() => error),
-      ),
-    );
+    return next
+      .handle()
+      .pipe(
+        catchError((error: unknown) =>
+          error instanceof LockError
+            ? from(this.toTransportError(error, context)).pipe(mergeMap((e) => throwError(() => e)))
+            : throwError(() => error),
+        ),
+      );
   }
 
   /** The exception to throw in place of `error` for the handler's transport. */

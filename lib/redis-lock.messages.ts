@@ -81,7 +81,8 @@ export const redisErrorWarning = (cause: string) =>
 
 export const REDIS_RECOVERED = 'Redis connection is back.';
 
-export const UNAVAILABLE_RESPONSE = 'The lock service is unavailable; the request was not processed.';
+export const UNAVAILABLE_RESPONSE =
+  'The lock service is unavailable; the request was not processed.';
 
 export const lockLostWarning = (key: string, why: string) =>
   `Lock "${key}" was lost while held: ${why}. Work still running under it is no longer exclusive.`;

@@ -32,7 +32,11 @@ const PATH = /^(?:[A-Za-z_$][\w$]*|\d+)(?:\.(?:[A-Za-z_$][\w$]*|\d+))*$/;
  * const resolve = compileKeyTemplate('order:{{id}}', { names: ['id'], hasRest: false }, 'Orders.pay()');
  * resolve(['42']); // 'order:42'
  */
-export function compileKeyTemplate(key: LockKey, params: ParameterList, where: string): KeyResolver {
+export function compileKeyTemplate(
+  key: LockKey,
+  params: ParameterList,
+  where: string,
+): KeyResolver {
   if (typeof key === 'function') return (args) => callKeyFunction(key, args, where);
   if (typeof key !== 'string' || key.length === 0) {
     throw new LockTemplateError(templateSyntaxMessage(where, String(key), 'the key is empty.'));
@@ -57,7 +61,11 @@ function parseTemplate(template: string, params: ParameterList, where: string): 
       const close = template.indexOf('}}', i + 2);
       if (close < 0) {
         throw new LockTemplateError(
-          templateSyntaxMessage(where, template, `placeholder at position ${i} is not closed with }}.`),
+          templateSyntaxMessage(
+            where,
+            template,
+            `placeholder at position ${i} is not closed with }}.`,
+          ),
         );
       }
       const placeholder = template.slice(i + 2, close).trim();
@@ -143,7 +151,11 @@ function placeholderValue(part: Exclude<Part, string>, args: unknown[], where: s
   }
 }
 
-function callKeyFunction(fn: (...params: unknown[]) => unknown, args: unknown[], where: string): string {
+function callKeyFunction(
+  fn: (...params: unknown[]) => unknown,
+  args: unknown[],
+  where: string,
+): string {
   let key: unknown;
   try {
     key = fn(...args);

@@ -58,9 +58,7 @@ export function observeLocked(
         if (!entered) return subscriber.complete();
         scope = entered;
         if (closed) return void client.exit(entered);
-        inner = client
-          .runInScope(entered, () => toObservable(invoke()))
-          .subscribe(subscriber);
+        inner = client.runInScope(entered, () => toObservable(invoke())).subscribe(subscriber);
       },
       (err: unknown) => subscriber.error(err),
     );

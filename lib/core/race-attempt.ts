@@ -1,9 +1,6 @@
 /** How an in-flight Redis command ended, from the waiter's point of view. */
 export type AttemptOutcome<T> =
-  | { kind: 'reply'; value: T }
-  | { kind: 'timeout' }
-  | { kind: 'deadline' }
-  | { kind: 'aborted' };
+  { kind: 'reply'; value: T } | { kind: 'timeout' } | { kind: 'deadline' } | { kind: 'aborted' };
 
 /**
  * Races a Redis reply against: no answer within `answerWithin` ms (Redis unavailable), the wait's

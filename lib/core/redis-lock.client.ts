@@ -144,7 +144,10 @@ export class RedisLockClient implements LockHandleOwner {
   async enter(key: string, options: LockOptions = {}): Promise<LockScope> {
     const joined = this.context.getStore()?.get(this.redisKey(key));
     if (joined?.isHeld()) return { handle: joined, owned: false };
-    const handle = await this.acquireWith(key, { ...options, autoRenew: options.autoRenew ?? true });
+    const handle = await this.acquireWith(key, {
+      ...options,
+      autoRenew: options.autoRenew ?? true,
+    });
     return { handle, owned: true };
   }
 
@@ -185,7 +188,12 @@ export class RedisLockClient implements LockHandleOwner {
     const waited = () => Math.round(monotonicNow() - started);
     for (let attempt = 1; ; attempt++) {
       if (opts.signal?.aborted) throw new LockNotAcquiredError(key, waited(), true);
-      const outcome = await this.attempt(key, redisKey, opts, opts.waitTimeout > 0 ? deadline : undefined);
+      const outcome = await this.attempt(
+        key,
+        redisKey,
+        opts,
+        opts.waitTimeout > 0 ? deadline : undefined,
+      );
       if (outcome instanceof RedisLockHandle) return outcome;
       if (outcome === 'aborted') throw new LockNotAcquiredError(key, waited(), true);
       const remaining = deadline - monotonicNow();
@@ -238,7 +246,15 @@ export class RedisLockClient implements LockHandleOwner {
       await this.releaseOrphan(redisKey, token);
       return 'busy';
     }
-    const handle = new RedisLockHandle(this, key, redisKey, token, opts.ttl, sentAt, opts.autoRenew);
+    const handle = new RedisLockHandle(
+      this,
+      key,
+      redisKey,
+      token,
+      opts.ttl,
+      sentAt,
+      opts.autoRenew,
+    );
     this.held.add(handle);
     return handle;
   }

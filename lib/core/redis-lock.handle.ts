@@ -69,7 +69,9 @@ export class RedisLockHandle implements LockHandle {
 
   async extend(ttl: number = this.ttl): Promise<void> {
     if (!Number.isInteger(ttl) || ttl <= 0) {
-      throw new RangeError(`extend(ttl): ttl must be a positive integer of milliseconds, got ${ttl}.`);
+      throw new RangeError(
+        `extend(ttl): ttl must be a positive integer of milliseconds, got ${ttl}.`,
+      );
     }
     if (this.releasing) throw new LockLostError(this.key, LOST_RELEASED);
     if (this.lost) throw this.controller.signal.reason as LockLostError;
@@ -133,7 +135,9 @@ export class RedisLockHandle implements LockHandle {
       if (this.releasing || this.lost || err instanceof LockLostError) return;
       // Redis hiccup: keep trying while the lease lasts; the expiry timer declares the loss.
       const remaining = this.expiresAt - monotonicNow();
-      this.scheduleRenewal(Math.max(MIN_RENEW_RETRY, Math.min(this.ttl / RENEW_DIVISOR, remaining / 2)));
+      this.scheduleRenewal(
+        Math.max(MIN_RENEW_RETRY, Math.min(this.ttl / RENEW_DIVISOR, remaining / 2)),
+      );
     }
   }
 

@@ -29,6 +29,8 @@ export function exponentialBackoff(options: { base?: number; cap?: number } = {}
 
 function assertDelay(name: string, value: number): void {
   if (!Number.isFinite(value) || value < 0) {
-    throw new RangeError(`Retry ${name} must be a finite number of milliseconds >= 0, got ${value}.`);
+    throw new RangeError(
+      `Retry ${name} must be a finite number of milliseconds >= 0, got ${value}.`,
+    );
   }
 }

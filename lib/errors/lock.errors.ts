@@ -1,8 +1,4 @@
-import {
-  lockLostMessage,
-  notAcquiredMessage,
-  unavailableMessage,
-} from '../redis-lock.messages.js';
+import { lockLostMessage, notAcquiredMessage, unavailableMessage } from '../redis-lock.messages.js';
 
 /**
  * Base class of every error this library throws, so one `catch` or exception filter can handle
