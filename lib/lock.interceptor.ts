@@ -16,7 +16,6 @@ import {
   LockNotAcquiredError,
   LockUnavailableError,
 } from './errors/lock.errors.js';
-import { LockMetadataAccessor } from './lock-metadata.accessor.js';
 import { REDIS_LOCK_LOGGER_CONTEXT } from './redis-lock.constants.js';
 import { UNAVAILABLE_RESPONSE } from './redis-lock.messages.js';
 
@@ -31,7 +30,8 @@ const STATUS = {
  * Turns the lock errors of `@Lock` handlers into answers of the handler's transport: HTTP 423
  * Locked when busy, 503 when Redis is unavailable, 400 when a key cannot be built; the same as
  * `RpcException`/`WsException` for microservice and gateway handlers. Registered globally by
- * `RedisLockModule`; handlers without `@Lock` pass straight through.
+ * `RedisLockModule`. It maps lock errors from any handler, so a controller that calls
+ * `LockService` itself answers 423 too; other errors pass through untouched.
  *
  * Locking itself happens in the method `@Lock` wraps, which receives the arguments the param
  * decorators and pipes produced, so the key uses exactly the values the handler sees.
@@ -41,8 +41,9 @@ const STATUS = {
  * @example
  * @Injectable()
  * export class TeapotLockInterceptor extends LockInterceptor {
- *   protected override toTransportError(error: LockError, context: ExecutionContext) {
- *     return error instanceof LockNotAcquiredError ? new ImATeapotException() : super.toTransportError(error, context);
+ *   protected override async toTransportError(error: LockError, context: ExecutionContext) {
+ *     if (error instanceof LockNotAcquiredError) return new ImATeapotException();
+ *     return super.toTransportError(error, context);
  *   }
  * }
  */
@@ -50,10 +51,7 @@ const STATUS = {
 export class LockInterceptor implements NestInterceptor {
   private readonly logger = new Logger(REDIS_LOCK_LOGGER_CONTEXT);
 
-  constructor(private readonly accessor: LockMetadataAccessor) {}
-
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    if (!this.accessor.getLockMetadata(context.getHandler())) return next.handle();
     return next
       .handle()
       .pipe(

@@ -26,7 +26,7 @@ export class RedisConnection {
   ) {}
 
   static from(config: RedisConnectionConfig, logger: LockLogger): RedisConnection {
-    if (config instanceof Redis) return new RedisConnection(config, false);
+    if (isRedisClient(config)) return new RedisConnection(config, false);
     const client =
       typeof config === 'string'
         ? new Redis(config, OWN_CLIENT_DEFAULTS)
@@ -53,4 +53,18 @@ export class RedisConnection {
       this.client.disconnect();
     }
   }
+}
+
+/*
+ * Duck-typed rather than `instanceof Redis`: the app's ioredis may be another copy (or major) than
+ * the one this package resolves, and options must never be mistaken for a client or vice versa.
+ */
+function isRedisClient(config: RedisConnectionConfig): config is Redis {
+  const candidate = config as Partial<Redis>;
+  return (
+    typeof config === 'object' &&
+    typeof candidate.evalsha === 'function' &&
+    typeof candidate.set === 'function' &&
+    typeof candidate.status === 'string'
+  );
 }
