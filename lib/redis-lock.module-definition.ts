@@ -4,7 +4,8 @@ import type { RedisLockModuleOptions } from './interfaces/redis-lock-module-opti
 /*
  * forRoot/forRootAsync come from Nest's builder, as in @nestjs/cache-manager. `isGlobal` is an
  * extra, not an option: it shapes the module, not the locks, and defaults to true so @Lock works
- * in every feature module without importing RedisLockModule again.
+ * in every feature module without importing RedisLockModule again. A `useClass`/`useExisting`
+ * options provider implements `RedisLockOptionsFactory`.
  */
 export const {
   ConfigurableModuleClass,
@@ -13,6 +14,7 @@ export const {
   ASYNC_OPTIONS_TYPE,
 } = new ConfigurableModuleBuilder<RedisLockModuleOptions>({ moduleName: 'RedisLock' })
   .setClassMethodName('forRoot')
+  .setFactoryMethodName('createRedisLockOptions')
   .setExtras({ isGlobal: true }, (definition, extras) => ({
     ...definition,
     global: extras.isGlobal,

@@ -22,3 +22,19 @@ export interface RedisLockModuleOptions {
   /** Default wait strategy. Default `exponentialBackoff({ base: 25, cap: 500 })`. */
   retry?: RetryStrategy;
 }
+
+/**
+ * Implemented by a class given to `RedisLockModule.forRootAsync({ useClass })` or `useExisting`.
+ *
+ * @example
+ * @Injectable()
+ * export class LockConfig implements RedisLockOptionsFactory {
+ *   constructor(private readonly config: ConfigService) {}
+ *   createRedisLockOptions(): RedisLockModuleOptions {
+ *     return { redis: this.config.getOrThrow('REDIS_URL') };
+ *   }
+ * }
+ */
+export interface RedisLockOptionsFactory {
+  createRedisLockOptions(): RedisLockModuleOptions | Promise<RedisLockModuleOptions>;
+}
