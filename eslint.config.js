@@ -8,7 +8,7 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default defineConfig(
-  globalIgnores(['dist/', 'coverage/', 'node_modules/', '.tmp/']),
+  globalIgnores(['dist/', 'dist-sample/', 'coverage/', 'node_modules/', '.tmp/']),
   js.configs.recommended,
   tseslint.configs.recommended,
   {

@@ -47,6 +47,8 @@ export class RedisConnection {
   /** Quits a client we created (disconnecting if it will not quit); leaves the user's open. */
   async close(): Promise<void> {
     if (!this.owned || this.client.status === 'end') return;
+    // QUIT would wait for a reconnect to fail first; there is nothing to flush when not ready.
+    if (this.client.status !== 'ready') return this.client.disconnect();
     try {
       await this.client.quit();
     } catch {

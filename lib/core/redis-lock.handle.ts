@@ -88,7 +88,8 @@ export class RedisLockHandle implements LockHandle {
       this.markLost(LOST_TAKEN);
       throw this.controller.signal.reason as LockLostError;
     }
-    this.expiresAt = Math.max(this.expiresAt, sentAt + ttl);
+    // PEXPIRE replaced the lease, even with a shorter one: the local clock must not outlast Redis.
+    this.expiresAt = sentAt + ttl;
     this.armExpiry();
   }
 
