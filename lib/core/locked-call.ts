@@ -58,7 +58,14 @@ export function observeLocked(
         if (!entered) return subscriber.complete();
         scope = entered;
         if (closed) return void client.exit(entered);
-        inner = client.runInScope(entered, () => toObservable(invoke())).subscribe(subscriber);
+        // Subscribe inside the scope too: a cold Observable's work (and any reentrant lock call in
+        // it) runs on subscription, not when invoke() returns.
+        try {
+          inner = client.runInScope(entered, () => toObservable(invoke()).subscribe(subscriber));
+        } catch (err) {
+          // invoke() threw synchronously: fail the stream (the teardown releases the lock).
+          subscriber.error(err);
+        }
       },
       (err: unknown) => subscriber.error(err),
     );
