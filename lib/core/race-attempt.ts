@@ -1,3 +1,5 @@
+import { attemptTimeoutMessage } from '../redis-lock.messages.js';
+
 /** How an in-flight Redis command ended, from the waiter's point of view. */
 export type AttemptOutcome<T> =
   { kind: 'reply'; value: T } | { kind: 'timeout' } | { kind: 'deadline' } | { kind: 'aborted' };
@@ -37,4 +39,14 @@ export function raceAttempt<T>(
       },
     );
   });
+}
+
+/**
+ * The reply, or a rejection once `ms` pass without one: a client that keeps retrying a command
+ * (ioredis' default is 20 reconnect attempts) must not hold up a release, renewal or check.
+ */
+export async function answerWithin<T>(reply: Promise<T>, ms: number): Promise<T> {
+  const outcome = await raceAttempt(reply, ms, undefined, undefined);
+  if (outcome.kind !== 'reply') throw new Error(attemptTimeoutMessage(ms));
+  return outcome.value;
 }

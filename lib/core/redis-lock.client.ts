@@ -26,7 +26,7 @@ import {
   releaseFailedWarning,
 } from '../redis-lock.messages.js';
 import { abortableDelay, monotonicNow } from './abortable-delay.js';
-import { raceAttempt } from './race-attempt.js';
+import { answerWithin, raceAttempt } from './race-attempt.js';
 import { LockScripts } from './lock.scripts.js';
 import type { LockLogger, RedisLockClientOptions } from './redis-lock-client.options.js';
 import { RedisLockHandle, type LockHandleOwner } from './redis-lock.handle.js';
@@ -131,7 +131,7 @@ export class RedisLockClient implements LockHandleOwner {
   async isLocked(key: string): Promise<boolean> {
     const redisKey = this.redisKey(key);
     try {
-      return (await this.redis.exists(redisKey)) === 1;
+      return (await answerWithin(this.redis.exists(redisKey), ATTEMPT_TIMEOUT)) === 1;
     } catch (err) {
       throw new LockUnavailableError(key, err);
     }
@@ -220,13 +220,13 @@ export class RedisLockClient implements LockHandleOwner {
     const token = randomBytes(TOKEN_BYTES).toString('hex');
     const sentAt = monotonicNow();
     const reply = this.redis.set(redisKey, token, 'PX', opts.ttl, 'NX');
-    const answerWithin = Math.min(opts.ttl, ATTEMPT_TIMEOUT);
+    const answerTimeout = Math.min(opts.ttl, ATTEMPT_TIMEOUT);
     let outcome: Awaited<ReturnType<typeof raceAttempt<string | null>>>;
     try {
       // An attempt sent right at the deadline still gets a moment to be answered.
       const deadlineIn =
         deadline === undefined ? undefined : Math.max(0, deadline - sentAt) + FINAL_ATTEMPT_GRACE;
-      outcome = await raceAttempt(reply, answerWithin, deadlineIn, opts.signal);
+      outcome = await raceAttempt(reply, answerTimeout, deadlineIn, opts.signal);
     } catch (err) {
       throw new LockUnavailableError(key, err);
     }
@@ -237,7 +237,7 @@ export class RedisLockClient implements LockHandleOwner {
         })
         .catch(() => undefined);
       if (outcome.kind === 'timeout') {
-        throw new LockUnavailableError(key, attemptTimeoutMessage(answerWithin));
+        throw new LockUnavailableError(key, attemptTimeoutMessage(answerTimeout));
       }
       return outcome.kind;
     }

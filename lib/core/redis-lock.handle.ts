@@ -9,9 +9,10 @@ import {
   LOST_UNREACHABLE,
   lockLostWarning,
 } from '../redis-lock.messages.js';
-import { RENEW_DIVISOR } from '../redis-lock.constants.js';
+import { ATTEMPT_TIMEOUT, RENEW_DIVISOR } from '../redis-lock.constants.js';
 import { monotonicNow } from './abortable-delay.js';
 import { LockScripts } from './lock.scripts.js';
+import { answerWithin } from './race-attempt.js';
 import type { LockLogger } from './redis-lock-client.options.js';
 
 /** What a handle needs from the client that created it. */
@@ -59,6 +60,11 @@ export class RedisLockHandle implements LockHandle {
     if (autoRenew) this.scheduleRenewal(ttl / RENEW_DIVISOR);
   }
 
+  /** How long Redis may take to answer a renewal or release (ms). */
+  private get answerTimeout(): number {
+    return Math.min(this.ttl, ATTEMPT_TIMEOUT);
+  }
+
   get signal(): AbortSignal {
     return this.controller.signal;
   }
@@ -78,12 +84,15 @@ export class RedisLockHandle implements LockHandle {
     const sentAt = monotonicNow();
     let extended: unknown;
     try {
-      extended = await LockScripts.extend.run(this.owner.redis, [this.redisKey], [this.token, ttl]);
+      const reply = LockScripts.extend.run(this.owner.redis, [this.redisKey], [this.token, ttl]);
+      extended = await answerWithin(reply, this.answerTimeout);
     } catch (err) {
       throw new LockUnavailableError(this.key, err);
     }
     // A release that raced this extend deleted the key itself: that is not a loss.
     if (this.releasing) throw new LockLostError(this.key, LOST_RELEASED);
+    // Declared lost while the reply was on its way: once lost, always lost.
+    if (this.lost) throw this.controller.signal.reason as LockLostError;
     if (extended !== 1) {
       this.markLost(LOST_TAKEN);
       throw this.controller.signal.reason as LockLostError;
@@ -115,7 +124,8 @@ export class RedisLockHandle implements LockHandle {
       this.controller.abort(new DOMException(`Lock "${this.key}" was released.`, 'AbortError'));
     }
     try {
-      return (await LockScripts.release.run(this.owner.redis, [this.redisKey], [this.token])) === 1;
+      const reply = LockScripts.release.run(this.owner.redis, [this.redisKey], [this.token]);
+      return (await answerWithin(reply, this.answerTimeout)) === 1;
     } catch (err) {
       throw new LockUnavailableError(this.key, err);
     }
