@@ -81,7 +81,8 @@ function skipString(source: string, open: number): number {
 }
 
 // Strings are matched too and kept, so `//` or `/*` inside a default value ('http://…') stays.
-const STRING_OR_COMMENT = /('(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*"|`(?:\\.|[^`\\])*`)|\/\*[\s\S]*?\*\/|\/\/[^\n]*/g;
+const STRING_OR_COMMENT =
+  /('(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*"|`(?:\\.|[^`\\])*`)|\/\*[\s\S]*?\*\/|\/\/[^\n]*/g;
 
 function stripComments(source: string): string {
   return source.replace(STRING_OR_COMMENT, (_match, string: string | undefined) => string ?? '');

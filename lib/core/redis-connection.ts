@@ -50,7 +50,10 @@ export class RedisConnection {
     // QUIT would wait for a reconnect to fail first; there is nothing to flush when not ready.
     if (this.client.status !== 'ready') return this.client.disconnect();
     try {
+      // QUIT resolves on the server's OK; the socket closes (status 'end') a moment later.
+      const ended = new Promise((resolve) => this.client.once('end', resolve));
       await this.client.quit();
+      await ended;
     } catch {
       this.client.disconnect();
     }

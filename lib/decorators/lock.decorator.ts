@@ -1,10 +1,11 @@
-import { Inject, Logger, SetMetadata } from '@nestjs/common';
+import { Inject, Logger, SetMetadata, UseInterceptors } from '@nestjs/common';
 import { Observable } from 'rxjs';
 import { compileKeyTemplate, type KeyResolver, type LockKey } from '../core/key-template.js';
 import { callLocked, observeLocked, type LockedCallOptions } from '../core/locked-call.js';
 import { getParameterNames } from '../core/parameter-names.js';
 import { LockError, LockTemplateError } from '../errors/lock.errors.js';
 import type { LockOptions } from '../interfaces/lock-options.interface.js';
+import { LockInterceptor } from '../lock.interceptor.js';
 import { LockService } from '../lock.service.js';
 import {
   LOCK_METADATA,
@@ -78,6 +79,9 @@ export function Lock(key: LockKey, options: LockOptions = {}): MethodDecorator {
     copyFunctionIdentity(original as AnyMethod, wrapped);
     descriptor.value = wrapped as never;
     SetMetadata(LOCK_METADATA, metadata)(target, propertyKey, descriptor);
+    // Bound here as well as globally: a microservice connected to an HTTP app without
+    // `inheritAppConfig` does not get the app's global interceptors. On providers it is inert.
+    UseInterceptors(LockInterceptor)(target, propertyKey, descriptor);
     injectLockService(target);
     return descriptor;
   };
