@@ -35,11 +35,15 @@ const MIN_RENEW_RETRY = 25;
  * try { await work(lock.signal); } finally { await lock.release(); }
  */
 export class RedisLockHandle implements LockHandle {
-  private readonly controller = new AbortController();
+  /*
+   * Made on first read of `signal`: most handles are released without anyone listening, and an
+   * AbortController plus its abort on release is a measurable share of an uncontended lock.
+   */
+  private controller?: AbortController;
   /** Monotonic time at which the lease runs out unless extended. */
   private expiresAt: number;
   private releasing?: Promise<boolean>;
-  private lost = false;
+  private lostError?: LockLostError;
   private renewTimer?: NodeJS.Timeout;
   private expiryTimer?: NodeJS.Timeout;
 
@@ -56,8 +60,10 @@ export class RedisLockHandle implements LockHandle {
     private readonly autoRenew: boolean,
   ) {
     this.expiresAt = sentAt + ttl;
-    this.armExpiry();
-    if (autoRenew) this.scheduleRenewal(ttl / RENEW_DIVISOR);
+    if (autoRenew) {
+      this.armExpiry();
+      this.scheduleRenewal(ttl / RENEW_DIVISOR);
+    }
   }
 
   /** How long Redis may take to answer a renewal or release (ms). */
@@ -66,11 +72,18 @@ export class RedisLockHandle implements LockHandle {
   }
 
   get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.lostError) this.controller.abort(this.lostError);
+      else if (this.releasing) this.controller.abort(releasedReason(this.key));
+      // Someone listens now: tell them when the lease runs out, watchdog or not.
+      else this.armExpiry();
+    }
     return this.controller.signal;
   }
 
   isHeld(): boolean {
-    return !this.releasing && !this.lost && monotonicNow() < this.expiresAt;
+    return !this.releasing && !this.lostError && monotonicNow() < this.expiresAt;
   }
 
   async extend(ttl: number = this.ttl): Promise<void> {
@@ -80,7 +93,7 @@ export class RedisLockHandle implements LockHandle {
       );
     }
     if (this.releasing) throw new LockLostError(this.key, LOST_RELEASED);
-    if (this.lost) throw this.controller.signal.reason as LockLostError;
+    if (this.lostError) throw this.lostError;
     const sentAt = monotonicNow();
     let extended: unknown;
     try {
@@ -92,14 +105,11 @@ export class RedisLockHandle implements LockHandle {
     // A release that raced this extend deleted the key itself: that is not a loss.
     if (this.releasing) throw new LockLostError(this.key, LOST_RELEASED);
     // Declared lost while the reply was on its way: once lost, always lost.
-    if (this.lost) throw this.controller.signal.reason as LockLostError;
-    if (extended !== 1) {
-      this.markLost(LOST_TAKEN);
-      throw this.controller.signal.reason as LockLostError;
-    }
+    if (this.lostError) throw this.lostError;
+    if (extended !== 1) throw this.markLost(LOST_TAKEN);
     // PEXPIRE replaced the lease, even with a shorter one: the local clock must not outlast Redis.
     this.expiresAt = sentAt + ttl;
-    this.armExpiry();
+    if (this.autoRenew || this.controller) this.armExpiry();
   }
 
   release(): Promise<boolean> {
@@ -120,8 +130,12 @@ export class RedisLockHandle implements LockHandle {
   private async releaseOnce(): Promise<boolean> {
     this.stopTimers();
     this.owner.settled(this);
-    if (!this.controller.signal.aborted) {
-      this.controller.abort(new DOMException(`Lock "${this.key}" was released.`, 'AbortError'));
+    // Without the expiry timer (no watchdog, no listener) a lapsed lease is noticed here.
+    if (!this.lostError && monotonicNow() >= this.expiresAt) {
+      this.owner.logger.warn(lockLostWarning(this.key, LOST_LEASE_EXPIRED));
+    }
+    if (this.controller && !this.controller.signal.aborted) {
+      this.controller.abort(releasedReason(this.key));
     }
     try {
       const reply = LockScripts.release.run(this.owner.redis, [this.redisKey], [this.token]);
@@ -138,12 +152,12 @@ export class RedisLockHandle implements LockHandle {
   }
 
   private async renew(): Promise<void> {
-    if (this.releasing || this.lost) return;
+    if (this.releasing || this.lostError) return;
     try {
       await this.extend();
       this.scheduleRenewal(this.ttl / RENEW_DIVISOR);
     } catch (err) {
-      if (this.releasing || this.lost || err instanceof LockLostError) return;
+      if (this.releasing || this.lostError || err instanceof LockLostError) return;
       // Redis hiccup: keep trying while the lease lasts; the expiry timer declares the loss.
       const remaining = this.expiresAt - monotonicNow();
       this.scheduleRenewal(
@@ -156,24 +170,30 @@ export class RedisLockHandle implements LockHandle {
     clearTimeout(this.expiryTimer);
     const delay = Math.max(0, this.expiresAt - monotonicNow());
     this.expiryTimer = setTimeout(() => {
-      if (this.releasing || this.lost) return;
+      if (this.releasing || this.lostError) return;
       // Re-check: an extend may have landed while this timer was queued.
       if (monotonicNow() < this.expiresAt) return this.armExpiry();
       this.markLost(this.autoRenew ? LOST_UNREACHABLE : LOST_LEASE_EXPIRED);
     }, delay).unref();
   }
 
-  private markLost(why: string): void {
-    if (this.lost || this.releasing) return;
-    this.lost = true;
+  /** Records the loss once, tells listeners and the log; returns the error to throw. */
+  private markLost(why: string): LockLostError {
+    if (this.lostError || this.releasing) return this.lostError ?? new LockLostError(this.key, why);
+    this.lostError = new LockLostError(this.key, why);
     this.stopTimers();
     this.owner.settled(this);
     this.owner.logger.warn(lockLostWarning(this.key, why));
-    this.controller.abort(new LockLostError(this.key, why));
+    this.controller?.abort(this.lostError);
+    return this.lostError;
   }
 
   private stopTimers(): void {
     clearTimeout(this.renewTimer);
     clearTimeout(this.expiryTimer);
   }
+}
+
+function releasedReason(key: string): DOMException {
+  return new DOMException(`Lock "${key}" was released.`, 'AbortError');
 }

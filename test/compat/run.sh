@@ -50,12 +50,12 @@ log "building the library"
 log "packing"
 TARBALL="$WORK/$(cd "$ROOT" && npm pack --silent --pack-destination "$WORK" | tail -n 1)"
 CONTENTS="$(tar -tzf "$TARBALL")"
-for required in package/README.md package/dist/index.js package/dist/index.d.ts; do
+for required in package/README.md package/LICENSE package/dist/index.js package/dist/index.d.ts; do
   grep -qx "$required" <<<"$CONTENTS" || fail "the package lacks ${required#package/}"
 done
-if grep -v -e '^package/dist/' -e '^package/README.md$' -e '^package/package.json$' \
+if grep -v -e '^package/dist/' -e '^package/README.md$' -e '^package/package.json$' -e '^package/LICENSE$' \
   <<<"$CONTENTS"; then
-  fail "the package ships the files above, which are not dist/, README.md or package.json"
+  fail "the package ships the files above, which are not dist/, README.md, LICENSE or package.json"
 fi
 
 log "installing it with @nestjs/*@$NEST, ioredis@$IOREDIS, rxjs@$RXJS, reflect-metadata@$REFLECT_METADATA"

@@ -8,7 +8,14 @@ import {
 } from '../../lib/errors/lock.errors.js';
 import { startRedis, stopAllRedis, type RedisServer } from '../support/redis-server.js';
 import { waitFor } from '../support/wait-for.js';
-import { commandCalls, LockClients, nowMs, rejectionOf, uniqueKey } from './helpers.js';
+import {
+  collectingLogger,
+  commandCalls,
+  LockClients,
+  nowMs,
+  rejectionOf,
+  uniqueKey,
+} from './helpers.js';
 
 const TOKEN = /^[0-9a-f]{32}$/;
 
@@ -258,5 +265,31 @@ describe('RedisLockClient: taking, holding and releasing', () => {
     // The longest key allowed works.
     const longest = await locks.acquire('k'.repeat(1024));
     expect(longest.isHeld()).toBe(true);
+  });
+  it('a signal first read after release or loss is already aborted with the right reason', async () => {
+    const locks = clients.create(redis.client());
+    const released = await locks.acquire(uniqueKey('late-read-released'));
+    await released.release();
+    expect(released.signal.aborted).toBe(true);
+    expect(released.signal.reason).toBeInstanceOf(DOMException);
+
+    const lost = await locks.acquire(uniqueKey('late-read-lost'));
+    await admin.del(`lock:${lost.key}`);
+    await expect(lost.extend()).rejects.toBeInstanceOf(LockLostError);
+    expect(lost.signal.aborted).toBe(true);
+    expect(lost.signal.reason).toBeInstanceOf(LockLostError);
+  });
+
+  it('a handle without watchdog whose lease lapsed before release is reported when released', async () => {
+    const logger = collectingLogger();
+    const locks = clients.create(redis.client(), { logger });
+    const handle = await locks.acquire(uniqueKey('lapsed'), { ttl: 100 });
+    await waitFor(() => !handle.isHeld(), { timeout: 2_000, message: 'the lease to lapse' });
+    expect(logger.messages).toEqual([]);
+
+    await expect(handle.release()).resolves.toBe(false);
+    expect(logger.messages).toHaveLength(1);
+    expect(logger.messages[0]).toMatch(/lease ran out/);
+    expect(logger.messages[0]).not.toContain(handle.token);
   });
 });

@@ -1,0 +1,60 @@
+/**
+ * Benchmark settings, read from the environment so `npm run bench` needs no arguments.
+ * Every default keeps a whole run under about 30 seconds on a small machine.
+ */
+
+/** How the contended workers spend their critical section. */
+export type CriticalSectionMode = 'busy' | 'sleep';
+
+export interface BenchOptions {
+  /** Measured seconds per scenario row (BENCH_SECONDS, default 3). */
+  seconds: number;
+  /** Concurrent callers in the uncontended scenario (BENCH_CONCURRENCY, default 50). */
+  concurrency: number;
+  /** Forked processes in the contended scenario (BENCH_PROCESSES, default 4). */
+  processes: number;
+  /** Workers per process in the contended scenario (BENCH_WORKERS, default 3). */
+  workers: number;
+  /** Critical section length in ms (BENCH_CS_MS, default 5). */
+  criticalSectionMs: number;
+  /** `busy` spins the CPU (exact length, blocks the worker's event loop); `sleep` awaits a timer. */
+  criticalSectionMode: CriticalSectionMode;
+}
+
+export function readOptions(env: NodeJS.ProcessEnv = process.env): BenchOptions {
+  const mode = env.BENCH_CS_MODE ?? 'busy';
+  if (mode !== 'busy' && mode !== 'sleep') {
+    throw new RangeError(`BENCH_CS_MODE must be "busy" or "sleep", got "${mode}".`);
+  }
+  return {
+    seconds: readNumber(env, 'BENCH_SECONDS', 3, { min: 0.1, max: 600 }),
+    concurrency: readNumber(env, 'BENCH_CONCURRENCY', 50, { min: 1, max: 10_000, integer: true }),
+    processes: readNumber(env, 'BENCH_PROCESSES', 4, { min: 1, max: 64, integer: true }),
+    workers: readNumber(env, 'BENCH_WORKERS', 3, { min: 1, max: 1_000, integer: true }),
+    criticalSectionMs: readNumber(env, 'BENCH_CS_MS', 5, { min: 0, max: 10_000 }),
+    criticalSectionMode: mode,
+  };
+}
+
+function readNumber(
+  env: NodeJS.ProcessEnv,
+  name: string,
+  fallback: number,
+  limits: { min: number; max: number; integer?: boolean },
+): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  const valid =
+    Number.isFinite(value) &&
+    value >= limits.min &&
+    value <= limits.max &&
+    (!limits.integer || Number.isInteger(value));
+  if (!valid) {
+    const kind = limits.integer ? 'an integer' : 'a number';
+    throw new RangeError(
+      `${name} must be ${kind} from ${limits.min} to ${limits.max}, got "${raw}".`,
+    );
+  }
+  return value;
+}

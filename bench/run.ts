@@ -1,0 +1,151 @@
+/**
+ * `npm run bench`: starts one private redis-server, runs the uncontended and contended
+ * scenarios, prints their tables and the machine they ran on, and stops everything it started,
+ * also on error, SIGINT/SIGTERM or when a run takes far longer than it should.
+ * See bench/README.md for how to read the output; settings come from BENCH_* variables.
+ */
+import { killAllWorkers } from '../test/support/fork-worker.js';
+import { startRedis, stopAllRedis } from '../test/support/redis-server.js';
+import { readOptions, type BenchOptions } from './bench.options.js';
+import { ContendedFleet, type ContendedResult } from './contended.bench.js';
+import { perOperation, pingRoundTrip, redisVersion, totalPerOperation } from './redis-stats.js';
+import { fmt, machineLine, markdownTable } from './report.js';
+import { comparePairs, libraryPair, rawPair } from './uncontended.bench.js';
+import type { RetrySpec } from './workers/contended.worker.js';
+
+/** Contended rounds: the library's default retry, then a fast-polling one for comparison. */
+const RETRY_ROUNDS: { label: string; retry: RetrySpec }[] = [
+  { label: 'default retry (backoff 25..500 ms)', retry: null },
+  { label: 'exponentialBackoff({ base: 1, cap: 10 })', retry: { base: 1, cap: 10 } },
+];
+
+let cleaning: Promise<void> | undefined;
+const cleanUp = (): Promise<void> =>
+  (cleaning ??= Promise.allSettled([killAllWorkers(), stopAllRedis()]).then(() => undefined));
+
+let aborting = false;
+
+function abortRun(why: string, code: number): void {
+  aborting = true;
+  console.error(`\nbench: ${why}; stopping workers and redis-server.`);
+  void cleanUp().finally(() => process.exit(code));
+}
+
+async function main(options: BenchOptions): Promise<void> {
+  const server = await startRedis();
+  const admin = server.client();
+  const version = await redisVersion(admin);
+  const rtt = await pingRoundTrip(admin);
+  console.log(
+    `nestjs-redis-lock benchmark: ${options.seconds} s per row, private redis-server ${version}` +
+      ` on port ${server.port}, PING round trip p50 ${fmt(rtt, 3)} ms\n`,
+  );
+
+  console.log(
+    `## Uncontended: ${options.concurrency} concurrent callers, distinct keys, one connection\n`,
+  );
+  const [lib, raw] = await comparePairs(
+    [libraryPair(server.client()), await rawPair(server.client())],
+    admin,
+    options.concurrency,
+    options.seconds,
+  );
+  const pairRow = (name: string, r: typeof lib) => [
+    name,
+    fmt(r.perSecond),
+    fmt(r.p50, 3),
+    fmt(r.p99, 3),
+    fmt(totalPerOperation(r.sent, r.pairs), 2),
+    perOperation(r.calls, r.pairs),
+  ];
+  console.log(
+    markdownTable(
+      [
+        'acquire + release',
+        'pairs/s',
+        'p50 ms',
+        'p99 ms',
+        'round trips/pair',
+        'Redis commands/pair (incl. inside Lua)',
+      ],
+      [
+        pairRow('library: tryAcquire + release', lib),
+        pairRow('raw ioredis: SET NX PX + EVALSHA', raw),
+        [
+          'library / raw',
+          fmt(lib.perSecond / raw.perSecond, 2) + 'x',
+          fmt(lib.p50 / raw.p50, 2) + 'x',
+          fmt(lib.p99 / raw.p99, 2) + 'x',
+          '',
+          '',
+        ],
+      ],
+    ),
+  );
+
+  const { processes, workers, criticalSectionMs, criticalSectionMode } = options;
+  const ideal = (held: number) => 1000 / (held + rtt);
+  console.log(
+    `\n## Contended: ${processes} processes x ${workers} workers on ONE key, ` +
+      `${criticalSectionMs} ms ${criticalSectionMode} critical section, ` +
+      `ideal = 1 / (critical section + RTT) = ${fmt(ideal(criticalSectionMs), 1)} grants/s ` +
+      `(per row: from the measured mean hold)\n`,
+  );
+  const fleet = await ContendedFleet.start(server.url, options);
+  const rounds: [string, ContendedResult][] = [];
+  for (const { label, retry } of RETRY_ROUNDS) {
+    rounds.push([label, await fleet.round(admin, options.seconds, retry)]);
+  }
+  await fleet.stop();
+  console.log(
+    markdownTable(
+      [
+        'retry strategy',
+        'grants/s',
+        'held ms',
+        'ideal/s',
+        '% of ideal',
+        'wait p50 ms',
+        'p99 ms',
+        'max ms',
+        'Jain',
+        'min/max per worker',
+        'SET/grant',
+      ],
+      rounds.map(([label, r]) => [
+        label,
+        fmt(r.perSecond, 1),
+        fmt(r.heldMean, 2),
+        fmt(ideal(r.heldMean), 1),
+        fmt((100 * r.perSecond) / ideal(r.heldMean), 0) + '%',
+        fmt(r.waitP50, 1),
+        fmt(r.waitP99, 1),
+        fmt(r.waitMax, 1),
+        fmt(r.jain, 3),
+        `${r.minPerWorker}/${r.maxPerWorker}`,
+        fmt((r.calls.set ?? 0) / r.grants, 1),
+      ]),
+    ),
+  );
+  console.log(`\n${machineLine(version)}`);
+}
+
+const options = readOptions();
+// Far above a normal run (about 4 x seconds + 6 s of start-up): only a hang gets here.
+const hardLimit = setTimeout(
+  () => abortRun('run took too long', 1),
+  (60 + 20 * options.seconds) * 1000,
+).unref();
+process.once('SIGINT', () => abortRun('interrupted', 130));
+process.once('SIGTERM', () => abortRun('terminated', 143));
+
+try {
+  await main(options);
+} catch (err) {
+  // Once aborting, failures are the workers and server being stopped under the run: expected.
+  if (!aborting) console.error(err);
+  process.exitCode = 1;
+} finally {
+  clearTimeout(hardLimit);
+  await cleanUp();
+}

@@ -1,0 +1,134 @@
+/**
+ * Scenario 1, uncontended: `concurrency` callers, each on its own key, loop acquire + release
+ * as fast as one connection allows. Measures the cost of the lock itself, not of waiting.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { RedisLockClient } from '../lib/core/redis-lock.client.js';
+import { readCommandStats, resetCommandStats, SentCommands } from './redis-stats.js';
+import { now, percentile, sortedCopy } from './stats.js';
+
+/** Long enough never to expire during a pair; autoRenew is off, so no renewal traffic. */
+const TTL = 10_000;
+const WARM_UP_MS = 500;
+/** Length of one measured slice; the scenarios take turns slice by slice. */
+const SLICE_MS = 500;
+
+/** Compare-and-delete, the standard safe release, written out here for the raw baseline. */
+const RAW_RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('del', KEYS[1])
+end
+return 0`;
+
+/** One acquire + release on the key of caller `i`, and the commands its client sends. */
+export interface Pair {
+  run: (i: number) => Promise<void>;
+  sent: SentCommands;
+}
+
+export interface PairResult {
+  pairs: number;
+  perSecond: number;
+  p50: number;
+  p99: number;
+  /** Commands the client sent (its round trips) during the measured window. */
+  sent: Record<string, number>;
+  /** Server-side calls per command, including those a Lua script made. */
+  calls: Record<string, number>;
+}
+
+/** Acquire + release through `RedisLockClient` (`tryAcquire`, autoRenew off). */
+export function libraryPair(redis: Redis): Pair {
+  const sent = new SentCommands(redis);
+  const locks = new RedisLockClient({ redis, keyPrefix: 'bench:lib:' });
+  const run = async (i: number) => {
+    const lock = await locks.tryAcquire(`u${i}`, { ttl: TTL, autoRenew: false });
+    if (!lock) throw new Error(`bench:lib:u${i} was busy: another run shares this Redis?`);
+    await lock.release();
+  };
+  return { run, sent };
+}
+
+/** The same protocol by hand: `SET NX PX` with a random token, then EVALSHA compare-and-delete. */
+export async function rawPair(redis: Redis): Promise<Pair> {
+  const sha = (await redis.script('LOAD', RAW_RELEASE)) as string;
+  const sent = new SentCommands(redis);
+  const run = async (i: number) => {
+    const key = `bench:raw:u${i}`;
+    const token = randomBytes(16).toString('hex');
+    if ((await redis.set(key, token, 'PX', TTL, 'NX')) !== 'OK') {
+      throw new Error(`${key} was busy: another run shares this Redis?`);
+    }
+    if ((await redis.evalsha(sha, 1, key, token)) !== 1) throw new Error(`${key} was not released`);
+  };
+  return { run, sent };
+}
+
+/**
+ * Runs every pair in turn, in slices of about half a second (order ABBA, ABBA, ...), until each
+ * had `seconds` of measured time, after a warm-up of each. Interleaving makes the comparison fair
+ * on a shared machine, where background load drifts during a run.
+ */
+export async function comparePairs(
+  pairs: Pair[],
+  admin: Redis,
+  concurrency: number,
+  seconds: number,
+): Promise<PairResult[]> {
+  for (const pair of pairs) await loop(pair, concurrency, WARM_UP_MS, []);
+  const slices = Math.max(1, Math.round((seconds * 1000) / SLICE_MS));
+  const sliceMs = (seconds * 1000) / slices;
+  const totals = pairs.map(() => ({
+    latencies: [] as number[],
+    elapsed: 0,
+    sent: {} as Record<string, number>,
+    calls: {} as Record<string, number>,
+  }));
+  for (let slice = 0; slice < slices; slice++) {
+    const order = pairs.map((_, i) => i);
+    if (slice % 2 === 1) order.reverse();
+    for (const i of order) {
+      const total = totals[i];
+      await resetCommandStats(admin);
+      pairs[i].sent.reset();
+      total.elapsed += await loop(pairs[i], concurrency, sliceMs, total.latencies);
+      addInto(total.calls, await readCommandStats(admin));
+      addInto(total.sent, pairs[i].sent.calls);
+    }
+  }
+  return totals.map(({ latencies, elapsed, sent, calls }) => {
+    const sorted = sortedCopy(latencies);
+    return {
+      pairs: latencies.length,
+      perSecond: latencies.length / (elapsed / 1000),
+      p50: percentile(sorted, 50),
+      p99: percentile(sorted, 99),
+      sent,
+      calls,
+    };
+  });
+}
+
+function addInto(total: Record<string, number>, more: Record<string, number>): void {
+  for (const [name, n] of Object.entries(more)) total[name] = (total[name] ?? 0) + n;
+}
+
+/** Every caller starts pairs until `durationMs` has passed; resolves with the real elapsed ms. */
+async function loop(
+  pair: Pair,
+  concurrency: number,
+  durationMs: number,
+  latencies: number[],
+): Promise<number> {
+  const started = now();
+  const end = started + durationMs;
+  const caller = async (i: number) => {
+    while (now() < end) {
+      const t0 = now();
+      await pair.run(i);
+      latencies.push(now() - t0);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, (_, i) => caller(i)));
+  return now() - started;
+}
