@@ -7,13 +7,8 @@ import {
   LockUnavailableError,
 } from '../errors/lock.errors.js';
 import type { LockOptions } from '../interfaces/lock-options.interface.js';
-import type { RetryStrategy } from '../interfaces/retry-strategy.interface.js';
 import {
   DEFAULT_KEY_PREFIX,
-  DEFAULT_RETRY_BASE,
-  DEFAULT_RETRY_CAP,
-  DEFAULT_TTL,
-  DEFAULT_WAIT_TIMEOUT,
   MAX_KEY_LENGTH,
   ATTEMPT_TIMEOUT,
   FINAL_ATTEMPT_GRACE,
@@ -22,15 +17,18 @@ import {
 import {
   attemptTimeoutMessage,
   invalidKeyMessage,
-  invalidOptionMessage,
   releaseFailedWarning,
 } from '../redis-lock.messages.js';
 import { abortableDelay, monotonicNow } from './abortable-delay.js';
+import {
+  resolveClientDefaults,
+  resolveLockOptions,
+  type ResolvedLockOptions,
+} from './lock-options.resolver.js';
 import { answerWithin, raceAttempt } from './race-attempt.js';
 import { LockScripts } from './lock.scripts.js';
 import type { LockLogger, RedisLockClientOptions } from './redis-lock-client.options.js';
 import { RedisLockHandle, type LockHandleOwner } from './redis-lock.handle.js';
-import { exponentialBackoff } from './retry.strategies.js';
 
 /** Locks held by the current async call chain, by Redis key: what reentrant calls join. */
 type HeldInContext = ReadonlyMap<string, RedisLockHandle>;
@@ -40,14 +38,6 @@ export interface LockScope {
   readonly handle: RedisLockHandle;
   /** False when the lock was joined from an enclosing call, which stays responsible for it. */
   readonly owned: boolean;
-}
-
-interface ResolvedOptions {
-  ttl: number;
-  waitTimeout: number;
-  retry: RetryStrategy;
-  autoRenew: boolean;
-  signal?: AbortSignal;
 }
 
 /**
@@ -63,7 +53,7 @@ export class RedisLockClient implements LockHandleOwner {
   readonly redis: Redis;
   readonly logger: LockLogger;
   private readonly keyPrefix: string;
-  private readonly defaults: ResolvedOptions;
+  private readonly defaults: ResolvedLockOptions;
   private readonly held = new Set<RedisLockHandle>();
   // One per client: two Nest apps in one process never join each other's locks.
   private readonly context = new AsyncLocalStorage<HeldInContext>();
@@ -73,15 +63,7 @@ export class RedisLockClient implements LockHandleOwner {
     this.redis = options.redis;
     this.keyPrefix = options.keyPrefix ?? DEFAULT_KEY_PREFIX;
     this.logger = options.logger ?? { warn: (message) => process.emitWarning(message) };
-    this.defaults = this.resolveOptions(
-      {
-        ttl: options.ttl ?? DEFAULT_TTL,
-        waitTimeout: options.waitTimeout ?? DEFAULT_WAIT_TIMEOUT,
-        retry:
-          options.retry ?? exponentialBackoff({ base: DEFAULT_RETRY_BASE, cap: DEFAULT_RETRY_CAP }),
-      },
-      { ttl: 0, waitTimeout: 0, retry: () => null, autoRenew: false },
-    );
+    this.defaults = resolveClientDefaults(options);
   }
 
   /**
@@ -182,7 +164,7 @@ export class RedisLockClient implements LockHandleOwner {
 
   private async acquireWith(key: string, options: LockOptions): Promise<RedisLockHandle> {
     const redisKey = this.redisKey(key);
-    const opts = this.resolveOptions(options, this.defaults);
+    const opts = resolveLockOptions(options, this.defaults);
     const started = monotonicNow();
     const deadline = started + opts.waitTimeout;
     const waited = () => Math.round(monotonicNow() - started);
@@ -213,7 +195,7 @@ export class RedisLockClient implements LockHandleOwner {
   private async attempt(
     key: string,
     redisKey: string,
-    opts: ResolvedOptions,
+    opts: ResolvedLockOptions,
     deadline: number | undefined,
   ): Promise<RedisLockHandle | 'busy' | 'deadline' | 'aborted'> {
     if (this.closed) throw new LockUnavailableError(key, 'the lock client was closed');
@@ -268,29 +250,5 @@ export class RedisLockClient implements LockHandleOwner {
       throw new InvalidLockKeyError(invalidKeyMessage(key));
     }
     return this.keyPrefix + key;
-  }
-
-  private resolveOptions(options: LockOptions, defaults: ResolvedOptions): ResolvedOptions {
-    const ttl = options.ttl ?? defaults.ttl;
-    const waitTimeout = options.waitTimeout ?? defaults.waitTimeout;
-    const retry = options.retry ?? defaults.retry;
-    if (!Number.isInteger(ttl) || ttl <= 0) {
-      throw new RangeError(invalidOptionMessage('ttl', ttl, 'a positive integer of milliseconds'));
-    }
-    if (!Number.isFinite(waitTimeout) || waitTimeout < 0) {
-      throw new RangeError(
-        invalidOptionMessage('waitTimeout', waitTimeout, 'a number of milliseconds >= 0'),
-      );
-    }
-    if (typeof retry !== 'function') {
-      throw new TypeError(invalidOptionMessage('retry', retry, 'a RetryStrategy function'));
-    }
-    return {
-      ttl,
-      waitTimeout,
-      retry,
-      autoRenew: options.autoRenew ?? defaults.autoRenew,
-      signal: options.signal,
-    };
   }
 }

@@ -1,0 +1,67 @@
+import type { LockOptions } from '../interfaces/lock-options.interface.js';
+import type { RetryStrategy } from '../interfaces/retry-strategy.interface.js';
+import {
+  DEFAULT_RETRY_BASE,
+  DEFAULT_RETRY_CAP,
+  DEFAULT_TTL,
+  DEFAULT_WAIT_TIMEOUT,
+} from '../redis-lock.constants.js';
+import { invalidOptionMessage } from '../redis-lock.messages.js';
+import type { RedisLockClientOptions } from './redis-lock-client.options.js';
+import { exponentialBackoff } from './retry.strategies.js';
+
+/** Options of one lock call with every default filled in and checked. */
+export interface ResolvedLockOptions {
+  ttl: number;
+  waitTimeout: number;
+  retry: RetryStrategy;
+  autoRenew: boolean;
+  signal?: AbortSignal;
+}
+
+/**
+ * A client's defaults, checked once at construction so a bad module option fails at startup.
+ * @throws RangeError, TypeError on an invalid ttl, waitTimeout or retry.
+ */
+export function resolveClientDefaults(options: RedisLockClientOptions): ResolvedLockOptions {
+  return resolveLockOptions(
+    {
+      ttl: options.ttl ?? DEFAULT_TTL,
+      waitTimeout: options.waitTimeout ?? DEFAULT_WAIT_TIMEOUT,
+      retry:
+        options.retry ?? exponentialBackoff({ base: DEFAULT_RETRY_BASE, cap: DEFAULT_RETRY_CAP }),
+    },
+    { ttl: DEFAULT_TTL, waitTimeout: DEFAULT_WAIT_TIMEOUT, retry: () => null, autoRenew: false },
+  );
+}
+
+/**
+ * One call's options over the client's defaults.
+ * @throws RangeError, TypeError on an invalid ttl, waitTimeout or retry.
+ */
+export function resolveLockOptions(
+  options: LockOptions,
+  defaults: ResolvedLockOptions,
+): ResolvedLockOptions {
+  const ttl = options.ttl ?? defaults.ttl;
+  const waitTimeout = options.waitTimeout ?? defaults.waitTimeout;
+  const retry = options.retry ?? defaults.retry;
+  if (!Number.isInteger(ttl) || ttl <= 0) {
+    throw new RangeError(invalidOptionMessage('ttl', ttl, 'a positive integer of milliseconds'));
+  }
+  if (!Number.isFinite(waitTimeout) || waitTimeout < 0) {
+    throw new RangeError(
+      invalidOptionMessage('waitTimeout', waitTimeout, 'a number of milliseconds >= 0'),
+    );
+  }
+  if (typeof retry !== 'function') {
+    throw new TypeError(invalidOptionMessage('retry', retry, 'a RetryStrategy function'));
+  }
+  return {
+    ttl,
+    waitTimeout,
+    retry,
+    autoRenew: options.autoRenew ?? defaults.autoRenew,
+    signal: options.signal,
+  };
+}
