@@ -3,6 +3,7 @@
  */
 export { RedisLockModule } from './redis-lock.module.js';
 export { REDIS_LOCK_MODULE_OPTIONS } from './redis-lock.module-definition.js';
+export { LOCK_METADATA } from './redis-lock.constants.js';
 export { LockService } from './lock.service.js';
 export { LockInterceptor } from './lock.interceptor.js';
 export { Lock, type LockMetadata } from './decorators/index.js';

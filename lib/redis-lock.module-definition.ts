@@ -6,6 +6,9 @@ import type { RedisLockModuleOptions } from './interfaces/redis-lock-module-opti
  * extra, not an option: it shapes the module, not the locks, and defaults to true so @Lock works
  * in every feature module without importing RedisLockModule again. A `useClass`/`useExisting`
  * options provider implements `RedisLockOptionsFactory`.
+ *
+ * `REDIS_LOCK_MODULE_OPTIONS` is public: inject it to read the options the module was given.
+ *   constructor(@Inject(REDIS_LOCK_MODULE_OPTIONS) options: RedisLockModuleOptions) {}
  */
 export const {
   ConfigurableModuleClass,

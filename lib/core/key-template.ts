@@ -9,7 +9,13 @@ import {
 } from '../redis-lock.messages.js';
 import type { ParameterList } from './parameter-names.js';
 
-/** A lock key as `@Lock` accepts it: a template, or a function given the method's arguments. */
+/**
+ * A lock key as `@Lock` accepts it: a template, or a function given the method's arguments.
+ *
+ * @example
+ * const byTemplate: LockKey = 'order:{{id}}';
+ * const byFunction: LockKey = (id: string, dto: { currency: string }) => `order:${id}:${dto.currency}`;
+ */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type LockKey = string | ((...params: any[]) => string);
 

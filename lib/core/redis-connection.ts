@@ -2,7 +2,12 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { REDIS_RECOVERED, redisErrorWarning } from '../redis-lock.messages.js';
 import type { LockLogger } from './redis-lock-client.options.js';
 
-/** Where to lock: a `redis://` URL, ioredis options, or a client you own. */
+/**
+ * Where to lock: a `redis://` URL, ioredis options, or a client you own.
+ *
+ * @example
+ * const config: RedisConnectionConfig = { host: 'redis', port: 6379, password: process.env.REDIS_PASSWORD };
+ */
 export type RedisConnectionConfig = string | RedisOptions | Redis;
 
 /*

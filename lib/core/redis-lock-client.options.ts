@@ -1,7 +1,13 @@
 import type { Redis } from 'ioredis';
 import type { RetryStrategy } from '../interfaces/retry-strategy.interface.js';
 
-/** Where the core reports what it cannot throw (a lock lost in the background). */
+/**
+ * Where the core reports what it cannot throw (a lock lost in the background). Nest's `Logger`
+ * fits; outside Nest, any object with `warn`.
+ *
+ * @example
+ * const locks = new RedisLockClient({ redis, logger: { warn: (message) => pino.warn(message) } });
+ */
 export interface LockLogger {
   warn(message: string): void;
 }

@@ -33,7 +33,13 @@ import { RedisLockHandle, type LockHandleOwner } from './redis-lock.handle.js';
 /** Locks held by the current async call chain, by Redis key: what reentrant calls join. */
 type HeldInContext = ReadonlyMap<string, RedisLockHandle>;
 
-/** A lock entered through `enter()`: either taken now (`owned`) or joined from the caller. */
+/**
+ * A lock entered through `enter()`: either taken now (`owned`) or joined from the caller.
+ *
+ * @example
+ * const scope = await locks.enter('order:1');
+ * try { await locks.runInScope(scope, () => pay('1')); } finally { await locks.exit(scope); }
+ */
 export interface LockScope {
   readonly handle: RedisLockHandle;
   /** False when the lock was joined from an enclosing call, which stays responsible for it. */

@@ -19,7 +19,13 @@ import {
   skippedMessage,
 } from '../redis-lock.messages.js';
 
-/** What `@Lock` records on a method; read through `LockMetadataAccessor`. */
+/**
+ * What `@Lock` records on a method; read through `LockMetadataAccessor` (or `Reflector` with
+ * `LOCK_METADATA` in your own enhancers).
+ *
+ * @example
+ * const lock = reflector.get<LockMetadata | undefined>(LOCK_METADATA, context.getHandler());
+ */
 export interface LockMetadata {
   readonly key: LockKey;
   readonly options: LockOptions;
