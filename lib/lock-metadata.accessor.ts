@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { LockMetadata } from './decorators/lock.decorator.js';
 import { LOCK_METADATA } from './redis-lock.constants.js';
@@ -11,7 +11,9 @@ import { LOCK_METADATA } from './redis-lock.constants.js';
  */
 @Injectable()
 export class LockMetadataAccessor {
-  constructor(private readonly reflector: Reflector) {}
+  // Explicit tokens: the library's providers resolve even where no decorator metadata is emitted
+  // (esbuild/tsx running the sources).
+  constructor(@Inject(Reflector) private readonly reflector: Reflector) {}
 
   getLockMetadata(method: object | undefined): LockMetadata | undefined {
     return method

@@ -1,4 +1,4 @@
-import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import { LockMetadataAccessor } from './lock-metadata.accessor.js';
 import { LockService } from './lock.service.js';
@@ -14,10 +14,10 @@ export class LockExplorer implements OnModuleInit {
   private readonly logger = new Logger(REDIS_LOCK_LOGGER_CONTEXT);
 
   constructor(
-    private readonly discovery: DiscoveryService,
-    private readonly scanner: MetadataScanner,
-    private readonly accessor: LockMetadataAccessor,
-    private readonly lockService: LockService,
+    @Inject(DiscoveryService) private readonly discovery: DiscoveryService,
+    @Inject(MetadataScanner) private readonly scanner: MetadataScanner,
+    @Inject(LockMetadataAccessor) private readonly accessor: LockMetadataAccessor,
+    @Inject(LockService) private readonly lockService: LockService,
   ) {}
 
   onModuleInit(): void {
