@@ -3,9 +3,9 @@
  *
  * Jest compiles TypeScript through ts-jest inside its own VM, which a forked child does not have,
  * so children load TypeScript with tsx (`node --import tsx`). tsx compiles with esbuild, which
- * does NOT implement `emitDecoratorMetadata`: a worker must import only Nest-free code
- * (`lib/core/...`, `lib/errors/...`, ioredis), never modules with Nest decorators that rely on
- * constructor metadata for injection.
+ * does NOT implement `emitDecoratorMetadata`: a worker may run a Nest app (the library's own
+ * providers name their tokens), but every constructor dependency of its own classes must use an
+ * explicit `@Inject(Token)` (see test/e2e/fixtures/nest-app.worker.ts).
  *
  * Workers talk to the test through IPC (`process.send`, see `worker-ipc.ts`); messages are buffered
  * from the moment of the fork, so {@link nextMessage} never misses one sent early.

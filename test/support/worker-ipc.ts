@@ -6,7 +6,8 @@
  * `process.connected` with an unref'd timer rather than a 'disconnect' listener, because a
  * listener would keep the IPC channel, and so the worker, alive after its work is done.
  *
- * Keep workers free of Nest: tsx (esbuild) does not emit decorator metadata.
+ * tsx (esbuild) does not emit decorator metadata: Nest classes in a worker inject with explicit
+ * `@Inject(Token)` (see fork-worker.ts).
  */
 
 const PARENT_CHECK_MS = 250;
