@@ -1,5 +1,4 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import {
   InvalidLockKeyError,
@@ -12,7 +11,6 @@ import {
   MAX_KEY_LENGTH,
   ATTEMPT_TIMEOUT,
   FINAL_ATTEMPT_GRACE,
-  TOKEN_BYTES,
 } from '../redis-lock.constants.js';
 import {
   attemptTimeoutMessage,
@@ -27,6 +25,7 @@ import {
 } from './lock-options.resolver.js';
 import { answerWithin, raceAttempt } from './race-attempt.js';
 import { LockScripts } from './lock.scripts.js';
+import { newLockToken } from './lock-token.js';
 import type { LockLogger, RedisLockClientOptions } from './redis-lock-client.options.js';
 import { RedisLockHandle, type LockHandleOwner } from './redis-lock.handle.js';
 
@@ -205,7 +204,7 @@ export class RedisLockClient implements LockHandleOwner {
     deadline: number | undefined,
   ): Promise<RedisLockHandle | 'busy' | 'deadline' | 'aborted'> {
     if (this.closed) throw new LockUnavailableError(key, 'the lock client was closed');
-    const token = randomBytes(TOKEN_BYTES).toString('hex');
+    const token = newLockToken();
     const sentAt = monotonicNow();
     const reply = this.redis.set(redisKey, token, 'PX', opts.ttl, 'NX');
     const answerTimeout = Math.min(opts.ttl, ATTEMPT_TIMEOUT);
