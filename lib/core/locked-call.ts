@@ -41,7 +41,7 @@ export async function callLocked(
  * subscription and released when the stream completes, errors or is unsubscribed.
  *
  * @example
- * observeLocked(client, 'feed:1', {}, () => interval(1000)).subscribe(console.log);
+ * observeLocked(client, 'feed:1', {}, () => interval(1000)).subscribe((n) => logger.log(n));
  */
 export function observeLocked(
   client: RedisLockClient,

@@ -122,7 +122,7 @@ export class RedisLockHandle implements LockHandle {
     return { key: this.key, held: this.isHeld() };
   }
 
-  /** Keeps tokens out of `console.log`/`util.inspect` output. */
+  /** Keeps tokens out of `util.inspect` output, which is what logging an object prints. */
   [inspect.custom](): string {
     return `RedisLockHandle { key: ${JSON.stringify(this.key)}, held: ${this.isHeld()} }`;
   }
