@@ -43,6 +43,7 @@ export class RedisLockHandle implements LockHandle {
   /** Monotonic time at which the lease runs out unless extended. */
   private expiresAt: number;
   private releasing?: Promise<boolean>;
+  private released = false;
   private lostError?: LockLostError;
   private renewTimer?: NodeJS.Timeout;
   private expiryTimer?: NodeJS.Timeout;
@@ -75,7 +76,7 @@ export class RedisLockHandle implements LockHandle {
     if (!this.controller) {
       this.controller = new AbortController();
       if (this.lostError) this.controller.abort(this.lostError);
-      else if (this.releasing) this.controller.abort(releasedReason(this.key));
+      else if (this.released) this.controller.abort(releasedReason(this.key));
       // Someone listens now: tell them when the lease runs out, watchdog or not.
       else this.armExpiry();
     }
@@ -83,7 +84,7 @@ export class RedisLockHandle implements LockHandle {
   }
 
   isHeld(): boolean {
-    return !this.releasing && !this.lostError && monotonicNow() < this.expiresAt;
+    return !this.released && !this.lostError && monotonicNow() < this.expiresAt;
   }
 
   async extend(ttl: number = this.ttl): Promise<void> {
@@ -92,7 +93,7 @@ export class RedisLockHandle implements LockHandle {
         `extend(ttl): ttl must be a positive integer of milliseconds, got ${ttl}.`,
       );
     }
-    if (this.releasing) throw new LockLostError(this.key, LOST_RELEASED);
+    if (this.released) throw new LockLostError(this.key, LOST_RELEASED);
     if (this.lostError) throw this.lostError;
     const sentAt = monotonicNow();
     let extended: unknown;
@@ -103,7 +104,7 @@ export class RedisLockHandle implements LockHandle {
       throw new LockUnavailableError(this.key, err);
     }
     // A release that raced this extend deleted the key itself: that is not a loss.
-    if (this.releasing) throw new LockLostError(this.key, LOST_RELEASED);
+    if (this.released) throw new LockLostError(this.key, LOST_RELEASED);
     // Declared lost while the reply was on its way: once lost, always lost.
     if (this.lostError) throw this.lostError;
     if (extended !== 1) throw this.markLost(LOST_TAKEN);
@@ -113,7 +114,11 @@ export class RedisLockHandle implements LockHandle {
   }
 
   release(): Promise<boolean> {
-    this.releasing ??= this.releaseOnce();
+    if (!this.releasing) {
+      // Set before anything runs: abort listeners called during the release must see it.
+      this.released = true;
+      this.releasing = this.releaseOnce();
+    }
     return this.releasing;
   }
 
@@ -152,12 +157,12 @@ export class RedisLockHandle implements LockHandle {
   }
 
   private async renew(): Promise<void> {
-    if (this.releasing || this.lostError) return;
+    if (this.released || this.lostError) return;
     try {
       await this.extend();
       this.scheduleRenewal(this.ttl / RENEW_DIVISOR);
     } catch (err) {
-      if (this.releasing || this.lostError || err instanceof LockLostError) return;
+      if (this.released || this.lostError || err instanceof LockLostError) return;
       // Redis hiccup: keep trying while the lease lasts; the expiry timer declares the loss.
       const remaining = this.expiresAt - monotonicNow();
       this.scheduleRenewal(
@@ -170,7 +175,7 @@ export class RedisLockHandle implements LockHandle {
     clearTimeout(this.expiryTimer);
     const delay = Math.max(0, this.expiresAt - monotonicNow());
     this.expiryTimer = setTimeout(() => {
-      if (this.releasing || this.lostError) return;
+      if (this.released || this.lostError) return;
       // Re-check: an extend may have landed while this timer was queued.
       if (monotonicNow() < this.expiresAt) return this.armExpiry();
       this.markLost(this.autoRenew ? LOST_UNREACHABLE : LOST_LEASE_EXPIRED);
@@ -179,7 +184,7 @@ export class RedisLockHandle implements LockHandle {
 
   /** Records the loss once, tells listeners and the log; returns the error to throw. */
   private markLost(why: string): LockLostError {
-    if (this.lostError || this.releasing) return this.lostError ?? new LockLostError(this.key, why);
+    if (this.lostError || this.released) return this.lostError ?? new LockLostError(this.key, why);
     this.lostError = new LockLostError(this.key, why);
     this.stopTimers();
     this.owner.settled(this);

@@ -292,4 +292,11 @@ describe('RedisLockClient: taking, holding and releasing', () => {
     expect(logger.messages[0]).toMatch(/lease ran out/);
     expect(logger.messages[0]).not.toContain(handle.token);
   });
+  it('an abort listener called by release already sees the handle as not held', async () => {
+    const handle = await clients.create(redis.client()).acquire(uniqueKey('listener'));
+    const seen: boolean[] = [];
+    handle.signal.addEventListener('abort', () => seen.push(handle.isHeld()));
+    await handle.release();
+    expect(seen).toEqual([false]);
+  });
 });
