@@ -10,14 +10,24 @@ import { readOptions, type BenchOptions } from './bench.options.js';
 import { ContendedFleet, type ContendedResult } from './contended.bench.js';
 import { perOperation, pingRoundTrip, redisVersion, totalPerOperation } from './redis-stats.js';
 import { fmt, machineLine, markdownTable } from './report.js';
-import { comparePairs, libraryPair, rawPair } from './uncontended.bench.js';
-import type { RetrySpec } from './workers/contended.worker.js';
+import { checkTargets } from './targets.js';
+import {
+  comparePairs,
+  libraryPair,
+  rawPair,
+  redlockPair,
+  semaphorePair,
+  type PairResult,
+} from './uncontended.bench.js';
+import { IMPLS, type Impl } from './workers/contenders.js';
 
-/** Contended rounds: the library's default retry, then a fast-polling one for comparison. */
-const RETRY_ROUNDS: { label: string; retry: RetrySpec }[] = [
-  { label: 'default retry (backoff 25..500 ms)', retry: null },
-  { label: 'exponentialBackoff({ base: 1, cap: 10 })', retry: { base: 1, cap: 10 } },
-];
+/** Row labels of the contended table: what each implementation's waiters do. */
+const IMPL_LABELS: Record<Impl, string> = {
+  library: 'library: acquire (default wait)',
+  'library-fair': 'library: acquire({ fair: true })',
+  redlock: '@sesamecare-oss/redlock (retry 200 ± 100 ms)',
+  'redis-semaphore': 'redis-semaphore Mutex (retry 10 ms)',
+};
 
 let cleaning: Promise<void> | undefined;
 const cleanUp = (): Promise<void> =>
@@ -44,15 +54,21 @@ async function main(options: BenchOptions): Promise<void> {
   console.log(
     `## Uncontended: ${options.concurrency} concurrent callers, distinct keys, one connection\n`,
   );
-  const [lib, raw] = await comparePairs(
-    [libraryPair(server.client()), await rawPair(server.client())],
+  const [lib, raw, redlock, semaphore] = await comparePairs(
+    [
+      libraryPair(server.client()),
+      await rawPair(server.client()),
+      redlockPair(server.client()),
+      semaphorePair(server.client()),
+    ],
     admin,
     options.concurrency,
     options.seconds,
   );
-  const pairRow = (name: string, r: typeof lib) => [
+  const pairRow = (name: string, r: PairResult) => [
     name,
     fmt(r.perSecond),
+    fmt(r.perSecond / raw.perSecond, 2) + 'x',
     fmt(r.p50, 3),
     fmt(r.p99, 3),
     fmt(totalPerOperation(r.sent, r.pairs), 2),
@@ -63,6 +79,7 @@ async function main(options: BenchOptions): Promise<void> {
       [
         'acquire + release',
         'pairs/s',
+        'vs raw',
         'p50 ms',
         'p99 ms',
         'round trips/pair',
@@ -71,14 +88,8 @@ async function main(options: BenchOptions): Promise<void> {
       [
         pairRow('library: tryAcquire + release', lib),
         pairRow('raw ioredis: SET NX PX + EVALSHA', raw),
-        [
-          'library / raw',
-          fmt(lib.perSecond / raw.perSecond, 2) + 'x',
-          fmt(lib.p50 / raw.p50, 2) + 'x',
-          fmt(lib.p99 / raw.p99, 2) + 'x',
-          '',
-          '',
-        ],
+        pairRow('@sesamecare-oss/redlock: acquire + release', redlock),
+        pairRow('redis-semaphore: Mutex acquire + release', semaphore),
       ],
     ),
   );
@@ -92,15 +103,13 @@ async function main(options: BenchOptions): Promise<void> {
       `(per row: from the measured mean hold)\n`,
   );
   const fleet = await ContendedFleet.start(server.url, options);
-  const rounds: [string, ContendedResult][] = [];
-  for (const { label, retry } of RETRY_ROUNDS) {
-    rounds.push([label, await fleet.round(admin, options.seconds, retry)]);
-  }
+  const contended = {} as Record<Impl, ContendedResult>;
+  for (const impl of IMPLS) contended[impl] = await fleet.round(admin, options.seconds, impl);
   await fleet.stop();
   console.log(
     markdownTable(
       [
-        'retry strategy',
+        'lock',
         'grants/s',
         'held ms',
         'ideal/s',
@@ -110,28 +119,52 @@ async function main(options: BenchOptions): Promise<void> {
         'max ms',
         'Jain',
         'min/max per worker',
-        'SET/grant',
+        'round trips/grant',
+        'Redis calls/grant',
       ],
-      rounds.map(([label, r]) => [
-        label,
-        fmt(r.perSecond, 1),
-        fmt(r.heldMean, 2),
-        fmt(ideal(r.heldMean), 1),
-        fmt((100 * r.perSecond) / ideal(r.heldMean), 0) + '%',
-        fmt(r.waitP50, 1),
-        fmt(r.waitP99, 1),
-        fmt(r.waitMax, 1),
-        fmt(r.jain, 3),
-        `${r.minPerWorker}/${r.maxPerWorker}`,
-        fmt((r.calls.set ?? 0) / r.grants, 1),
-      ]),
+      IMPLS.map((impl) => {
+        const r = contended[impl];
+        return [
+          IMPL_LABELS[impl],
+          fmt(r.perSecond, 1),
+          fmt(r.heldMean, 2),
+          fmt(ideal(r.heldMean), 1),
+          fmt((100 * r.perSecond) / ideal(r.heldMean), 0) + '%',
+          fmt(r.waitP50, 1),
+          fmt(r.waitP99, 1),
+          fmt(r.waitMax, 1),
+          fmt(r.jain, 3),
+          `${r.minPerWorker}/${r.maxPerWorker}`,
+          fmt(totalPerOperation(r.sent, r.grants), 1),
+          fmt(totalPerOperation(r.calls, r.grants), 1),
+        ];
+      }),
     ),
   );
+  console.log('\nRedis calls per grant by command; waits cut off at the end of the round:\n');
+  for (const impl of IMPLS) {
+    const r = contended[impl];
+    const late = r.late ? `, ${r.late} of them granted late and released uncounted` : '';
+    const locked = r.stillLocked ? '; WARNING: key still locked after the round' : '';
+    console.log(
+      `- ${impl}: ${perOperation(r.calls, r.grants)}; ${r.cutOff} cut off${late}${locked}`,
+    );
+  }
+
+  console.log('\n## Targets\n');
+  const lines = checkTargets({
+    uncontended: { library: lib, raw },
+    contended,
+    ideal,
+    contenders: processes * workers,
+    criticalSectionMs,
+  });
+  for (const line of lines) console.log(line);
   console.log(`\n${machineLine(version)}`);
 }
 
 const options = readOptions();
-// Far above a normal run (about 4 x seconds + 6 s of start-up): only a hang gets here.
+// Far above a normal run (about 8 x seconds + 10 s of start-up): only a hang gets here.
 const hardLimit = setTimeout(
   () => abortRun('run took too long', 1),
   (60 + 20 * options.seconds) * 1000,

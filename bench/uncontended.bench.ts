@@ -3,7 +3,9 @@
  * as fast as one connection allows. Measures the cost of the lock itself, not of waiting.
  */
 import { randomBytes } from 'node:crypto';
+import { Redlock } from '@sesamecare-oss/redlock';
 import type { Redis } from 'ioredis';
+import { Mutex } from 'redis-semaphore';
 import { RedisLockClient } from '../lib/core/redis-lock.client.js';
 import { readCommandStats, resetCommandStats, SentCommands } from './redis-stats.js';
 import { now, percentile, sortedCopy } from './stats.js';
@@ -65,9 +67,44 @@ export async function rawPair(redis: Redis): Promise<Pair> {
 }
 
 /**
- * Runs every pair in turn, in slices of about half a second (order ABBA, ABBA, ...), until each
- * had `seconds` of measured time, after a warm-up of each. Interleaving makes the comparison fair
- * on a shared machine, where background load drifts during a run.
+ * `@sesamecare-oss/redlock` on the one client: its acquire script (`EXISTS`, then `SET PX`) and
+ * release script, both by EVALSHA. `retryCount: 0`, so a busy key fails at once as `tryAcquire`.
+ */
+export function redlockPair(redis: Redis): Pair {
+  const sent = new SentCommands(redis);
+  const redlock = new Redlock([redis], { retryCount: 0 });
+  const run = async (i: number) => {
+    const lock = await redlock.acquire([`bench:redlock:u${i}`], TTL);
+    await lock.release();
+  };
+  return { run, sent };
+}
+
+/**
+ * `redis-semaphore`'s `Mutex`, a new one per lock as its README does: `SET NX PX`, then an
+ * EVALSHA compare-and-delete. No refresh timer, and one attempt only, as the other rows.
+ */
+export function semaphorePair(redis: Redis): Pair {
+  const sent = new SentCommands(redis);
+  const run = async (i: number) => {
+    const mutex = new Mutex(redis, `bench:sem:u${i}`, {
+      lockTimeout: TTL,
+      acquireTimeout: TTL,
+      acquireAttemptsLimit: 1,
+      refreshInterval: 0,
+    });
+    await mutex.acquire();
+    await mutex.release();
+  };
+  return { run, sent };
+}
+
+/**
+ * Runs every pair in turn, in slices of about half a second, until each had `seconds` of measured
+ * time, after a warm-up of each. Slice order generalises ABBA to N pairs: odd slices run the
+ * previous order reversed, and every second slice rotates it by one (ABCD DCBA BCDA ADCB ...),
+ * so no pair always runs first, last or after the same neighbour. Interleaving makes the
+ * comparison fair on a shared machine, where background load drifts during a run.
  */
 export async function comparePairs(
   pairs: Pair[],
@@ -85,8 +122,7 @@ export async function comparePairs(
     calls: {} as Record<string, number>,
   }));
   for (let slice = 0; slice < slices; slice++) {
-    const order = pairs.map((_, i) => i);
-    if (slice % 2 === 1) order.reverse();
+    const order = sliceOrder(pairs.length, slice);
     for (const i of order) {
       const total = totals[i];
       await resetCommandStats(admin);
@@ -107,6 +143,13 @@ export async function comparePairs(
       calls,
     };
   });
+}
+
+/** Pair indexes for one slice: rotated by one every two slices, reversed on odd slices. */
+function sliceOrder(count: number, slice: number): number[] {
+  const shift = Math.floor(slice / 2) % count;
+  const order = Array.from({ length: count }, (_, i) => (i + shift) % count);
+  return slice % 2 === 1 ? order.reverse() : order;
 }
 
 function addInto(total: Record<string, number>, more: Record<string, number>): void {

@@ -18,6 +18,19 @@ export const DEFAULT_KEY_PREFIX = 'lock:';
 export const DEFAULT_TTL = 30_000;
 export const DEFAULT_WAIT_TIMEOUT = 0;
 
+/** Default for `fairQueueTimeout`: how long a silent fair waiter keeps its place (ms). */
+export const DEFAULT_FAIR_QUEUE_TIMEOUT = 5_000;
+
+/** A fair waiter refreshes its place this many times per `fairQueueTimeout`. */
+export const QUEUE_REFRESHES_PER_TIMEOUT = 3;
+
+/**
+ * How long a key's fencing counter outlives its last grant (ms). Tokens keep increasing after it
+ * expires (they are seeded from Redis' clock); the counter guards against that clock stepping
+ * back, and bounds the memory one-off keys (order ids, say) leave behind.
+ */
+export const FENCE_RETENTION = 3_600_000;
+
 /** Default retry: exponential backoff with full jitter between these bounds (milliseconds). */
 export const DEFAULT_RETRY_BASE = 25;
 export const DEFAULT_RETRY_CAP = 500;

@@ -87,6 +87,11 @@ export const UNAVAILABLE_RESPONSE =
 export const lockLostWarning = (key: string, why: string) =>
   `Lock "${key}" was lost while held: ${why}. Work still running under it is no longer exclusive.`;
 
+export const wakeUpsUnavailableWarning = (cause: string) =>
+  `Pub/sub wake-ups are unavailable (${cause}); waiters poll with their retry strategy until they are back.`;
+
+export const WAKE_UPS_RESTORED = 'Pub/sub wake-ups are back.';
+
 export const releaseFailedWarning = (key: string, cause: string) =>
   `Could not release lock "${key}" (${cause}); it will expire when its lease runs out.`;
 

@@ -1,35 +1,33 @@
 /**
- * One process of the contended scenario: `workers` loops in this process, all on one
- * `RedisLockClient` (one connection, as an app instance would have), hammering the same key.
+ * One process of the contended scenario: `workers` loops in this process, all on one ioredis
+ * connection (as an app instance would have), hammering the same key through the lock
+ * implementation each round names (see `contenders.ts`).
  *
  * argv[2]: JSON {@link WorkerConfig}. Protocol with `contended.bench.ts`:
- * sends `ready`; then for each `{ type: 'go', seconds, retry }` runs a round and answers
- * `{ type: 'done', workers }`; exits on `{ type: 'stop' }`. Any failure: `{ type: 'error' }`.
+ * sends `ready`; then for each `{ type: 'go', seconds, impl }` runs a round on key
+ * `contended:<impl>` and answers `{ type: 'done', workers, sent }` once every loop has released;
+ * exits on `{ type: 'stop' }`. Any failure: `{ type: 'error' }`.
  *
  * Nest-free on purpose: tsx does not emit decorator metadata.
  */
 import { Redis } from 'ioredis';
-import { RedisLockClient } from '../../lib/core/redis-lock.client.js';
-import { LockNotAcquiredError } from '../../lib/errors/lock.errors.js';
-import { exponentialBackoff } from '../../lib/core/retry.strategies.js';
-import type { RetryStrategy } from '../../lib/interfaces/retry-strategy.interface.js';
 import { nextParentMessage, sendToParent } from '../../test/support/worker-ipc.js';
 import type { CriticalSectionMode } from '../bench.options.js';
+import { SentCommands } from '../redis-stats.js';
 import { now } from '../stats.js';
+import { contenders, type Acquire, type Impl, type RoundSettings } from './contenders.js';
+
+export type { Impl } from './contenders.js';
 
 export interface WorkerConfig {
   url: string;
-  key: string;
   workers: number;
   criticalSectionMs: number;
   criticalSectionMode: CriticalSectionMode;
   ttl: number;
 }
 
-/** `null`: the client's default retry strategy. */
-export type RetrySpec = { base: number; cap: number } | null;
-
-export type Command = { type: 'go'; seconds: number; retry: RetrySpec } | { type: 'stop' };
+export type Command = { type: 'go'; seconds: number; impl: Impl } | { type: 'stop' };
 
 /** What one worker loop did during a round. */
 export interface WorkerStats {
@@ -38,19 +36,26 @@ export interface WorkerStats {
   waits: number[];
   /** Total ms spent inside critical sections. */
   heldMs: number;
-  /** Acquires still waiting when the round ended (aborted, not counted in `waits`). */
+  /** Waits still open when the round ended, given up or granted late; not in `waits`. */
   cutOff: number;
+  /** Of `cutOff`: locks granted after the round ended (released at once, not counted). */
+  late: number;
 }
 
 export type Reply =
-  { type: 'ready' } | { type: 'done'; workers: WorkerStats[] } | { type: 'error'; message: string };
-
-/** Far beyond any round: a waiter is only stopped by the end of the round. */
-const WAIT_TIMEOUT = 600_000;
+  | { type: 'ready' }
+  | {
+      type: 'done';
+      workers: WorkerStats[];
+      /** Commands this process sent during the round (its round trips), by name. */
+      sent: Record<string, number>;
+    }
+  | { type: 'error'; message: string };
 
 const config = JSON.parse(process.argv[2]) as WorkerConfig;
 const redis = new Redis(config.url);
-const locks = new RedisLockClient({ redis, keyPrefix: 'bench:' });
+const sent = new SentCommands(redis);
+const impls = contenders(redis);
 
 async function criticalSection(): Promise<void> {
   if (config.criticalSectionMode === 'sleep') {
@@ -63,42 +68,48 @@ async function criticalSection(): Promise<void> {
   while (now() < end);
 }
 
-async function workerLoop(signal: AbortSignal, retry: RetryStrategy | undefined) {
-  const stats: WorkerStats = { grants: 0, waits: [], heldMs: 0, cutOff: 0 };
-  while (!signal.aborted) {
+async function workerLoop(acquire: Acquire, key: string, round: RoundSettings) {
+  const stats: WorkerStats = { grants: 0, waits: [], heldMs: 0, cutOff: 0, late: 0 };
+  while (!round.signal.aborted) {
     const asked = now();
-    let lock;
-    try {
-      lock = await locks.acquire(config.key, {
-        ttl: config.ttl,
-        waitTimeout: WAIT_TIMEOUT,
-        signal,
-        ...(retry ? { retry } : {}),
-      });
-    } catch (err) {
-      if (err instanceof LockNotAcquiredError && signal.aborted) {
-        stats.cutOff++;
-        break;
-      }
-      throw err;
+    const release = await acquire(key, round);
+    if (!release) {
+      stats.cutOff++;
+      break;
+    }
+    if (round.signal.aborted) {
+      // Granted after the round ended: outside the window, so not a grant. Released at once so
+      // the next waiter's late grant (and the next row) is not held up by a critical section.
+      stats.cutOff++;
+      stats.late++;
+      await release();
+      break;
     }
     const granted = now();
     stats.grants++;
     stats.waits.push(granted - asked);
     await criticalSection();
     stats.heldMs += now() - granted;
-    await lock.release();
+    await release();
   }
   return stats;
 }
 
-async function round(seconds: number, retrySpec: RetrySpec): Promise<WorkerStats[]> {
-  const retry = retrySpec ? exponentialBackoff(retrySpec) : undefined;
+async function round(seconds: number, impl: Impl): Promise<Reply> {
   const stop = new AbortController();
+  const settings: RoundSettings = { ttl: config.ttl, roundMs: seconds * 1000, signal: stop.signal };
+  // Round trips are counted up to the end of the round, as grants are; not the draining after.
+  sent.reset();
+  let sentInRound: Record<string, number> | undefined;
+  stop.signal.addEventListener('abort', () => (sentInRound = { ...sent.calls }));
   const timer = setTimeout(() => stop.abort(), seconds * 1000);
   try {
-    const loops = Array.from({ length: config.workers }, () => workerLoop(stop.signal, retry));
-    return await Promise.all(loops);
+    const key = `contended:${impl}`;
+    const loops = Array.from({ length: config.workers }, () =>
+      workerLoop(impls.acquire[impl], key, settings),
+    );
+    const workers = await Promise.all(loops);
+    return { type: 'done', workers, sent: sentInRound ?? { ...sent.calls } };
   } finally {
     clearTimeout(timer);
   }
@@ -113,9 +124,9 @@ try {
     await sendToParent(reply);
     const command = await next;
     if (command.type === 'stop') break;
-    reply = { type: 'done', workers: await round(command.seconds, command.retry) };
+    reply = await round(command.seconds, command.impl);
   }
-  await locks.close();
+  await impls.close();
   redis.disconnect();
   process.exit(0);
 } catch (err) {

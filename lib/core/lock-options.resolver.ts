@@ -16,6 +16,7 @@ export interface ResolvedLockOptions {
   waitTimeout: number;
   retry: RetryStrategy;
   autoRenew: boolean;
+  fair: boolean;
   signal?: AbortSignal;
 }
 
@@ -30,8 +31,15 @@ export function resolveClientDefaults(options: RedisLockClientOptions): Resolved
       waitTimeout: options.waitTimeout ?? DEFAULT_WAIT_TIMEOUT,
       retry:
         options.retry ?? exponentialBackoff({ base: DEFAULT_RETRY_BASE, cap: DEFAULT_RETRY_CAP }),
+      fair: options.fair ?? false,
     },
-    { ttl: DEFAULT_TTL, waitTimeout: DEFAULT_WAIT_TIMEOUT, retry: () => null, autoRenew: false },
+    {
+      ttl: DEFAULT_TTL,
+      waitTimeout: DEFAULT_WAIT_TIMEOUT,
+      retry: () => null,
+      autoRenew: false,
+      fair: false,
+    },
   );
 }
 
@@ -62,6 +70,7 @@ export function resolveLockOptions(
     waitTimeout,
     retry,
     autoRenew: options.autoRenew ?? defaults.autoRenew,
+    fair: options.fair ?? defaults.fair,
     signal: options.signal,
   };
 }

@@ -41,12 +41,15 @@ export function raceAttempt<T>(
   });
 }
 
+/** Redis did not answer in time (as opposed to answering with an error). */
+export class NoAnswerError extends Error {}
+
 /**
  * The reply, or a rejection once `ms` pass without one: a client that keeps retrying a command
  * (ioredis' default is 20 reconnect attempts) must not hold up a release, renewal or check.
  */
 export async function answerWithin<T>(reply: Promise<T>, ms: number): Promise<T> {
   const outcome = await raceAttempt(reply, ms, undefined, undefined);
-  if (outcome.kind !== 'reply') throw new Error(attemptTimeoutMessage(ms));
+  if (outcome.kind !== 'reply') throw new NoAnswerError(attemptTimeoutMessage(ms));
   return outcome.value;
 }

@@ -28,8 +28,24 @@ export interface RedisLockClientOptions {
   ttl?: number;
   /** Default wait for a busy lock in ms. Default 0 (one attempt). */
   waitTimeout?: number;
-  /** Default retry strategy. Default exponential backoff with full jitter, 25 ms to 500 ms. */
+  /**
+   * Default retry strategy, used while pub/sub wake-ups are off or unavailable. Default
+   * exponential backoff with full jitter, 25 ms to 500 ms.
+   */
   retry?: RetryStrategy;
+  /** Default for `LockOptions.fair`: grant busy keys in arrival order. Default false. */
+  fair?: boolean;
+  /**
+   * Wake waiters through Redis pub/sub when a lock is released (one extra connection per client,
+   * opened on the first wait). Default true; false makes waiters poll with `retry`, e.g. behind a
+   * proxy without pub/sub.
+   */
+  pubSub?: boolean;
+  /**
+   * Fair mode: a waiter that stops refreshing its place (it gave up or died) loses it after this
+   * many ms, so the waiters behind it move on. Default 5000.
+   */
+  fairQueueTimeout?: number;
   /** Receives warnings (lost locks, failed releases). Default: `process.emitWarning`. */
   logger?: LockLogger;
 }

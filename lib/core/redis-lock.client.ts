@@ -1,23 +1,24 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Redis } from 'ioredis';
 import {
-  InvalidLockKeyError,
   LockNotAcquiredError,
   LockUnavailableError,
 } from '../errors/lock.errors.js';
 import type { LockOptions } from '../interfaces/lock-options.interface.js';
 import {
-  DEFAULT_KEY_PREFIX,
-  MAX_KEY_LENGTH,
   ATTEMPT_TIMEOUT,
+  DEFAULT_FAIR_QUEUE_TIMEOUT,
+  DEFAULT_KEY_PREFIX,
+  FENCE_RETENTION,
   FINAL_ATTEMPT_GRACE,
+  QUEUE_REFRESHES_PER_TIMEOUT,
 } from '../redis-lock.constants.js';
 import {
   attemptTimeoutMessage,
-  invalidKeyMessage,
+  invalidOptionMessage,
   releaseFailedWarning,
 } from '../redis-lock.messages.js';
-import { abortableDelay, monotonicNow } from './abortable-delay.js';
+import { monotonicNow } from './abortable-delay.js';
 import {
   resolveClientDefaults,
   resolveLockOptions,
@@ -25,12 +26,34 @@ import {
 } from './lock-options.resolver.js';
 import { answerWithin, raceAttempt } from './race-attempt.js';
 import { LockScripts } from './lock.scripts.js';
+import { lockTarget, type LockTarget } from './lock-target.js';
+import { LocalQueue, Wake } from './lock-wait.js';
 import { newLockToken } from './lock-token.js';
 import type { LockLogger, RedisLockClientOptions } from './redis-lock-client.options.js';
 import { RedisLockHandle, type LockHandleOwner } from './redis-lock.handle.js';
+import { WakeUpHub } from './wake-up.hub.js';
 
-/** Locks held by the current async call chain, by Redis key: what reentrant calls join. */
+/** Locks held by the current async call chain, by Redis lock key: what reentrant calls join. */
 type HeldInContext = ReadonlyMap<string, RedisLockHandle>;
+
+/** One key, or several to lock together (all or nothing). */
+export type LockKeys = string | readonly string[];
+
+/** One acquire call, across its attempts. */
+interface Acquisition {
+  readonly target: LockTarget;
+  readonly opts: ResolvedLockOptions;
+  /** One token for all attempts: in fair mode it is also the waiter's place in the queues. */
+  readonly token: string;
+  readonly started: number;
+  /** Monotonic time the wait ends (equal to `started` for a single attempt). */
+  readonly deadline: number;
+}
+
+/** A busy reply: the remaining lease of the key in the way (-2: free, but not our turn yet). */
+interface Busy {
+  readonly pttl: number;
+}
 
 /**
  * A lock entered through `enter()`: either taken now (`owned`) or joined from the caller.
@@ -59,7 +82,13 @@ export class RedisLockClient implements LockHandleOwner {
   readonly logger: LockLogger;
   private readonly keyPrefix: string;
   private readonly defaults: ResolvedLockOptions;
+  private readonly fairQueueTimeout: number;
+  private readonly wakeUps?: WakeUpHub;
   private readonly held = new Set<RedisLockHandle>();
+  /** Waiters of this process by key set (not fair mode): only the first contends in Redis. */
+  private readonly localQueues = new Map<string, LocalQueue>();
+  /** Every waiter's doorbell, rung on close so no one sleeps through it. */
+  private readonly waiting = new Set<Wake>();
   // One per client: two Nest apps in one process never join each other's locks.
   private readonly context = new AsyncLocalStorage<HeldInContext>();
   private closed = false;
@@ -69,14 +98,26 @@ export class RedisLockClient implements LockHandleOwner {
     this.keyPrefix = options.keyPrefix ?? DEFAULT_KEY_PREFIX;
     this.logger = options.logger ?? { warn: (message) => process.emitWarning(message) };
     this.defaults = resolveClientDefaults(options);
+    this.fairQueueTimeout = options.fairQueueTimeout ?? DEFAULT_FAIR_QUEUE_TIMEOUT;
+    if (!Number.isInteger(this.fairQueueTimeout) || this.fairQueueTimeout <= 0) {
+      throw new RangeError(
+        invalidOptionMessage(
+          'fairQueueTimeout',
+          this.fairQueueTimeout,
+          'a positive integer of milliseconds',
+        ),
+      );
+    }
+    if (options.pubSub !== false) this.wakeUps = new WakeUpHub(this.redis, this.logger);
   }
 
   /**
-   * One attempt: the lock, or `null` when another owner holds it.
+   * One attempt: the lock, or `null` when another owner holds it (or, in fair mode, when others
+   * queue for it).
    * @throws LockUnavailableError when Redis cannot be reached.
    * @throws InvalidLockKeyError on an empty or over-long key.
    */
-  async tryAcquire(key: string, options: LockOptions = {}): Promise<RedisLockHandle | null> {
+  async tryAcquire(key: LockKeys, options: LockOptions = {}): Promise<RedisLockHandle | null> {
     return this.acquireWith(key, { ...options, waitTimeout: 0 }).catch((err: unknown) => {
       if (err instanceof LockNotAcquiredError && !err.aborted) return null;
       throw err;
@@ -84,11 +125,12 @@ export class RedisLockClient implements LockHandleOwner {
   }
 
   /**
-   * Takes the lock, waiting up to `waitTimeout` while it is busy.
+   * Takes the lock, waiting up to `waitTimeout` while it is busy. With several keys, takes all of
+   * them at once or none.
    * @throws LockNotAcquiredError when the wait times out or is aborted.
    * @throws LockUnavailableError when Redis cannot be reached.
    */
-  acquire(key: string, options: LockOptions = {}): Promise<RedisLockHandle> {
+  acquire(key: LockKeys, options: LockOptions = {}): Promise<RedisLockHandle> {
     return this.acquireWith(key, options);
   }
 
@@ -99,7 +141,7 @@ export class RedisLockClient implements LockHandleOwner {
    * @throws LockNotAcquiredError, LockUnavailableError as `acquire` does; whatever `fn` throws.
    */
   async run<T>(
-    key: string,
+    key: LockKeys,
     fn: (lock: RedisLockHandle) => T | Promise<T>,
     options: LockOptions = {},
   ): Promise<T> {
@@ -116,9 +158,9 @@ export class RedisLockClient implements LockHandleOwner {
    * @throws LockUnavailableError when Redis cannot be reached.
    */
   async isLocked(key: string): Promise<boolean> {
-    const redisKey = this.redisKey(key);
+    const { locks } = lockTarget(this.keyPrefix, key);
     try {
-      return (await answerWithin(this.redis.exists(redisKey), ATTEMPT_TIMEOUT)) === 1;
+      return (await answerWithin(this.redis.exists(locks[0]), ATTEMPT_TIMEOUT)) === 1;
     } catch (err) {
       throw new LockUnavailableError(key, err);
     }
@@ -126,12 +168,18 @@ export class RedisLockClient implements LockHandleOwner {
 
   /**
    * Takes the lock for a scope, or joins it when the current async call chain already holds it.
+   * With several keys, joins those already held and takes the others together.
    * Pair with `runInScope` and `exit`; `run` does all three.
    */
-  async enter(key: string, options: LockOptions = {}): Promise<LockScope> {
-    const joined = this.context.getStore()?.get(this.redisKey(key));
-    if (joined?.isHeld()) return { handle: joined, owned: false };
-    const handle = await this.acquireWith(key, {
+  async enter(key: LockKeys, options: LockOptions = {}): Promise<LockScope> {
+    const held = this.context.getStore();
+    let target = lockTarget(this.keyPrefix, key);
+    if (held) {
+      const missing = target.keys.filter((_, i) => !held.get(target.locks[i])?.isHeld());
+      if (missing.length === 0) return { handle: held.get(target.locks[0])!, owned: false };
+      if (missing.length < target.keys.length) target = lockTarget(this.keyPrefix, missing);
+    }
+    const handle = await this.acquireTarget(target, {
       ...options,
       autoRenew: options.autoRenew ?? true,
     });
@@ -141,8 +189,8 @@ export class RedisLockClient implements LockHandleOwner {
   /** Runs `fn` with the scope's lock visible to reentrant calls made from inside it. */
   runInScope<T>(scope: LockScope, fn: () => T): T {
     if (!scope.owned) return fn();
-    const outer = this.context.getStore();
-    const inner = new Map(outer).set(scope.handle.redisKey, scope.handle);
+    const inner = new Map(this.context.getStore());
+    for (const lockKey of scope.handle.target.locks) inner.set(lockKey, scope.handle);
     return this.context.run(inner, fn);
   }
 
@@ -156,9 +204,14 @@ export class RedisLockClient implements LockHandleOwner {
     }
   }
 
-  /** Stops every watchdog and releases every lock this client holds. Leaves `redis` open. */
+  /**
+   * Stops every watchdog, releases every lock this client holds, ends every wait and closes the
+   * pub/sub connection. Leaves `redis` open.
+   */
   async close(): Promise<void> {
     this.closed = true;
+    for (const wake of this.waiting) wake.ring();
+    this.wakeUps?.close();
     await Promise.all([...this.held].map((handle) => this.exit({ handle, owned: true })));
   }
 
@@ -167,77 +220,172 @@ export class RedisLockClient implements LockHandleOwner {
     this.held.delete(handle);
   }
 
-  private async acquireWith(key: string, options: LockOptions): Promise<RedisLockHandle> {
-    const redisKey = this.redisKey(key);
+  private async acquireWith(key: LockKeys, options: LockOptions): Promise<RedisLockHandle> {
+    return this.acquireTarget(lockTarget(this.keyPrefix, key), options);
+  }
+
+  private async acquireTarget(target: LockTarget, options: LockOptions): Promise<RedisLockHandle> {
     const opts = resolveLockOptions(options, this.defaults);
     const started = monotonicNow();
-    const deadline = started + opts.waitTimeout;
-    const waited = () => Math.round(monotonicNow() - started);
-    for (let attempt = 1; ; attempt++) {
-      if (opts.signal?.aborted) throw new LockNotAcquiredError(key, waited(), true);
-      const outcome = await this.attempt(
-        key,
-        redisKey,
-        opts,
-        opts.waitTimeout > 0 ? deadline : undefined,
-      );
-      if (outcome instanceof RedisLockHandle) return outcome;
-      if (outcome === 'aborted') throw new LockNotAcquiredError(key, waited(), true);
-      const remaining = deadline - monotonicNow();
-      const delay = outcome === 'busy' && remaining > 0 ? opts.retry(attempt) : null;
-      if (delay === null || !Number.isFinite(delay)) {
-        throw new LockNotAcquiredError(key, opts.waitTimeout > 0 ? waited() : 0);
+    const call: Acquisition = {
+      target,
+      opts,
+      token: newLockToken(),
+      started,
+      deadline: started + opts.waitTimeout,
+    };
+    if (opts.signal?.aborted) throw this.notAcquired(call, true);
+    const queue = opts.fair ? undefined : this.localQueues.get(target.id);
+    try {
+      // Others of this process wait for these keys already: queue behind them, do not barge.
+      if (!queue || opts.waitTimeout === 0) {
+        const first = await this.attempt(call);
+        if (first instanceof RedisLockHandle) return first;
+        if (first === 'aborted') throw this.notAcquired(call, true);
+        if (first === 'deadline' || opts.waitTimeout === 0) throw this.notAcquired(call, false);
       }
-      await abortableDelay(Math.min(Math.max(0, delay), remaining), opts.signal);
+      return await this.waitInLine(call);
+    } catch (err) {
+      if (opts.fair && opts.waitTimeout > 0) await this.leaveFairQueue(call);
+      throw err;
+    }
+  }
+
+  /** Waits for this process's earlier waiters on the same keys (not in fair mode), then contends. */
+  private async waitInLine(call: Acquisition): Promise<RedisLockHandle> {
+    const { target, opts } = call;
+    if (opts.fair) return this.contend(call);
+    let queue = this.localQueues.get(target.id);
+    if (!queue) {
+      const created = new LocalQueue(() => {
+        if (this.localQueues.get(target.id) === created) this.localQueues.delete(target.id);
+      });
+      this.localQueues.set(target.id, (queue = created));
+    }
+    const place = queue.join();
+    try {
+      const wake = new Wake();
+      void place.turn.then(() => wake.ring());
+      const outcome = await this.sleep(wake, call.deadline - monotonicNow(), opts.signal);
+      if (outcome !== 'woken') throw this.notAcquired(call, outcome === 'aborted');
+      return await this.contend(call);
+    } finally {
+      place.leave();
     }
   }
 
   /**
-   * One `SET NX PX`. The lease counts from when the command was sent, so a reply that arrives
-   * after the lease ran out is not a lock. An attempt given up on (deadline, abort, no answer)
-   * releases what it may still set, so no orphan key blocks others for a whole ttl.
+   * Subscribes first, then tries, then sleeps until a release wakes it (or the lease it saw would
+   * have run out, or the deadline): a release between a failed attempt and the subscription is
+   * never missed, because the attempt after subscribing sees it.
+   */
+  private async contend(call: Acquisition): Promise<RedisLockHandle> {
+    const { opts, token } = call;
+    const wake = new Wake();
+    const stopListening = await this.listen(call, (message) => {
+      // Fair mode: only the waiter whose turn it is (or everyone, after missed messages).
+      if (!opts.fair || message === null || message === '' || message === token) wake.ring();
+    });
+    try {
+      for (let attempt = 1; ; attempt++) {
+        wake.reset();
+        const outcome = await this.attempt(call);
+        if (outcome instanceof RedisLockHandle) return outcome;
+        if (outcome === 'aborted') throw this.notAcquired(call, true);
+        const remaining = call.deadline - monotonicNow();
+        if (outcome === 'deadline' || remaining <= 0) throw this.notAcquired(call, false);
+        const pause = stopListening
+          ? this.recheckAfter(outcome, call, attempt)
+          : opts.retry(attempt);
+        if (pause === null || !Number.isFinite(pause)) throw this.notAcquired(call, false);
+        const woke = await this.sleep(wake, Math.min(Math.max(0, pause), remaining), opts.signal);
+        if (woke === 'aborted') throw this.notAcquired(call, true);
+      }
+    } finally {
+      stopListening?.();
+    }
+  }
+
+  /** Subscribes to the keys' release channels; `undefined` when waiters must poll instead. */
+  private async listen(
+    call: Acquisition,
+    listener: (message: string | null) => void,
+  ): Promise<(() => void) | undefined> {
+    if (!this.wakeUps) return undefined;
+    const timeout = Math.min(ATTEMPT_TIMEOUT, Math.max(1, call.deadline - monotonicNow()));
+    try {
+      return await this.wakeUps.listen(call.target.channels, listener, timeout);
+    } catch {
+      return undefined; // reported by the hub; this wait polls with its retry strategy
+    }
+  }
+
+  /**
+   * With wake-ups, how long to sleep when no release message comes: a message can be lost (a
+   * reconnect) and a crashed holder sends none, so look again when the lease seen would have run
+   * out; in fair mode also often enough to keep our place in the queues.
+   */
+  private recheckAfter(busy: Busy, call: Acquisition, attempt: number): number | null {
+    const leaseLeft = busy.pttl >= 0 ? busy.pttl + 1 : busy.pttl === -2 ? Infinity : null;
+    if (!call.opts.fair) return leaseLeft ?? call.opts.retry(attempt);
+    return Math.min(leaseLeft ?? Infinity, this.fairQueueTimeout / QUEUE_REFRESHES_PER_TIMEOUT);
+  }
+
+  private async sleep(wake: Wake, ms: number, signal?: AbortSignal) {
+    this.waiting.add(wake);
+    try {
+      return await wake.wait(ms, signal);
+    } finally {
+      this.waiting.delete(wake);
+    }
+  }
+
+  /**
+   * One acquire script. The lease counts from when it was sent, so a reply that arrives after the
+   * lease ran out is not a lock. An attempt given up on (deadline, abort, no answer) releases
+   * what it may still be granted, so no orphan key blocks others for a whole ttl.
    */
   private async attempt(
-    key: string,
-    redisKey: string,
-    opts: ResolvedLockOptions,
-    deadline: number | undefined,
-  ): Promise<RedisLockHandle | 'busy' | 'deadline' | 'aborted'> {
-    if (this.closed) throw new LockUnavailableError(key, 'the lock client was closed');
-    const token = newLockToken();
+    call: Acquisition,
+  ): Promise<RedisLockHandle | Busy | 'deadline' | 'aborted'> {
+    const { target, opts, token } = call;
+    if (this.closed) throw new LockUnavailableError(target.name, 'the lock client was closed');
     const sentAt = monotonicNow();
-    const reply = this.redis.set(redisKey, token, 'PX', opts.ttl, 'NX');
+    const reply = this.runAcquireScript(call);
     const answerTimeout = Math.min(opts.ttl, ATTEMPT_TIMEOUT);
-    let outcome: Awaited<ReturnType<typeof raceAttempt<string | null>>>;
+    let outcome: Awaited<ReturnType<typeof raceAttempt<unknown>>>;
     try {
       // An attempt sent right at the deadline still gets a moment to be answered.
       const deadlineIn =
-        deadline === undefined ? undefined : Math.max(0, deadline - sentAt) + FINAL_ATTEMPT_GRACE;
+        opts.waitTimeout > 0
+          ? Math.max(0, call.deadline - sentAt) + FINAL_ATTEMPT_GRACE
+          : undefined;
       outcome = await raceAttempt(reply, answerTimeout, deadlineIn, opts.signal);
     } catch (err) {
-      throw new LockUnavailableError(key, err);
+      throw new LockUnavailableError(target.name, err);
     }
     if (outcome.kind !== 'reply') {
       reply
         .then(async (r) => {
-          if (r === 'OK') await this.releaseOrphan(redisKey, token);
+          if ((r as unknown[])[0] === 1) await this.releaseOrphan(target, token);
         })
         .catch(() => undefined);
       if (outcome.kind === 'timeout') {
-        throw new LockUnavailableError(key, attemptTimeoutMessage(answerTimeout));
+        throw new LockUnavailableError(target.name, attemptTimeoutMessage(answerTimeout));
       }
       return outcome.kind;
     }
-    if (outcome.value !== 'OK') return 'busy';
+    const [granted, fence, pttl] = outcome.value as [number, string, number];
+    if (granted !== 1) return { pttl };
     if (monotonicNow() - sentAt >= opts.ttl) {
-      await this.releaseOrphan(redisKey, token);
-      return 'busy';
+      await this.releaseOrphan(target, token);
+      return { pttl: 0 };
     }
     const handle = new RedisLockHandle(
       this,
-      key,
-      redisKey,
+      target,
       token,
+      BigInt(fence),
       opts.ttl,
       sentAt,
       opts.autoRenew,
@@ -246,14 +394,42 @@ export class RedisLockClient implements LockHandleOwner {
     return handle;
   }
 
-  private async releaseOrphan(redisKey: string, token: string): Promise<void> {
-    await LockScripts.release.run(this.redis, [redisKey], [token]).catch(() => undefined);
+  private runAcquireScript({ target, opts, token, deadline, started }: Acquisition) {
+    const { locks, fences, queues, timeouts, channels } = target;
+    if (!opts.fair) {
+      return LockScripts.acquire.run(
+        this.redis,
+        [...locks, ...fences],
+        [token, opts.ttl, FENCE_RETENTION],
+      );
+    }
+    // A single try takes no place in the queues.
+    const spotTimeout = deadline > started ? this.fairQueueTimeout : 0;
+    return LockScripts.acquireFair.run(
+      this.redis,
+      [...locks, ...fences, ...queues, ...timeouts],
+      [token, opts.ttl, FENCE_RETENTION, spotTimeout, ...channels],
+    );
   }
 
-  private redisKey(key: string): string {
-    if (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY_LENGTH) {
-      throw new InvalidLockKeyError(invalidKeyMessage(key));
-    }
-    return this.keyPrefix + key;
+  /** A fair waiter that gives up leaves the queues at once rather than after its spot timeout. */
+  private async leaveFairQueue({ target, token }: Acquisition): Promise<void> {
+    const { locks, queues, timeouts, channels } = target;
+    const reply = LockScripts.leaveQueue.run(
+      this.redis,
+      [...locks, ...queues, ...timeouts],
+      [token, ...channels],
+    );
+    await answerWithin(reply, ATTEMPT_TIMEOUT).catch(() => undefined);
+  }
+
+  private async releaseOrphan({ locks, queues, timeouts, channels }: LockTarget, token: string) {
+    const keys = [...locks, ...queues, ...timeouts];
+    await LockScripts.release.run(this.redis, keys, [token, ...channels]).catch(() => undefined);
+  }
+
+  private notAcquired({ target, opts, started }: Acquisition, aborted: boolean) {
+    const waited = opts.waitTimeout > 0 ? Math.round(monotonicNow() - started) : 0;
+    return new LockNotAcquiredError(target.name, waited, aborted);
   }
 }

@@ -11,6 +11,7 @@ import {
 } from '../redis-lock.messages.js';
 import { ATTEMPT_TIMEOUT, RENEW_DIVISOR } from '../redis-lock.constants.js';
 import { monotonicNow } from './abortable-delay.js';
+import type { LockTarget } from './lock-target.js';
 import { LockScripts } from './lock.scripts.js';
 import { answerWithin } from './race-attempt.js';
 import type { LockLogger } from './redis-lock-client.options.js';
@@ -48,23 +49,33 @@ export class RedisLockHandle implements LockHandle {
   private renewTimer?: NodeJS.Timeout;
   private expiryTimer?: NodeJS.Timeout;
 
+  readonly key: string;
+  readonly keys: readonly string[];
+
   constructor(
     private readonly owner: LockHandleOwner,
-    readonly key: string,
-    /** The key in Redis, with the prefix. */
-    readonly redisKey: string,
+    /** The keys and their names in Redis. */
+    readonly target: LockTarget,
     readonly token: string,
+    readonly fencingToken: bigint,
     /** Lease in ms that renewals restore. */
     readonly ttl: number,
     /** Monotonic time the acquiring command was sent: the lease counts from then, not from the reply. */
     sentAt: number,
     private readonly autoRenew: boolean,
   ) {
+    this.key = target.name;
+    this.keys = target.keys;
     this.expiresAt = sentAt + ttl;
     if (autoRenew) {
       this.armExpiry();
       this.scheduleRenewal(ttl / RENEW_DIVISOR);
     }
+  }
+
+  /** The (first) lock key in Redis, with the prefix and hash tag. */
+  get redisKey(): string {
+    return this.target.locks[0];
   }
 
   /** How long Redis may take to answer a renewal or release (ms). */
@@ -98,7 +109,7 @@ export class RedisLockHandle implements LockHandle {
     const sentAt = monotonicNow();
     let extended: unknown;
     try {
-      const reply = LockScripts.extend.run(this.owner.redis, [this.redisKey], [this.token, ttl]);
+      const reply = LockScripts.extend.run(this.owner.redis, this.target.locks, [this.token, ttl]);
       extended = await answerWithin(reply, this.answerTimeout);
     } catch (err) {
       throw new LockUnavailableError(this.key, err);
@@ -123,13 +134,16 @@ export class RedisLockHandle implements LockHandle {
   }
 
   /** Keeps tokens out of JSON (e.g. a handle returned from a controller by mistake). */
-  toJSON(): { key: string; held: boolean } {
-    return { key: this.key, held: this.isHeld() };
+  toJSON(): { key: string; held: boolean; fencingToken: string } {
+    return { key: this.key, held: this.isHeld(), fencingToken: this.fencingToken.toString() };
   }
 
   /** Keeps tokens out of `util.inspect` output, which is what logging an object prints. */
   [inspect.custom](): string {
-    return `RedisLockHandle { key: ${JSON.stringify(this.key)}, held: ${this.isHeld()} }`;
+    return (
+      `RedisLockHandle { key: ${JSON.stringify(this.key)}, held: ${this.isHeld()}, ` +
+      `fencingToken: ${this.fencingToken}n }`
+    );
   }
 
   private async releaseOnce(): Promise<boolean> {
@@ -142,9 +156,15 @@ export class RedisLockHandle implements LockHandle {
     if (this.controller && !this.controller.signal.aborted) {
       this.controller.abort(releasedReason(this.key));
     }
+    const { locks, queues, timeouts, channels } = this.target;
     try {
-      const reply = LockScripts.release.run(this.owner.redis, [this.redisKey], [this.token]);
-      return (await answerWithin(reply, this.answerTimeout)) === 1;
+      const reply = LockScripts.release.run(
+        this.owner.redis,
+        [...locks, ...queues, ...timeouts],
+        [this.token, ...channels],
+      );
+      // True only if this handle still held every key.
+      return (await answerWithin(reply, this.answerTimeout)) === locks.length;
     } catch (err) {
       throw new LockUnavailableError(this.key, err);
     }

@@ -11,8 +11,17 @@
  * }
  */
 export interface LockHandle {
-  /** The key as given, without the module's `keyPrefix`. */
+  /** The key as given, without the module's `keyPrefix`; for several keys, joined with `', '`. */
   readonly key: string;
+  /** Every key this lock holds, in the order they were locked (sorted, without duplicates). */
+  readonly keys: readonly string[];
+  /**
+   * Fencing token of this grant: strictly greater than the token of every earlier grant of each of
+   * its keys, across all clients and processes. Pass it with every write to the resource the lock
+   * protects, and have the resource refuse a write whose token is lower than one it has seen: a
+   * holder that stalled past its lease is then harmless. A bigint; `String(token)` for storage.
+   */
+  readonly fencingToken: bigint;
   /** Random token (128 bits from `crypto`) that proves ownership in Redis. Never log it. */
   readonly token: string;
   /**

@@ -12,8 +12,17 @@ export interface LockOptions {
   ttl?: number;
   /** How long to wait for a busy lock, in milliseconds. `0` makes one attempt. */
   waitTimeout?: number;
-  /** How to wait between attempts while the lock is busy. */
+  /**
+   * How long to pause between attempts while the lock is busy, when pub/sub wake-ups are off or
+   * unavailable. With wake-ups (the default) a waiter retries when the holder releases instead.
+   */
   retry?: RetryStrategy;
+  /**
+   * Grant the lock in arrival order across all processes (a queue in Redis), instead of to
+   * whichever waiter asks first after a release. Costs about one extra Redis call per waiter per
+   * hand-over; use the same mode everywhere for a given key.
+   */
+  fair?: boolean;
   /**
    * Renew the lease every `ttl / 3` until release (the watchdog). Defaults to `true` for `run()`
    * and `@Lock`, `false` for `acquire()` and `tryAcquire()`.

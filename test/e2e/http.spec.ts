@@ -8,6 +8,7 @@ import request from 'supertest';
 import { freePort, startRedis, stopAllRedis, type RedisServer } from '../support/redis-server.js';
 import { waitFor } from '../support/wait-for.js';
 import { CommandLog } from './fixtures/command-log.js';
+import { lockKeysIn } from './fixtures/lock-keys.js';
 import { Gate } from './fixtures/gate.js';
 import { createOrdersApp, PLATFORMS } from './fixtures/orders.app.js';
 
@@ -37,7 +38,7 @@ describe.each(PLATFORMS)('@Lock on HTTP routes ($platform)', (platformCase) => {
   afterEach(async () => {
     gate.reset();
     // Every test ends with its locks released; a leftover key would hide the next test's keys.
-    expect(await raw.keys('*')).toEqual([]);
+    expect(await lockKeysIn(raw)).toEqual([]);
   });
 
   afterAll(async () => {
@@ -52,7 +53,7 @@ describe.each(PLATFORMS)('@Lock on HTTP routes ($platform)', (platformCase) => {
       gate.hold('pay:1');
       const first = start(http().post('/orders/1/pay'));
       await gate.arrived('pay:1');
-      const token = await raw.get('lock:order:1');
+      const token = await raw.get('lock:{order:1}');
       expect(token).toMatch(TOKEN);
 
       const second = await http().post('/orders/1/pay');
@@ -80,7 +81,7 @@ describe.each(PLATFORMS)('@Lock on HTTP routes ($platform)', (platformCase) => {
       expect(other.body).toEqual({ paid: '2' });
       // The first one is still in its handler, holding its lock.
       expect(gate.journal).not.toContain('end pay:1');
-      expect(await raw.exists('lock:order:1')).toBe(1);
+      expect(await raw.exists('lock:{order:1}')).toBe(1);
       gate.release('pay:1');
       expect((await first).status).toBe(201);
     });
@@ -89,14 +90,14 @@ describe.each(PLATFORMS)('@Lock on HTTP routes ($platform)', (platformCase) => {
       gate.hold('pay:1');
       const first = start(http().post('/orders/1/pay'));
       await gate.arrived('pay:1');
-      expect(await raw.exists('lock:order:1')).toBe(1);
+      expect(await raw.exists('lock:{order:1}')).toBe(1);
 
       gate.release('pay:1');
       const response = await first;
 
       expect(response.status).toBe(201);
       expect(response.body).toEqual({ paid: '1' });
-      expect(await raw.exists('lock:order:1')).toBe(0);
+      expect(await raw.exists('lock:{order:1}')).toBe(0);
     });
 
     it('makes a request with waitTimeout wait for the holder, then succeed', async () => {
@@ -107,7 +108,7 @@ describe.each(PLATFORMS)('@Lock on HTTP routes ($platform)', (platformCase) => {
 
       const patient = start(http().post('/orders/1/pay-patiently'));
       // Two refused attempts on the key: the second request is waiting, not failing.
-      await waitFor(() => log.setKeys().filter((key) => key === 'lock:order:1').length >= 2, {
+      await waitFor(() => log.setKeys().filter((key) => key === 'lock:{order:1}').length >= 2, {
         message: 'the waiting request to retry the lock',
       });
       expect(gate.ran('patient:1')).toBe(false);
@@ -129,13 +130,13 @@ describe.each(PLATFORMS)('@Lock on HTTP routes ($platform)', (platformCase) => {
         source: '@Param',
         send: () => http().post('/orders/42/pay'),
         gateName: 'pay:42',
-        key: 'lock:order:42',
+        key: 'lock:{order:42}',
       },
       {
         source: '@Query',
         send: () => http().get('/orders/by-query?id=43'),
         gateName: 'query:43',
-        key: 'lock:order:43',
+        key: 'lock:{order:43}',
       },
       {
         source: '@Body, nested {{dto.customer.id}}',
@@ -144,26 +145,26 @@ describe.each(PLATFORMS)('@Lock on HTTP routes ($platform)', (platformCase) => {
             .post('/orders/by-body')
             .send({ customer: { id: 'c-7' } }),
         gateName: 'body:c-7',
-        key: 'lock:customer:c-7',
+        key: 'lock:{customer:c-7}',
       },
       {
         source: '@Headers',
         send: () => http().post('/orders/by-header').set('x-tenant', 'acme'),
         gateName: 'header:acme',
-        key: 'lock:tenant:acme',
+        key: 'lock:{tenant:acme}',
       },
       {
         source: 'a createParamDecorator',
         send: () => http().post('/orders/by-user').set('x-user', 'u9@eu'),
         gateName: 'user:u9',
-        key: 'lock:user:eu:u9',
+        key: 'lock:{user:eu:u9}',
       },
     ])('from $source', async ({ send, gateName, key }) => {
       gate.hold(gateName);
       const pending = start(send());
       await gate.arrived(gateName);
 
-      expect(await raw.keys('*')).toEqual([key]);
+      expect(await lockKeysIn(raw)).toEqual([key]);
       expect(await raw.get(key)).toMatch(TOKEN);
 
       gate.release(gateName);

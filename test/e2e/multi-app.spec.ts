@@ -6,6 +6,7 @@ import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import { startRedis, stopAllRedis, type RedisServer } from '../support/redis-server.js';
 import { Gate } from './fixtures/gate.js';
+import { lockKeysIn } from './fixtures/lock-keys.js';
 import { createOrdersApp, PLATFORMS } from './fixtures/orders.app.js';
 
 describe('apps on different Redis servers and prefixes in one process', () => {
@@ -41,8 +42,8 @@ describe('apps on different Redis servers and prefixes in one process', () => {
     });
     await Promise.all(apps.map((app) => app.get(Gate).arrived('pay:1')));
 
-    expect((await first.client().keys('*')).sort()).toEqual(['lock:order:1', 'tenant-b:order:1']);
-    expect(await second.client().keys('*')).toEqual(['lock:order:1']);
+    expect(await lockKeysIn(first.client())).toEqual(['lock:{order:1}', 'tenant-b:{order:1}']);
+    expect(await lockKeysIn(second.client())).toEqual(['lock:{order:1}']);
     // Each app is still exclusive on its own lock.
     for (const app of apps) {
       await request(app.getHttpServer()).post('/orders/1/pay').expect(423);
@@ -52,8 +53,8 @@ describe('apps on different Redis servers and prefixes in one process', () => {
     expect((await Promise.all(pending)).map((response) => response.status)).toEqual([
       201, 201, 201,
     ]);
-    expect(await first.client().keys('*')).toEqual([]);
-    expect(await second.client().keys('*')).toEqual([]);
+    expect(await lockKeysIn(first.client())).toEqual([]);
+    expect(await lockKeysIn(second.client())).toEqual([]);
   });
 
   it('keeps locking in the other apps after one app is closed', async () => {

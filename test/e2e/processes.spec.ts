@@ -142,7 +142,7 @@ describe('@Lock across OS processes (3 Nest apps, one Redis)', () => {
       expect(Math.max(...sections.map((s) => s.inside))).toBe(1);
       expect(overlaps(sections)).toEqual([]);
       await expect(admin.get('inside:order:contended')).resolves.toBe('0');
-      await expect(admin.exists('lock:order:contended')).resolves.toBe(0);
+      await expect(admin.exists('lock:{order:contended}')).resolves.toBe(0);
     });
 
     it('serves other orders in every process while one process holds an order', async () => {
@@ -221,13 +221,13 @@ describe('@Lock across OS processes (3 Nest apps, one Redis)', () => {
       await entered;
       // The handler's lease is being renewed (the watchdog @Lock runs), so the key outlives its
       // first ttl as long as the process lives.
-      await renewalSeen(admin, 'lock:order:crashed');
+      await renewalSeen(admin, 'lock:{order:crashed}');
 
       holder.child.kill('SIGKILL');
       await expect(exited(holder.child)).resolves.toMatchObject({ signal: 'SIGKILL' });
       const killedAt = nowMs();
       const probedAt = nowMs();
-      const remaining = await admin.pttl('lock:order:crashed');
+      const remaining = await admin.pttl('lock:{order:crashed}');
       // What is left of the last renewal: the dead process renews no more.
       expect(remaining).toBeGreaterThan(0);
       expect(remaining).toBeLessThanOrEqual(HOLD_TTL);
@@ -260,7 +260,7 @@ describe('@Lock across OS processes (3 Nest apps, one Redis)', () => {
       for (const app of survivors) {
         await expect(post(app, '/orders/crashed/try')).resolves.toMatchObject({ status: 200 });
       }
-      await expect(admin.exists('lock:order:crashed')).resolves.toBe(0);
+      await expect(admin.exists('lock:{order:crashed}')).resolves.toBe(0);
     });
   });
 });

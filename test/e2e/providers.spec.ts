@@ -10,6 +10,7 @@ import { LockNotAcquiredError } from '../../lib/index.js';
 import { startRedis, stopAllRedis, type RedisServer } from '../support/redis-server.js';
 import { waitFor } from '../support/wait-for.js';
 import { CommandLog } from './fixtures/command-log.js';
+import { lockKeysIn } from './fixtures/lock-keys.js';
 import { Gate } from './fixtures/gate.js';
 import {
   createJobsApp,
@@ -85,21 +86,21 @@ describe('direct calls to provider methods', () => {
   afterAll(() => app?.close());
 
   it("throws LockNotAcquiredError by default when the key is held elsewhere ('throw')", async () => {
-    await raw.set('lock:report:1', 'someone-else');
+    await raw.set('lock:{report:1}', 'someone-else');
 
     await expect(app.get(ReportService).build('1')).rejects.toBeInstanceOf(LockNotAcquiredError);
 
     expect(gate.ran('report:1')).toBe(false);
-    expect(await raw.get('lock:report:1')).toBe('someone-else');
+    expect(await raw.get('lock:{report:1}')).toBe('someone-else');
   });
 
   it("resolves undefined without running the method when the key is held ('skip')", async () => {
-    await raw.set('lock:report:nightly', 'someone-else');
+    await raw.set('lock:{report:nightly}', 'someone-else');
 
     await expect(app.get(ReportService).nightly()).resolves.toBeUndefined();
 
     expect(gate.ran('nightly')).toBe(false);
-    expect(await raw.get('lock:report:nightly')).toBe('someone-else');
+    expect(await raw.get('lock:{report:nightly}')).toBe('someone-else');
   });
 
   it('locks a provider created with useFactory (the explorer hands it the LockService)', async () => {
@@ -108,13 +109,13 @@ describe('direct calls to provider methods', () => {
     gate.hold('factory:1');
     const first = reports.build('1');
     await gate.arrived('factory:1');
-    expect(await raw.get('lock:factory:1')).toMatch(/^[0-9a-f]{32}$/);
+    expect(await raw.get('lock:{factory:1}')).toMatch(/^[0-9a-f]{32}$/);
 
     await expect(reports.build('1')).rejects.toBeInstanceOf(LockNotAcquiredError);
 
     gate.release('factory:1');
     await expect(first).resolves.toBe('factory 1');
-    expect(await raw.exists('lock:factory:1')).toBe(0);
+    expect(await raw.exists('lock:{factory:1}')).toBe(0);
   });
 });
 
@@ -147,7 +148,7 @@ describe('a controller calling a provider locked on the same key', () => {
 
     // Inside the provider: the controller's lock was joined, not taken a second time.
     await log.sync();
-    expect(log.setKeys()).toEqual(['lock:order:5']);
+    expect(log.setKeys()).toEqual(['lock:{order:5}']);
     // Outside calls on the same key, over HTTP and directly, are refused.
     const outside = await http().post('/orders/5/pay');
     expect(outside.status).toBe(423);
@@ -159,7 +160,7 @@ describe('a controller calling a provider locked on the same key', () => {
     const response = await refund;
     expect(response.status).toBe(201);
     expect(response.body).toEqual({ refund: 'adjusted 5' });
-    expect(await raw.exists('lock:order:5')).toBe(0);
+    expect(await raw.exists('lock:{order:5}')).toBe(0);
   });
 });
 
@@ -187,17 +188,17 @@ describe('a request-scoped provider with @Lock', () => {
       .then((response) => response);
     await gate.arrived('ledger:1');
 
-    expect((await raw.keys('*')).sort()).toEqual(['lock:entry:1', 'lock:ledger:1']);
+    expect(await lockKeysIn(raw)).toEqual(['lock:{entry:1}', 'lock:{ledger:1}']);
 
     gate.release('ledger:1');
     const response = await pending;
     expect(response.status).toBe(201);
     expect(response.body).toEqual({ result: 'recorded 1' });
-    expect(await raw.keys('*')).toEqual([]);
+    expect(await lockKeysIn(raw)).toEqual([]);
   });
 
   it('is refused (423) when its key is held elsewhere', async () => {
-    await raw.set('lock:ledger:2', 'someone-else');
+    await raw.set('lock:{ledger:2}', 'someone-else');
 
     const response = await http().post('/ledger/2');
 

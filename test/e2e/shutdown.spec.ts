@@ -8,6 +8,7 @@ import { LockService, RedisLockClient, RedisLockModule } from '../../lib/index.j
 import { startRedis, stopAllRedis, type RedisServer } from '../support/redis-server.js';
 import { waitFor } from '../support/wait-for.js';
 import { CommandLog } from './fixtures/command-log.js';
+import { lockKeysIn } from './fixtures/lock-keys.js';
 import { Gate } from './fixtures/gate.js';
 import { createJobsApp, ReportService } from './fixtures/jobs.app.js';
 
@@ -56,12 +57,12 @@ describe('app.close()', () => {
     const inFlight = app.get(ReportService).build('1');
     await gate.arrived('report:1');
     const handle = await app.get(LockService).acquire('manual');
-    expect((await raw.keys('*')).sort()).toEqual(['lock:manual', 'lock:report:1']);
+    expect(await lockKeysIn(raw)).toEqual(['lock:{manual}', 'lock:{report:1}']);
     const connection = app.get(LockService).client.redis;
 
     await app.close();
 
-    expect(await raw.keys('*')).toEqual([]);
+    expect(await lockKeysIn(raw)).toEqual([]);
     expect(connection.status).toBe('end');
     expect(handle.isHeld()).toBe(false);
     expect(handle.signal.aborted).toBe(true);
@@ -78,25 +79,27 @@ describe('app.close()', () => {
     const inFlight = app.get(ReportService).build('2');
     await gate.arrived('report:2');
     log.clear();
-    await waitFor(() => renewalsOf('lock:report:2') >= 2, {
+    await waitFor(() => renewalsOf('lock:{report:2}') >= 2, {
       message: 'the watchdog to renew lock:report:2 (every 50 ms)',
     });
 
     await app.close();
 
-    expect(await raw.exists('lock:report:2')).toBe(0);
+    expect(await raw.exists('lock:{report:2}')).toBe(0);
     expect(userClient.status).toBe('ready');
     await expect(userClient.ping()).resolves.toBe('PONG');
     // A metronome on the same rhythm: once it has renewed three times, the closed app's watchdog
     // would have renewed too had it still been running.
     await log.sync();
-    const renewalsAtClose = renewalsOf('lock:report:2');
+    const renewalsAtClose = renewalsOf('lock:{report:2}');
     const metronome = new RedisLockClient({ redis: userClient, ttl: 150 });
     const tick = await metronome.acquire('metronome', { autoRenew: true });
-    await waitFor(() => renewalsOf('lock:metronome') >= 3, { message: 'three metronome renewals' });
+    await waitFor(() => renewalsOf('lock:{metronome}') >= 3, {
+      message: 'three metronome renewals',
+    });
     await tick.release();
     await log.sync();
-    expect(renewalsOf('lock:report:2')).toBe(renewalsAtClose);
+    expect(renewalsOf('lock:{report:2}')).toBe(renewalsAtClose);
     gate.release('report:2');
     await inFlight;
   });
@@ -159,10 +162,10 @@ describe('RedisLockModule.forRootAsync', () => {
     const pending = app.get(ReportService).build('4');
     await gate.arrived('report:4');
 
-    expect(await raw.keys('*')).toEqual(['async:report:4']);
+    expect(await lockKeysIn(raw)).toEqual(['async:{report:4}']);
 
     gate.release('report:4');
     await expect(pending).resolves.toBe('report 4');
-    expect(await raw.keys('*')).toEqual([]);
+    expect(await lockKeysIn(raw)).toEqual([]);
   });
 });

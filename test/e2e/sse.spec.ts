@@ -82,11 +82,11 @@ describe.each(PLATFORMS)('@Lock on an @Sse stream ($platform)', (platformCase) =
 
     streams.emit('1', 'first');
     await waitFor(() => client.text().includes('data: first'), { message: 'the first event' });
-    expect(await raw.exists('lock:stream:1')).toBe(1);
+    expect(await raw.exists('lock:{stream:1}')).toBe(1);
 
     streams.complete('1');
     await within(client.ended, 5_000, 'the response to end');
-    await waitFor(async () => (await raw.exists('lock:stream:1')) === 0, {
+    await waitFor(async () => (await raw.exists('lock:{stream:1}')) === 0, {
       message: 'lock:stream:1 to be released after completion',
     });
   });
@@ -112,9 +112,9 @@ describe.each(PLATFORMS)('@Lock on an @Sse stream ($platform)', (platformCase) =
     }
     expect(app.get(Gate).journal.filter((entry) => entry === 'start stream:2')).toHaveLength(1);
     expect(streams.isOpen('2')).toBe(true);
-    expect(await raw.exists('lock:stream:2')).toBe(1);
+    expect(await raw.exists('lock:{stream:2}')).toBe(1);
     first.disconnect();
-    await waitFor(async () => (await raw.exists('lock:stream:2')) === 0, {
+    await waitFor(async () => (await raw.exists('lock:{stream:2}')) === 0, {
       message: 'lock:stream:2 to be released',
     });
   });
@@ -124,11 +124,11 @@ describe.each(PLATFORMS)('@Lock on an @Sse stream ($platform)', (platformCase) =
     await waitFor(() => streams.isOpen('3'), { message: 'the stream to be subscribed' });
     streams.emit('3', 'tick');
     await waitFor(() => client.text().includes('data: tick'), { message: 'the event' });
-    expect(await raw.exists('lock:stream:3')).toBe(1);
+    expect(await raw.exists('lock:{stream:3}')).toBe(1);
 
     client.disconnect();
 
-    await waitFor(async () => (await raw.exists('lock:stream:3')) === 0, {
+    await waitFor(async () => (await raw.exists('lock:{stream:3}')) === 0, {
       message: 'lock:stream:3 to be released after the disconnect',
     });
     expect(streams.isOpen('3')).toBe(false);

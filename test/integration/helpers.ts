@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
+import { LockScripts } from '../../lib/core/lock.scripts.js';
 import { RedisLockClient } from '../../lib/core/redis-lock.client.js';
 import type { RedisLockClientOptions } from '../../lib/core/redis-lock-client.options.js';
 import { waitFor } from '../support/wait-for.js';
@@ -58,6 +59,21 @@ export async function commandCalls(admin: Redis, command: string): Promise<numbe
   return match ? Number(match[1]) : 0;
 }
 
+/**
+ * Resolves once `count` connections are subscribed to the release channel of `key` (default
+ * prefix): a waiter that got that far sleeps until a release wakes it.
+ */
+export async function subscribed(admin: Redis, key: string, count = 1): Promise<void> {
+  const channel = `lock:{${key}}:released`;
+  await waitFor(
+    async () => {
+      const [, n] = (await admin.call('PUBSUB', 'NUMSUB', channel)) as [string, number];
+      return n >= count;
+    },
+    { interval: 5, message: `${count} subscriber(s) of ${channel}` },
+  );
+}
+
 /** A key name no other test uses. */
 let counter = 0;
 export function uniqueKey(label: string): string {
@@ -71,6 +87,10 @@ export function gate<T = void>(): { promise: Promise<T>; open: (value: T) => voi
   const promise = new Promise<T>((resolve) => (open = resolve));
   return { promise, open };
 }
+
+/** A lock script, by its name in `LockScripts`. */
+export type ScriptName = keyof typeof LockScripts;
+const SCRIPT_NAMES = Object.keys(LockScripts) as ScriptName[];
 
 /** One command as MONITOR reports it: the arguments, the first being the command name. */
 export type MonitoredCommand = string[];
@@ -95,14 +115,27 @@ export class CommandLog {
   }
 
   /**
-   * The lock scripts run with `token` (EVALSHA sha 1 key token [ttl], or EVAL source ... on first
-   * use): extends carry a ttl, releases do not. Run each script once before counting, so a
-   * NOSCRIPT attempt and its EVAL are not counted twice.
+   * The names of the lock scripts run with `token` as first argument, in order (EVALSHA sha
+   * numkeys keys... token ..., or EVAL source ... on first use, counted only if no EVALSHA of
+   * the same call failed before it: run each script once before counting to be sure).
    */
-  scriptsOf(token: string): Array<'extend' | 'release'> {
-    return this.commands
-      .filter((args) => ['evalsha', 'eval'].includes(args[0].toLowerCase()) && args[4] === token)
-      .map((args) => (args.length === 6 ? 'extend' : 'release'));
+  scriptsOf(token: string): ScriptName[] {
+    const names: ScriptName[] = [];
+    for (const args of this.commands) {
+      const command = args[0].toLowerCase();
+      if (command !== 'evalsha' && command !== 'eval') continue;
+      if (args[3 + Number(args[2])] !== token) continue;
+      const name = SCRIPT_NAMES.find((n) =>
+        command === 'evalsha' ? LockScripts[n].sha === args[1] : LockScripts[n].source === args[1],
+      );
+      if (name) names.push(name);
+    }
+    return names;
+  }
+
+  /** The commands whose arguments include `value` (a key, say), as MONITOR reported them. */
+  mentioning(value: string): MonitoredCommand[] {
+    return this.commands.filter((args) => args.includes(value));
   }
 
   stop(): void {

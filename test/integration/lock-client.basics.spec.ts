@@ -11,6 +11,7 @@ import { waitFor } from '../support/wait-for.js';
 import {
   collectingLogger,
   commandCalls,
+  subscribed,
   LockClients,
   nowMs,
   rejectionOf,
@@ -62,6 +63,25 @@ describe('RedisLockClient: taking, holding and releasing', () => {
     const waiterClient = clients.create(redis.client());
     const key = uniqueKey('wait');
     const holder = await holderClient.acquire(key, { ttl: 10_000 });
+
+    let settled = false;
+    const waiting = waiterClient.acquire(key, { waitTimeout: 10_000 });
+    void waiting.finally(() => (settled = true)).catch(() => undefined);
+    // The waiter was turned away and sleeps on the key's release channel.
+    await subscribed(admin, key);
+    expect(settled).toBe(false);
+
+    await expect(holder.release()).resolves.toBe(true);
+    const handle = await waiting;
+    expect(handle.isHeld()).toBe(true);
+    await expect(admin.get(handle.redisKey)).resolves.toBe(handle.token);
+  });
+
+  it('with pubSub: false, a waiter polls with its retry strategy until the holder releases', async () => {
+    const holderClient = clients.create(redis.client());
+    const waiterClient = clients.create(redis.client(), { pubSub: false });
+    const key = uniqueKey('poll');
+    const holder = await holderClient.acquire(key, { ttl: 10_000 });
     const setsBefore = await commandCalls(admin, 'set');
 
     let settled = false;
@@ -72,11 +92,15 @@ describe('RedisLockClient: taking, holding and releasing', () => {
       message: 'the waiter to retry',
     });
     expect(settled).toBe(false);
+    const [, subscribers] = (await admin.call('PUBSUB', 'NUMSUB', `lock:{${key}}:released`)) as [
+      string,
+      number,
+    ];
+    expect(subscribers).toBe(0);
 
     await expect(holder.release()).resolves.toBe(true);
     const handle = await waiting;
     expect(handle.isHeld()).toBe(true);
-    await expect(admin.get(handle.redisKey)).resolves.toBe(handle.token);
   });
 
   it('stores a fresh 128-bit token (32 hex characters) as the key value on every grant', async () => {
@@ -86,7 +110,7 @@ describe('RedisLockClient: taking, holding and releasing', () => {
     for (let i = 0; i < 50; i++) {
       const handle = await locks.acquire(key);
       expect(handle.token).toMatch(TOKEN);
-      await expect(admin.get(`lock:${key}`)).resolves.toBe(handle.token);
+      await expect(admin.get(`lock:{${key}}`)).resolves.toBe(handle.token);
       tokens.add(handle.token);
       await handle.release();
     }
@@ -99,14 +123,14 @@ describe('RedisLockClient: taking, holding and releasing', () => {
       .create(redis.client(), { keyPrefix: 'app:locks:' })
       .acquire(key, { ttl: 10_000 });
     expect(prefixed.key).toBe(key);
-    expect(prefixed.redisKey).toBe(`app:locks:${key}`);
-    await expect(admin.get(`app:locks:${key}`)).resolves.toBe(prefixed.token);
-    await expect(admin.exists(key, `lock:${key}`)).resolves.toBe(0);
+    expect(prefixed.redisKey).toBe(`app:locks:{${key}}`);
+    await expect(admin.get(`app:locks:{${key}}`)).resolves.toBe(prefixed.token);
+    await expect(admin.exists(key, `lock:{${key}}`)).resolves.toBe(0);
 
     // Another prefix is another lock.
     const plain = await clients.create(redis.client()).acquire(key, { ttl: 10_000 });
-    expect(plain.redisKey).toBe(`lock:${key}`);
-    await expect(admin.get(`lock:${key}`)).resolves.toBe(plain.token);
+    expect(plain.redisKey).toBe(`lock:{${key}}`);
+    await expect(admin.get(`lock:{${key}}`)).resolves.toBe(plain.token);
   });
 
   it('gives the key the ttl as PTTL and lets it expire once the ttl has passed', async () => {
@@ -274,7 +298,7 @@ describe('RedisLockClient: taking, holding and releasing', () => {
     expect(released.signal.reason).toBeInstanceOf(DOMException);
 
     const lost = await locks.acquire(uniqueKey('late-read-lost'));
-    await admin.del(`lock:${lost.key}`);
+    await admin.del(`lock:{${lost.key}}`);
     await expect(lost.extend()).rejects.toBeInstanceOf(LockLostError);
     expect(lost.signal.aborted).toBe(true);
     expect(lost.signal.reason).toBeInstanceOf(LockLostError);

@@ -1,10 +1,9 @@
 import type { Redis } from 'ioredis';
 import type { RedisLockHandle } from '../../lib/core/redis-lock.handle.js';
-import { fixedDelay } from '../../lib/core/retry.strategies.js';
 import { LockNotAcquiredError } from '../../lib/errors/lock.errors.js';
 import { startRedis, stopAllRedis, type RedisServer } from '../support/redis-server.js';
 import { waitFor } from '../support/wait-for.js';
-import { commandCalls, gate, LockClients, nowMs, rejectionOf, uniqueKey } from './helpers.js';
+import { gate, LockClients, nowMs, rejectionOf, subscribed, uniqueKey } from './helpers.js';
 
 describe('RedisLockClient.run: scoping and reentrancy', () => {
   let redis: RedisServer;
@@ -30,7 +29,7 @@ describe('RedisLockClient.run: scoping and reentrancy', () => {
     });
     expect(result).toBe('result');
     expect(seen).toBe(handle!.token);
-    await expect(admin.exists(`lock:${key}`)).resolves.toBe(0);
+    await expect(admin.exists(`lock:{${key}}`)).resolves.toBe(0);
     expect(handle!.isHeld()).toBe(false);
   });
 
@@ -44,7 +43,7 @@ describe('RedisLockClient.run: scoping and reentrancy', () => {
       }),
     );
     expect(error).toBe(boom);
-    await expect(admin.exists(`lock:${key}`)).resolves.toBe(0);
+    await expect(admin.exists(`lock:{${key}}`)).resolves.toBe(0);
   });
 
   it('renews by default: a fn that outlives its ttl (four renewals) keeps the lock and token', async () => {
@@ -104,7 +103,7 @@ describe('RedisLockClient.run: scoping and reentrancy', () => {
     expect(calls).toEqual(['inner', 'innermost', 'outer']);
     expect(innerLock).toBe(outerLock);
     expect(innerMs).toBeLessThan(1000);
-    await expect(admin.exists(`lock:${key}`)).resolves.toBe(0);
+    await expect(admin.exists(`lock:{${key}}`)).resolves.toBe(0);
   });
 
   it('keeps the outer lock when a joined inner run throws', async () => {
@@ -143,15 +142,9 @@ describe('RedisLockClient.run: scoping and reentrancy', () => {
     expect(calledFn).toBe(false);
     await expect(locks.tryAcquire(key)).resolves.toBeNull();
 
-    const setsBefore = await commandCalls(admin, 'set');
-    const waiter = locks.run(key, () => order.push('waiter'), {
-      waitTimeout: 10_000,
-      retry: fixedDelay(20),
-    });
-    // The waiter has been turned away a few times before the holder finishes.
-    await waitFor(async () => (await commandCalls(admin, 'set')) >= setsBefore + 3, {
-      message: 'the waiter to retry',
-    });
+    const waiter = locks.run(key, () => order.push('waiter'), { waitTimeout: 10_000 });
+    // The waiter has been turned away and sleeps until a release wakes it.
+    await subscribed(admin, key);
     expect(order).toEqual(['outer start']);
     releaseOuter.open();
     await Promise.all([outer, waiter]);
@@ -165,11 +158,11 @@ describe('RedisLockClient.run: scoping and reentrancy', () => {
       await locks.run(k2, async (inner) => {
         expect(inner).not.toBe(outer);
         expect(inner.token).not.toBe(outer.token);
-        await expect(admin.get(`lock:${k1}`)).resolves.toBe(outer.token);
-        await expect(admin.get(`lock:${k2}`)).resolves.toBe(inner.token);
+        await expect(admin.get(`lock:{${k1}}`)).resolves.toBe(outer.token);
+        await expect(admin.get(`lock:{${k2}}`)).resolves.toBe(inner.token);
       });
-      await expect(admin.exists(`lock:${k2}`)).resolves.toBe(0);
-      await expect(admin.get(`lock:${k1}`)).resolves.toBe(outer.token);
+      await expect(admin.exists(`lock:{${k2}}`)).resolves.toBe(0);
+      await expect(admin.get(`lock:{${k1}}`)).resolves.toBe(outer.token);
     });
   });
 
@@ -201,10 +194,10 @@ describe('RedisLockClient.run: scoping and reentrancy', () => {
         }),
       );
     });
-    await expect(admin.exists(`lock:${key}`)).resolves.toBe(0);
+    await expect(admin.exists(`lock:{${key}}`)).resolves.toBe(0);
     resume.open();
     const lateToken = await late!;
     expect(lateToken).not.toBe(outerToken);
-    await expect(admin.exists(`lock:${key}`)).resolves.toBe(0);
+    await expect(admin.exists(`lock:{${key}}`)).resolves.toBe(0);
   });
 });

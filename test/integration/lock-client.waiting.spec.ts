@@ -81,7 +81,7 @@ describe('RedisLockClient: waiting, giving up, and Redis being away', () => {
       const key = await heldKey('null-retry');
       const asked: number[] = [];
       const { error, ms } = await rejectionOf(
-        clients.create(redis.client()).acquire(key, {
+        clients.create(redis.client(), { pubSub: false }).acquire(key, {
           waitTimeout: 10_000,
           retry: (attempt) => (asked.push(attempt), attempt < 3 ? 10 : null),
         }),
@@ -105,7 +105,7 @@ describe('RedisLockClient: waiting, giving up, and Redis being away', () => {
         return 2000;
       };
       const waiting = clients
-        .create(redis.client())
+        .create(redis.client(), { pubSub: false })
         .acquire(key, { waitTimeout: 10_000, retry, signal: controller.signal });
       const { error } = await rejectionOf(waiting);
       const rejectedAt = nowMs();
@@ -128,8 +128,8 @@ describe('RedisLockClient: waiting, giving up, and Redis being away', () => {
         );
         await admin.ping('marker');
         await waitFor(() => log.commands.some((args) => args.includes('marker')));
-        expect(log.commands.filter((args) => args.includes(`lock:${key}`))).toEqual([]);
-        await expect(admin.exists(`lock:${key}`)).resolves.toBe(0);
+        expect(log.commands.filter((args) => args.includes(`lock:{${key}}`))).toEqual([]);
+        await expect(admin.exists(`lock:{${key}}`)).resolves.toBe(0);
       } finally {
         log.stop();
       }
@@ -153,18 +153,18 @@ describe('RedisLockClient: waiting, giving up, and Redis being away', () => {
         const { error, ms } = await attempt;
         expectError(error, ms);
         // Still paused: the SET has not run yet.
-        await expect(admin.exists(`lock:${key}`)).resolves.toBe(0);
+        await expect(admin.exists(`lock:{${key}}`)).resolves.toBe(0);
 
         await admin.call('CLIENT', 'UNPAUSE');
         const scripts = () => {
-          const set = log.commands.find((a) => a[0] === 'set' && a[1] === `lock:${key}`);
+          const set = log.commands.find((a) => a[0] === 'set' && a[1] === `lock:{${key}}`);
           return set ? { token: set[2], after: log.scriptsOf(set[2]) } : undefined;
         };
         // The late SET went through, and its token was then used to release the key.
         await waitFor(() => scripts()?.after.includes('release') === true, {
           message: 'the orphaned SET to be released',
         });
-        await expect(admin.exists(`lock:${key}`)).resolves.toBe(0);
+        await expect(admin.exists(`lock:{${key}}`)).resolves.toBe(0);
       } finally {
         log.stop();
       }

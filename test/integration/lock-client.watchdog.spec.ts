@@ -228,7 +228,7 @@ describe('RedisLockClient: the watchdog (autoRenew) and loss detection', () => {
         message: 'four renewal periods after close',
       });
       expect(log.scriptsOf(watched.token).at(-1)).toBe('release');
-      expect(log.scriptsOf(plain.token)).toEqual(['release']);
+      expect(log.scriptsOf(plain.token)).toEqual(['acquire', 'release']);
 
       // A closed client takes no new locks.
       const { error } = await rejectionOf(locks.acquire(uniqueKey('after-close')));

@@ -23,7 +23,7 @@ describe('callLocked and observeLocked', () => {
   afterEach(() => clients.closeAll());
   afterAll(() => stopAllRedis());
 
-  const isHeld = async (key: string) => (await admin.exists(`lock:${key}`)) === 1;
+  const isHeld = async (key: string) => (await admin.exists(`lock:{${key}}`)) === 1;
   const released = (key: string) =>
     waitFor(async () => !(await isHeld(key)), { message: `lock:${key} to be released` });
 

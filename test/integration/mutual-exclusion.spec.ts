@@ -79,7 +79,7 @@ describe('mutual exclusion across OS processes', () => {
     // Every grant was still held when released, and nothing is left behind.
     expect(done.map((r) => r.failedReleases)).toEqual(Array(WORKERS).fill(0));
     expect(done.flatMap((r) => r.warnings)).toEqual([]);
-    await expect(admin.exists(`lock:${key}`)).resolves.toBe(0);
+    await expect(admin.exists(`lock:{${key}}`)).resolves.toBe(0);
     for (const worker of workers)
       await expect(exited(worker)).resolves.toEqual({ code: 0, signal: null });
   }, 60_000);

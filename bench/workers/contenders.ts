@@ -1,0 +1,110 @@
+/**
+ * The lock implementations the contended scenario compares, each behind one small interface so
+ * the worker loop treats them alike. All of them share the process's one ioredis connection.
+ */
+import { ExecutionError, Redlock } from '@sesamecare-oss/redlock';
+import type { Redis } from 'ioredis';
+import { Mutex } from 'redis-semaphore';
+import { RedisLockClient } from '../../lib/core/redis-lock.client.js';
+import { LockNotAcquiredError } from '../../lib/errors/lock.errors.js';
+
+/** Which lock a contended round runs; also names its key, so no two rows share one. */
+export type Impl = 'library' | 'library-fair' | 'redlock' | 'redis-semaphore';
+
+export const IMPLS: readonly Impl[] = ['library', 'library-fair', 'redlock', 'redis-semaphore'];
+
+/** What one round needs to know to wait for the lock. */
+export interface RoundSettings {
+  ttl: number;
+  /** Length of the round, ms: how long a waiter may have to wait at most. */
+  roundMs: number;
+  /** Aborted when the round ends. */
+  signal: AbortSignal;
+}
+
+/**
+ * Waits for the lock on `key`. Resolves with its release, or `null` when the round ended first.
+ * A lock may still be granted after the round ended, by an implementation that cannot be
+ * stopped mid-wait; the caller checks `signal` and does not count it.
+ */
+export type Acquire = (
+  key: string,
+  round: RoundSettings,
+) => Promise<(() => Promise<unknown>) | null>;
+
+/** Far beyond any round: a waiter is only stopped by the end of the round. */
+const WAIT_TIMEOUT = 600_000;
+
+/**
+ * `fair` is being added to `LockOptions`; passed through a loose record so this compiles both
+ * before and after it lands (the client ignores an option it does not know).
+ */
+const FAIR: Record<string, unknown> = { fair: true };
+
+/** One {@link Acquire} per implementation, on `redis`; `close` ends what they keep open. */
+export function contenders(redis: Redis): {
+  acquire: Record<Impl, Acquire>;
+  close: () => Promise<void>;
+} {
+  const locks = new RedisLockClient({ redis, keyPrefix: 'bench:' });
+  const redlock = new Redlock([redis]);
+
+  const library =
+    (extra: Record<string, unknown>): Acquire =>
+    async (key, { ttl, signal }) => {
+      try {
+        const lock = await locks.acquire(key, { ttl, waitTimeout: WAIT_TIMEOUT, signal, ...extra });
+        return () => lock.release();
+      } catch (err) {
+        if (err instanceof LockNotAcquiredError && signal.aborted) return null;
+        throw err;
+      }
+    };
+
+  // Redlock cannot be stopped mid-wait, and gives up after `retryCount` retries. A user who
+  // wants to wait long raises the count; here it covers the whole round even if every delay is
+  // the shortest one (retryDelay - retryJitter), so it never gives up before the round ends.
+  const { retryDelay, retryJitter } = redlock.settings;
+  const shortestDelay = Math.max(1, retryDelay - retryJitter);
+  const redlockAcquire: Acquire = async (key, { ttl, roundMs, signal }) => {
+    const retryCount = Math.ceil(roundMs / shortestDelay);
+    try {
+      const lock = await redlock.acquire([`bench:${key}`], ttl, { retryCount });
+      return () => lock.release();
+    } catch (err) {
+      if (!(err instanceof ExecutionError)) throw err;
+      if (signal.aborted) return null;
+      throw new Error(`redlock gave up within the round despite retryCount ${retryCount}`, {
+        cause: err,
+      });
+    }
+  };
+
+  // redis-semaphore 5.8 takes an AbortSignal: the delay between attempts ends on abort, a `SET`
+  // in flight still completes (and may grant the lock after the round ended).
+  const semaphoreAcquire: Acquire = async (key, { ttl, signal }) => {
+    const mutex = new Mutex(redis, `bench:${key}`, {
+      lockTimeout: ttl,
+      acquireTimeout: WAIT_TIMEOUT,
+      refreshInterval: 0,
+    });
+    try {
+      await mutex.acquire(signal);
+      return () => mutex.release();
+    } catch (err) {
+      // An abort rejects with the signal's reason; anything else is a real failure.
+      if (signal.aborted && err === signal.reason) return null;
+      throw err;
+    }
+  };
+
+  return {
+    acquire: {
+      library: library({}),
+      'library-fair': library(FAIR),
+      redlock: redlockAcquire,
+      'redis-semaphore': semaphoreAcquire,
+    },
+    close: () => locks.close(),
+  };
+}

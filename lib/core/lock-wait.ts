@@ -1,0 +1,78 @@
+/** Why a wait for a wake-up ended. */
+export type WakeOutcome = 'woken' | 'timer' | 'aborted';
+
+/**
+ * A waiter's doorbell: rung by a release message, remembered until the waiter next looks, so a
+ * message that arrives while the waiter's attempt is still on its way is not lost.
+ *
+ * @example
+ * wake.reset();                 // before an attempt
+ * if ((await attempt()) === 'busy') await wake.wait(recheckMs, signal);
+ */
+export class Wake {
+  private rung = false;
+  private answer?: (outcome: WakeOutcome) => void;
+
+  ring(): void {
+    this.rung = true;
+    this.answer?.('woken');
+  }
+
+  /** Forgets earlier rings: called right before an attempt, whose reply is newer than them. */
+  reset(): void {
+    this.rung = false;
+  }
+
+  /** Resolves when rung (at once if rung since the last reset), after `ms`, or on abort. */
+  wait(ms: number, signal?: AbortSignal): Promise<WakeOutcome> {
+    if (this.rung) return Promise.resolve('woken');
+    if (signal?.aborted) return Promise.resolve('aborted');
+    return new Promise((resolve) => {
+      const finish = (outcome: WakeOutcome) => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.answer = undefined;
+        resolve(outcome);
+      };
+      const onAbort = () => finish('aborted');
+      const timer = setTimeout(() => finish('timer'), Math.max(0, ms));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.answer = finish;
+    });
+  }
+}
+
+/**
+ * The waiters of one process for one key (or key set), in arrival order. Only the first contends
+ * in Redis; a release therefore wakes one waiter per process, not all of them.
+ *
+ * @example
+ * const place = queue.join();
+ * try { await place.turn; ...contend... } finally { place.leave(); }
+ */
+export class LocalQueue {
+  private readonly places: { start: () => void }[] = [];
+
+  constructor(private readonly onEmpty: () => void) {}
+
+  get size(): number {
+    return this.places.length;
+  }
+
+  /** Takes a place at the back; `turn` resolves when it is first. `leave` is safe to repeat. */
+  join(): { turn: Promise<void>; leave: () => void } {
+    let start!: () => void;
+    const turn = new Promise<void>((resolve) => (start = resolve));
+    const place = { start };
+    this.places.push(place);
+    if (this.places.length === 1) start();
+    const leave = () => {
+      const index = this.places.indexOf(place);
+      if (index < 0) return;
+      this.places.splice(index, 1);
+      if (index === 0 && this.places.length > 0) this.places[0].start();
+      if (this.places.length === 0) this.onEmpty();
+    };
+    return { turn, leave };
+  }
+}
