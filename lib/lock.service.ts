@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { RedisConnection } from './core/redis-connection.js';
-import { RedisLockClient } from './core/redis-lock.client.js';
+import { RedisLockClient, type LockKeys } from './core/redis-lock.client.js';
 import type { LockHandle } from './interfaces/lock-handle.interface.js';
 import type { LockOptions } from './interfaces/lock-options.interface.js';
 import type { RedisLockModuleOptions } from './interfaces/redis-lock-module-options.interface.js';
@@ -36,6 +36,9 @@ export class LockService implements OnApplicationShutdown {
       ttl: options.ttl,
       waitTimeout: options.waitTimeout,
       retry: options.retry,
+      fair: options.fair,
+      pubSub: options.pubSub,
+      fairQueueTimeout: options.fairQueueTimeout,
       logger: this.logger,
     });
   }
@@ -47,19 +50,23 @@ export class LockService implements OnApplicationShutdown {
    * const lock = await locks.tryAcquire('import:csv');
    * if (!lock) return 'an import is already running';
    */
-  tryAcquire(key: string, options?: LockOptions): Promise<LockHandle | null> {
+  tryAcquire(key: LockKeys, options?: LockOptions): Promise<LockHandle | null> {
     return this.client.tryAcquire(key, options);
   }
 
   /**
-   * Takes the lock, waiting up to `waitTimeout` ms while it is busy. Release it yourself.
+   * Takes the lock, waiting up to `waitTimeout` ms while it is busy. Release it yourself. Given
+   * several keys, takes all of them at once or none (in a stable order: no deadlock between two
+   * callers naming the same keys in different orders), and renews and releases them together.
    * @throws LockNotAcquiredError when the wait times out or is aborted.
    * @throws LockUnavailableError when Redis cannot be reached.
    * @example
    * const lock = await locks.acquire('stock:7', { waitTimeout: 2_000, autoRenew: true });
    * try { await reserve(); } finally { await lock.release(); }
+   *
+   * const both = await locks.acquire([`account:${from}`, `account:${to}`], { waitTimeout: 5_000 });
    */
-  acquire(key: string, options?: LockOptions): Promise<LockHandle> {
+  acquire(key: LockKeys, options?: LockOptions): Promise<LockHandle> {
     return this.client.acquire(key, options);
   }
 
@@ -70,7 +77,11 @@ export class LockService implements OnApplicationShutdown {
    * @example
    * await locks.run(`order:${id}`, async (lock) => charge(id, { signal: lock.signal }));
    */
-  run<T>(key: string, fn: (lock: LockHandle) => T | Promise<T>, options?: LockOptions): Promise<T> {
+  run<T>(
+    key: LockKeys,
+    fn: (lock: LockHandle) => T | Promise<T>,
+    options?: LockOptions,
+  ): Promise<T> {
     return this.client.run(key, fn, options);
   }
 

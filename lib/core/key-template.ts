@@ -19,8 +19,8 @@ import type { ParameterList } from './parameter-names.js';
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type LockKey = string | ((...params: any[]) => string);
 
-/** Builds the key of one call from the method's arguments. */
-export type KeyResolver = (args: unknown[]) => string;
+/** Builds the key (or keys, for a multi-key lock) of one call from the method's arguments. */
+export type KeyResolver = (args: unknown[]) => string | string[];
 
 type Part = string | { placeholder: string; argIndex: number; path: string[] };
 
@@ -30,19 +30,37 @@ const PATH = /^(?:[A-Za-z_$][\w$]*|\d+)(?:\.(?:[A-Za-z_$][\w$]*|\d+))*$/;
  * Compiles a key template against a method's parameters, failing at once on a malformed template
  * or a placeholder that names no parameter. `{{path}}` starts with a parameter name or an argument
  * index and may walk properties (`{{dto.customer.id}}`, `{{0.id}}`); single braces are literal, so
- * Redis Cluster hash tags (`'{orders}:{{id}}'`) pass through.
+ * Redis Cluster hash tags (`'{orders}:{{id}}'`) pass through. An array compiles each template
+ * for a multi-key lock.
  *
  * @param where `Class.method()`, for messages
  * @throws LockTemplateError on a malformed template or unknown parameter.
  * @example
  * const resolve = compileKeyTemplate('order:{{id}}', { names: ['id'], hasRest: false }, 'Orders.pay()');
  * resolve(['42']); // 'order:42'
+ * const both = compileKeyTemplate(['account:{{from}}', 'account:{{to}}'], { names: ['from', 'to'], hasRest: false }, 'Bank.transfer()');
+ * both(['a', 'b']); // ['account:a', 'account:b']
  */
 export function compileKeyTemplate(
-  key: LockKey,
+  key: LockKey | readonly LockKey[],
   params: ParameterList,
   where: string,
 ): KeyResolver {
+  if (Array.isArray(key)) {
+    if (key.length === 0) {
+      throw new LockTemplateError(templateSyntaxMessage(where, '[]', 'the list of keys is empty.'));
+    }
+    const resolvers = key.map((one: LockKey) => compileOne(one, params, where));
+    return (args) => resolvers.map((resolve) => resolve(args));
+  }
+  return compileOne(key as LockKey, params, where);
+}
+
+function compileOne(
+  key: LockKey,
+  params: ParameterList,
+  where: string,
+): (args: unknown[]) => string {
   if (typeof key === 'function') return (args) => callKeyFunction(key, args, where);
   if (typeof key !== 'string' || key.length === 0) {
     throw new LockTemplateError(templateSyntaxMessage(where, String(key), 'the key is empty.'));

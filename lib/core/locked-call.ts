@@ -1,10 +1,11 @@
 import { from, isObservable, Observable, of } from 'rxjs';
 import { LockNotAcquiredError } from '../errors/lock.errors.js';
 import type { LockOptions } from '../interfaces/lock-options.interface.js';
-import type { LockScope, RedisLockClient } from './redis-lock.client.js';
+import type { LockKeys, LockScope, RedisLockClient } from './redis-lock.client.js';
 
 /** What to do when the lock is busy: fail, or report a skip and resolve without running. */
 export interface LockedCallOptions extends LockOptions {
+  /** Called with the busy lock's key (several keys joined with ', '). */
   onSkip?: (key: string) => void;
 }
 
@@ -17,7 +18,7 @@ export interface LockedCallOptions extends LockOptions {
  */
 export async function callLocked(
   client: RedisLockClient,
-  key: string,
+  key: LockKeys,
   options: LockedCallOptions,
   invoke: () => unknown,
 ): Promise<unknown> {
@@ -45,7 +46,7 @@ export async function callLocked(
  */
 export function observeLocked(
   client: RedisLockClient,
-  key: string,
+  key: LockKeys,
   options: LockedCallOptions,
   invoke: () => unknown,
 ): Observable<unknown> {
@@ -93,7 +94,7 @@ function holdWhileSubscribed(
 
 async function enterOrSkip(
   client: RedisLockClient,
-  key: string,
+  key: LockKeys,
   options: LockedCallOptions,
 ): Promise<LockScope | undefined> {
   const { onSkip, ...lockOptions } = options;
@@ -101,7 +102,7 @@ async function enterOrSkip(
     return await client.enter(key, lockOptions);
   } catch (err) {
     if (onSkip && err instanceof LockNotAcquiredError && !err.aborted) {
-      onSkip(key);
+      onSkip(err.key);
       return undefined;
     }
     throw err;

@@ -1,9 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Redis } from 'ioredis';
-import {
-  LockNotAcquiredError,
-  LockUnavailableError,
-} from '../errors/lock.errors.js';
+import { LockNotAcquiredError, LockUnavailableError } from '../errors/lock.errors.js';
 import type { LockOptions } from '../interfaces/lock-options.interface.js';
 import {
   ATTEMPT_TIMEOUT,

@@ -27,7 +27,8 @@ import {
  * const lock = reflector.get<LockMetadata | undefined>(LOCK_METADATA, context.getHandler());
  */
 export interface LockMetadata {
-  readonly key: LockKey;
+  /** The template (or key function), or several for a multi-key lock. */
+  readonly key: LockKey | readonly LockKey[];
   readonly options: LockOptions;
   /** `Class.method()`, for messages. */
   readonly where: string;
@@ -45,6 +46,8 @@ const logger = new Logger(REDIS_LOCK_LOGGER_CONTEXT);
  * The key is a template whose `{{placeholders}}` name a parameter (`{{id}}`, `{{dto.customer.id}}`)
  * or an argument index (`{{0}}`), or a function given the same arguments. On a controller a
  * parameter is what its param decorator supplies after pipes; on a provider, the argument passed.
+ * An array of templates locks all its keys at once (all or nothing, in a stable order, so two
+ * calls naming the same keys in opposite orders cannot deadlock).
  *
  * Works on controllers (HTTP 423 when busy, 503 when Redis is down, 400 on a bad key value) and on
  * any provider method, however it is called: cron ticks, queue consumers, `this.service.method()`.
@@ -59,8 +62,14 @@ const logger = new Logger(REDIS_LOCK_LOGGER_CONTEXT);
  *
  * @Lock('report:nightly', { onNotAcquired: 'skip' })
  * async buildNightlyReport() { ... }
+ *
+ * @Lock(['account:{{from}}', 'account:{{to}}'], { waitTimeout: 5_000 })
+ * transfer(from: string, to: string, amount: number) { ... }
  */
-export function Lock(key: LockKey, options: LockOptions = {}): MethodDecorator {
+export function Lock(
+  key: LockKey | readonly LockKey[],
+  options: LockOptions = {},
+): MethodDecorator {
   return (target, propertyKey, descriptor) => {
     const isStatic = typeof target === 'function';
     const className = isStatic ? (target as { name: string }).name : target.constructor.name;

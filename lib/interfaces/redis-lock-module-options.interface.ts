@@ -19,8 +19,20 @@ export interface RedisLockModuleOptions {
   ttl?: number;
   /** Default wait for a busy lock in milliseconds. Default 0: one attempt. */
   waitTimeout?: number;
-  /** Default wait strategy. Default `exponentialBackoff({ base: 25, cap: 500 })`. */
+  /**
+   * How waiters pause between attempts when pub/sub wake-ups are off or unavailable. Default
+   * `exponentialBackoff({ base: 25, cap: 500 })`.
+   */
   retry?: RetryStrategy;
+  /** Grant every busy lock in arrival order across processes (see `LockOptions.fair`). Default false. */
+  fair?: boolean;
+  /**
+   * Wake waiters through Redis pub/sub on release (one extra connection, opened on the first
+   * wait). Default true; false makes waiters poll with `retry`.
+   */
+  pubSub?: boolean;
+  /** Fair mode: ms after which a silent waiter (gave up, crashed) loses its place. Default 5000. */
+  fairQueueTimeout?: number;
 }
 
 /**

@@ -16,7 +16,7 @@ export interface WaitForOptions {
  * as `false`; the last error is reported if the wait fails.
  *
  * @example
- * await waitFor(async () => (await redis.exists('lock:a')) === 0, {
+ * await waitFor(async () => (await redis.exists('lock:{a}')) === 0, {
  *   timeout: 2000,
  *   message: 'lock:a to be released',
  * });

@@ -22,7 +22,7 @@ const PAY = getParameterNames(Orders.prototype.pay);
 const params = (...names: (string | null)[]): ParameterList => ({ names, hasRest: false });
 
 function keyOf(template: string, args: unknown[], list: ParameterList = PAY): string {
-  return compileKeyTemplate(template, list, WHERE)(args);
+  return compileKeyTemplate(template, list, WHERE)(args) as string;
 }
 
 /** The error `fn` throws, failing the test when it throws nothing. */
@@ -105,6 +105,16 @@ describe('compileKeyTemplate', () => {
       const resolve = compileKeyTemplate((id: string, n: number) => `k:${id}:${n}`, PAY, WHERE);
       expect(resolve(['a', 3])).toBe('k:a:3');
     });
+
+    it('builds one key per template of an array, in the order given (a multi-key lock)', () => {
+      const transfer = params('from', 'to');
+      const resolve = compileKeyTemplate(
+        ['account:{{to}}', 'account:{{from}}', (from: string) => `ledger:${from}`],
+        transfer,
+        'Bank.transfer()',
+      );
+      expect(resolve(['a', 'b'])).toEqual(['account:b', 'account:a', 'ledger:a']);
+    });
   });
 
   describe('definition-time errors (LockTemplateError)', () => {
@@ -117,6 +127,22 @@ describe('compileKeyTemplate', () => {
       expect(err.message).toContain('Orders.pay()');
       expect(err.message).toContain('{{orderId}}');
       expect(err.message).toMatch(/Available: id, dto\b/);
+    });
+
+    it('checks every template of an array at definition, naming the one at fault', () => {
+      const err = thrownBy(() =>
+        compileKeyTemplate(['order:{{id}}', 'customer:{{customerId}}'], PAY, WHERE),
+      );
+      expect(err).toBeInstanceOf(LockTemplateError);
+      expect(err.message).toContain('Orders.pay()');
+      expect(err.message).toContain('{{customerId}}');
+      expect(err.message).toContain("@Lock('customer:{{customerId}}')");
+    });
+
+    it('refuses an empty array of keys', () => {
+      const err = thrownBy(() => compileKeyTemplate([], PAY, WHERE));
+      expect(err).toBeInstanceOf(LockTemplateError);
+      expect(err.message).toMatch(/Orders\.pay\(\).*list of keys is empty/);
     });
 
     it('says so when the method takes no parameters', () => {
@@ -182,6 +208,13 @@ describe('compileKeyTemplate', () => {
 
   describe('call-time errors (InvalidLockKeyError)', () => {
     const resolve = compileKeyTemplate('order:{{id}}', params('id'), WHERE);
+
+    it('fails a multi-key call when any one of its keys cannot be built', () => {
+      const both = compileKeyTemplate(['a:{{from}}', 'a:{{to}}'], params('from', 'to'), WHERE);
+      const err = thrownBy(() => both(['x', undefined]));
+      expect(err).toBeInstanceOf(InvalidLockKeyError);
+      expect(err.message).toContain('{{to}}');
+    });
 
     it.each<[string, unknown, RegExp]>([
       ['undefined', undefined, /resolved to undefined, so the value is missing/],
