@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { Redlock } from '@sesamecare-oss/redlock';
 import type { Redis } from 'ioredis';
 import { Mutex } from 'redis-semaphore';
-import { RedisLockClient } from '../lib/core/redis-lock.client.js';
+import { RedisLockClient } from '../dist/core/redis-lock.client.js';
 import { readCommandStats, resetCommandStats, SentCommands } from './redis-stats.js';
 import { now, percentile, sortedCopy } from './stats.js';
 

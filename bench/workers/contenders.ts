@@ -5,8 +5,8 @@
 import { ExecutionError, Redlock } from '@sesamecare-oss/redlock';
 import type { Redis } from 'ioredis';
 import { Mutex } from 'redis-semaphore';
-import { RedisLockClient } from '../../lib/core/redis-lock.client.js';
-import { LockNotAcquiredError } from '../../lib/errors/lock.errors.js';
+import { RedisLockClient } from '../../dist/core/redis-lock.client.js';
+import { LockNotAcquiredError } from '../../dist/errors/lock.errors.js';
 
 /** Which lock a contended round runs; also names its key, so no two rows share one. */
 export type Impl = 'library' | 'library-fair' | 'redlock' | 'redis-semaphore';

@@ -50,9 +50,11 @@ export function resolveClientDefaults(options: RedisLockClientOptions): Resolved
 export function resolveLockOptions(
   options: LockOptions,
   defaults: ResolvedLockOptions,
+  /** A single attempt (`tryAcquire`): `waitTimeout` is 0 whatever the options say. */
+  once = false,
 ): ResolvedLockOptions {
   const ttl = options.ttl ?? defaults.ttl;
-  const waitTimeout = options.waitTimeout ?? defaults.waitTimeout;
+  const waitTimeout = once ? 0 : (options.waitTimeout ?? defaults.waitTimeout);
   const retry = options.retry ?? defaults.retry;
   if (!Number.isInteger(ttl) || ttl <= 0) {
     throw new RangeError(invalidOptionMessage('ttl', ttl, 'a positive integer of milliseconds'));

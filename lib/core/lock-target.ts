@@ -29,6 +29,10 @@ export interface LockTarget {
   readonly channels: readonly string[];
   /** Identifies the key set within one client (local queues, reentrancy). */
   readonly id: string;
+  /** KEYS of the acquire script: locks, then fences. */
+  readonly acquireKeys: readonly string[];
+  /** KEYS of the release and leave-queue scripts: locks, queues, timeouts. */
+  readonly releaseKeys: readonly string[];
 }
 
 /**
@@ -46,18 +50,42 @@ export function lockTarget(prefix: string, key: string | readonly string[]): Loc
       throw new InvalidLockKeyError(invalidKeyMessage(k));
     }
   }
+  if (given.length === 1) {
+    // The common case, built without intermediate arrays: it is on every lock's path.
+    const lock = slotKey(prefix, given[0]);
+    const queue = `${lock}:queue`;
+    const timeouts = `${lock}:queue:timeouts`;
+    const fence = `${lock}:fence`;
+    return {
+      keys: [given[0]],
+      name: given[0],
+      locks: [lock],
+      fences: [fence],
+      queues: [queue],
+      timeouts: [timeouts],
+      channels: [`${lock}:released`],
+      id: lock,
+      acquireKeys: [lock, fence],
+      releaseKeys: [lock, queue, timeouts],
+    };
+  }
   // One order for everyone: two callers locking {A, B} and {B, A} queue on the same first key.
-  const keys = given.length === 1 ? given : [...new Set(given)].sort();
+  const keys = [...new Set(given)].sort();
   const locks = keys.map((k) => slotKey(prefix, k));
+  const fences = locks.map((k) => `${k}:fence`);
+  const queues = locks.map((k) => `${k}:queue`);
+  const timeouts = locks.map((k) => `${k}:queue:timeouts`);
   return {
     keys,
     name: keys.join(', '),
     locks,
-    fences: locks.map((k) => `${k}:fence`),
-    queues: locks.map((k) => `${k}:queue`),
-    timeouts: locks.map((k) => `${k}:queue:timeouts`),
+    fences,
+    queues,
+    timeouts,
     channels: locks.map((k) => `${k}:released`),
     id: locks.join('\n'),
+    acquireKeys: [...locks, ...fences],
+    releaseKeys: [...locks, ...queues, ...timeouts],
   };
 }
 

@@ -9,12 +9,13 @@ import type { Redis } from 'ioredis';
  * Shared conventions:
  * - Times come from Redis (`TIME`), never from a client: queue spots and fencing tokens must not
  *   depend on which machine's clock asked.
- * - A fencing token is max(last token + 1, Redis time in microseconds). The counter alone makes
- *   tokens strictly increasing; seeding it from the clock keeps them increasing when the counter
- *   is gone (expired after a quiet hour, or lost with a Redis restarted without persistence), as
- *   long as that server's clock has not gone back further than the time the counter was gone.
- * - A release publishes on the key's channel: the first waiter of the fair queue as the message,
- *   or '' when nobody queues (any waiter may try).
+ * - A fencing token comes from a counter per key, seeded from Redis' clock in microseconds when it
+ *   is created. Incrementing makes tokens strictly increasing; seeding from the clock keeps them
+ *   increasing when the counter is gone (expired, or lost with a Redis restarted without
+ *   persistence), as long as that server's clock has not gone back meanwhile.
+ * - A release wakes waiters: when a fair queue holds waiters, only the first, on its own channel
+ *   (the key's channel + ':' + its token), so no other process even wakes up; otherwise everyone
+ *   on the key's channel, where the first waiter of each process listens.
  */
 
 /** Drops the queue spots whose deadline passed: waiters that gave up or died. */
@@ -27,17 +28,25 @@ local function purgeStale(queue, timeouts, nowMs)
   end
 end`;
 
-/** Issues the next fencing token for fence keys first..last, sets them all to it, returns it. */
+/**
+ * Issues the next fencing token for fence keys first..last and returns it. One key: INCR, seeded
+ * from Redis' clock when the counter is new (and given its retention then, so one-off keys do
+ * not pile up; a counter that expires is re-seeded from the clock, which is past every token it
+ * issued). Several keys: one token above all of their counters, stored in each.
+ */
 const ISSUE_FENCE = `
-local function issueFence(first, last, nowUs, retention)
-  local fence = nowUs
+local function issueFence(first, last, retention)
+  if first == last then
+    local fence = redis.call('incr', KEYS[first])
+    if fence > 1 then return fence end
+  end
+  local fence = clock()
   for i = first, last do
     local previous = tonumber(redis.call('get', KEYS[i]))
     if previous and previous >= fence then fence = previous + 1 end
   end
-  local token = string.format('%.0f', fence)
-  for i = first, last do redis.call('set', KEYS[i], token, 'PX', retention) end
-  return token
+  for i = first, last do redis.call('set', KEYS[i], string.format('%.0f', fence), 'PX', retention) end
+  return fence
 end`;
 
 /** Redis' clock: microseconds and milliseconds since the epoch. */
@@ -50,21 +59,22 @@ end`;
 
 /**
  * KEYS: lock 1..n, fence 1..n. ARGV: token, ttl ms, fence retention ms.
- * Returns {1, fencing token} on a grant, else {0, index of a busy key, its PTTL}.
+ * Returns the fencing token (> 0) on a grant, else -3 minus the PTTL of the first busy key
+ * (always < 0): one integer, the cheapest reply to send and decode on every lock's path.
  */
 const ACQUIRE = `${CLOCK}${ISSUE_FENCE}
 local n = #KEYS / 2
 if n > 1 then
   for i = 1, n do
-    if redis.call('exists', KEYS[i]) == 1 then return {0, i, redis.call('pttl', KEYS[i])} end
+    if redis.call('exists', KEYS[i]) == 1 then return -3 - redis.call('pttl', KEYS[i]) end
   end
 end
 for i = 1, n do
   if not redis.call('set', KEYS[i], ARGV[1], 'NX', 'PX', ARGV[2]) then
-    return {0, i, redis.call('pttl', KEYS[i])}
+    return -3 - redis.call('pttl', KEYS[i])
   end
 end
-return {1, issueFence(n + 1, 2 * n, clock(), ARGV[3])}`;
+return issueFence(n + 1, 2 * n, ARGV[3])`;
 
 /**
  * Fair acquire: granted only when every key is free and the caller is first in every queue (or
@@ -72,8 +82,8 @@ return {1, issueFence(n + 1, 2 * n, clock(), ARGV[3])}`;
  * its spot timeout is 0 (a single try).
  * KEYS: lock 1..n, fence 1..n, queue 1..n, timeouts 1..n.
  * ARGV: token, ttl ms, fence retention ms, spot timeout ms, channel 1..n.
- * Returns {1, fencing token}, else {0, index of the first key not granted, its PTTL (-2: free
- * but another waiter is first)}.
+ * Returns like ACQUIRE; the PTTL of a key not granted is -2 when it is free but another waiter is
+ * first in its queue.
  */
 const ACQUIRE_FAIR = `${CLOCK}${PURGE_STALE}${ISSUE_FENCE}
 local nowUs, nowMs = clock()
@@ -88,7 +98,7 @@ for i = 1, n do
   if pttl == -2 and first and first ~= token then
     -- Free but promised to the first waiter, which may have missed its turn (its predecessor
     -- timed out of the queue, say): remind it.
-    redis.call('publish', ARGV[4 + i], first)
+    redis.call('publish', ARGV[4 + i] .. ':' .. first, '')
   end
   if blocked == 0 and (pttl ~= -2 or (first and first ~= token)) then
     blocked, blockedPttl = i, pttl
@@ -100,7 +110,7 @@ if blocked == 0 then
     redis.call('zrem', KEYS[2 * n + i], token)
     redis.call('zrem', KEYS[3 * n + i], token)
   end
-  return {1, issueFence(n + 1, 2 * n, nowUs, ARGV[3])}
+  return issueFence(n + 1, 2 * n, ARGV[3])
 end
 if spotTimeout > 0 then
   for i = 1, n do
@@ -115,7 +125,7 @@ if spotTimeout > 0 then
     end
   end
 end
-return {0, blocked, blockedPttl}`;
+return -3 - blockedPttl`;
 
 /** KEYS: lock 1..n. ARGV: token, new lease ms. Resets every lease if the token holds all keys. */
 const EXTEND = `
@@ -136,13 +146,17 @@ for i = 1, n do
   if redis.call('get', KEYS[i]) == ARGV[1] then
     redis.call('del', KEYS[i])
     released = released + 1
-    local first = ''
+    local first = nil
     if redis.call('exists', KEYS[n + i]) == 1 then
       local _, nowMs = clock()
       purgeStale(KEYS[n + i], KEYS[2 * n + i], nowMs)
-      first = redis.call('zrange', KEYS[n + i], 0, 0)[1] or ''
+      first = redis.call('zrange', KEYS[n + i], 0, 0)[1]
     end
-    redis.call('publish', ARGV[1 + i], first)
+    if first then
+      redis.call('publish', ARGV[1 + i] .. ':' .. first, '')
+    else
+      redis.call('publish', ARGV[1 + i], '')
+    end
   end
 end
 return released`;
@@ -158,10 +172,13 @@ for i = 1, n do
   redis.call('zrem', KEYS[2 * n + i], ARGV[1])
   if redis.call('exists', KEYS[i]) == 0 then
     local first = redis.call('zrange', KEYS[n + i], 0, 0)[1]
-    if first then redis.call('publish', ARGV[1 + i], first) end
+    if first then redis.call('publish', ARGV[1 + i] .. ':' .. first, '') end
   end
 end
 return 1`;
+
+/** The PTTL a refused acquire reported (its reply r < 0 encodes it as -3 - PTTL). */
+export const busyPttl = (reply: number): number => -3 - reply;
 
 /**
  * A Lua script run by SHA (EVALSHA), loaded with EVAL on first use or after a server restart
@@ -174,13 +191,11 @@ export class LuaScript {
     this.sha = createHash('sha1').update(source).digest('hex');
   }
 
-  async run(redis: Redis, keys: readonly string[], args: (string | number)[]): Promise<unknown> {
-    try {
-      return await redis.evalsha(this.sha, keys.length, ...keys, ...args);
-    } catch (err) {
+  run(redis: Redis, keys: readonly string[], args: (string | number)[]): Promise<unknown> {
+    return redis.evalsha(this.sha, keys.length, ...keys, ...args).catch((err: unknown) => {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
       return redis.eval(this.source, keys.length, ...keys, ...args);
-    }
+    });
   }
 }
 

@@ -1,8 +1,49 @@
 import { attemptTimeoutMessage } from '../redis-lock.messages.js';
+import { monotonicNow } from './abortable-delay.js';
 
 /** How an in-flight Redis command ended, from the waiter's point of view. */
 export type AttemptOutcome<T> =
   { kind: 'reply'; value: T } | { kind: 'timeout' } | { kind: 'deadline' } | { kind: 'aborted' };
+
+/** Redis did not answer in time (as opposed to answering with an error). */
+export class NoAnswerError extends Error {}
+
+/** A command waiting for its answer, and what to do if none comes in time. */
+interface Overdue {
+  at: number;
+  expire(): void;
+}
+
+/** How often the shared sweep looks for commands Redis has not answered in time (ms). */
+const SWEEP_EVERY = 10;
+const awaiting = new Set<Overdue>();
+let sweeper: NodeJS.Timeout | undefined;
+
+/*
+ * "No answer" timeouts share one coarse timer instead of one timer per command: they are long
+ * (up to 2 s), almost never fire, and a timer per command was a visible share of an uncontended
+ * lock. Precision is SWEEP_EVERY ms, which is plenty for "Redis is not answering".
+ */
+function watch(entry: Overdue): void {
+  awaiting.add(entry);
+  // unref: waiting for an answer must not by itself keep the process alive.
+  sweeper ??= setInterval(sweep, SWEEP_EVERY).unref();
+}
+
+function sweep(): void {
+  if (awaiting.size === 0) {
+    clearInterval(sweeper);
+    sweeper = undefined;
+    return;
+  }
+  const now = monotonicNow();
+  for (const entry of awaiting) {
+    if (entry.at <= now) {
+      awaiting.delete(entry);
+      entry.expire();
+    }
+  }
+}
 
 /**
  * Races a Redis reply against: no answer within `answerWithin` ms (Redis unavailable), the wait's
@@ -16,14 +57,24 @@ export function raceAttempt<T>(
   signal: AbortSignal | undefined,
 ): Promise<AttemptOutcome<T>> {
   return new Promise((resolve, reject) => {
-    const finish = (outcome: AttemptOutcome<T>) => {
-      clearTimeout(answerTimer);
-      clearTimeout(deadlineTimer);
+    let done = false;
+    const settle = () => {
+      done = true;
+      awaiting.delete(overdue);
+      if (deadlineTimer !== undefined) clearTimeout(deadlineTimer);
       signal?.removeEventListener('abort', onAbort);
+    };
+    const finish = (outcome: AttemptOutcome<T>) => {
+      if (done) return;
+      settle();
       resolve(outcome);
     };
     const onAbort = () => finish({ kind: 'aborted' });
-    const answerTimer = setTimeout(() => finish({ kind: 'timeout' }), answerWithin);
+    const overdue: Overdue = {
+      at: monotonicNow() + answerWithin,
+      expire: () => finish({ kind: 'timeout' }),
+    };
+    watch(overdue);
     const deadlineTimer =
       deadlineIn === undefined
         ? undefined
@@ -32,17 +83,13 @@ export function raceAttempt<T>(
     reply.then(
       (value) => finish({ kind: 'reply', value }),
       (err: unknown) => {
-        clearTimeout(answerTimer);
-        clearTimeout(deadlineTimer);
-        signal?.removeEventListener('abort', onAbort);
+        if (done) return;
+        settle();
         reject(err);
       },
     );
   });
 }
-
-/** Redis did not answer in time (as opposed to answering with an error). */
-export class NoAnswerError extends Error {}
 
 /**
  * The reply, or a rejection once `ms` pass without one: a client that keeps retrying a command

@@ -22,7 +22,7 @@ import {
   type ResolvedLockOptions,
 } from './lock-options.resolver.js';
 import { answerWithin, raceAttempt } from './race-attempt.js';
-import { LockScripts } from './lock.scripts.js';
+import { busyPttl, LockScripts } from './lock.scripts.js';
 import { lockTarget, type LockTarget } from './lock-target.js';
 import { LocalQueue, Wake } from './lock-wait.js';
 import { newLockToken } from './lock-token.js';
@@ -115,10 +115,12 @@ export class RedisLockClient implements LockHandleOwner {
    * @throws InvalidLockKeyError on an empty or over-long key.
    */
   async tryAcquire(key: LockKeys, options: LockOptions = {}): Promise<RedisLockHandle | null> {
-    return this.acquireWith(key, { ...options, waitTimeout: 0 }).catch((err: unknown) => {
+    try {
+      return await this.acquireTarget(lockTarget(this.keyPrefix, key), options, true);
+    } catch (err) {
       if (err instanceof LockNotAcquiredError && !err.aborted) return null;
       throw err;
-    });
+    }
   }
 
   /**
@@ -221,8 +223,13 @@ export class RedisLockClient implements LockHandleOwner {
     return this.acquireTarget(lockTarget(this.keyPrefix, key), options);
   }
 
-  private async acquireTarget(target: LockTarget, options: LockOptions): Promise<RedisLockHandle> {
-    const opts = resolveLockOptions(options, this.defaults);
+  /** `once`: a single attempt whatever `waitTimeout` says (`tryAcquire`). */
+  private async acquireTarget(
+    target: LockTarget,
+    options: LockOptions,
+    once = false,
+  ): Promise<RedisLockHandle> {
+    const opts = resolveLockOptions(options, this.defaults, once);
     const started = monotonicNow();
     const call: Acquisition = {
       target,
@@ -277,12 +284,9 @@ export class RedisLockClient implements LockHandleOwner {
    * never missed, because the attempt after subscribing sees it.
    */
   private async contend(call: Acquisition): Promise<RedisLockHandle> {
-    const { opts, token } = call;
+    const { opts } = call;
     const wake = new Wake();
-    const stopListening = await this.listen(call, (message) => {
-      // Fair mode: only the waiter whose turn it is (or everyone, after missed messages).
-      if (!opts.fair || message === null || message === '' || message === token) wake.ring();
-    });
+    const stopListening = await this.listen(call, () => wake.ring());
     try {
       for (let attempt = 1; ; attempt++) {
         wake.reset();
@@ -311,7 +315,10 @@ export class RedisLockClient implements LockHandleOwner {
     if (!this.wakeUps) return undefined;
     const timeout = Math.min(ATTEMPT_TIMEOUT, Math.max(1, call.deadline - monotonicNow()));
     try {
-      return await this.wakeUps.listen(call.target.channels, listener, timeout);
+      // Fair waiters are woken one by one on their own channels; the others share the key's.
+      const { channels } = call.target;
+      const own = call.opts.fair ? channels.map((c) => `${c}:${call.token}`) : channels;
+      return await this.wakeUps.listen(own, listener, timeout);
     } catch {
       return undefined; // reported by the hub; this wait polls with its retry strategy
     }
@@ -364,7 +371,7 @@ export class RedisLockClient implements LockHandleOwner {
     if (outcome.kind !== 'reply') {
       reply
         .then(async (r) => {
-          if ((r as unknown[])[0] === 1) await this.releaseOrphan(target, token);
+          if ((r as number) > 0) await this.releaseOrphan(target, token);
         })
         .catch(() => undefined);
       if (outcome.kind === 'timeout') {
@@ -372,8 +379,8 @@ export class RedisLockClient implements LockHandleOwner {
       }
       return outcome.kind;
     }
-    const [granted, fence, pttl] = outcome.value as [number, string, number];
-    if (granted !== 1) return { pttl };
+    const fence = outcome.value as number;
+    if (fence < 0) return { pttl: busyPttl(fence) };
     if (monotonicNow() - sentAt >= opts.ttl) {
       await this.releaseOrphan(target, token);
       return { pttl: 0 };
@@ -411,18 +418,17 @@ export class RedisLockClient implements LockHandleOwner {
 
   /** A fair waiter that gives up leaves the queues at once rather than after its spot timeout. */
   private async leaveFairQueue({ target, token }: Acquisition): Promise<void> {
-    const { locks, queues, timeouts, channels } = target;
-    const reply = LockScripts.leaveQueue.run(
-      this.redis,
-      [...locks, ...queues, ...timeouts],
-      [token, ...channels],
-    );
+    const reply = LockScripts.leaveQueue.run(this.redis, target.releaseKeys, [
+      token,
+      ...target.channels,
+    ]);
     await answerWithin(reply, ATTEMPT_TIMEOUT).catch(() => undefined);
   }
 
-  private async releaseOrphan({ locks, queues, timeouts, channels }: LockTarget, token: string) {
-    const keys = [...locks, ...queues, ...timeouts];
-    await LockScripts.release.run(this.redis, keys, [token, ...channels]).catch(() => undefined);
+  private async releaseOrphan({ releaseKeys, channels }: LockTarget, token: string) {
+    await LockScripts.release
+      .run(this.redis, releaseKeys, [token, ...channels])
+      .catch(() => undefined);
   }
 
   private notAcquired({ target, opts, started }: Acquisition, aborted: boolean) {

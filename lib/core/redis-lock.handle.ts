@@ -156,13 +156,10 @@ export class RedisLockHandle implements LockHandle {
     if (this.controller && !this.controller.signal.aborted) {
       this.controller.abort(releasedReason(this.key));
     }
-    const { locks, queues, timeouts, channels } = this.target;
+    const { locks, releaseKeys, channels } = this.target;
     try {
-      const reply = LockScripts.release.run(
-        this.owner.redis,
-        [...locks, ...queues, ...timeouts],
-        [this.token, ...channels],
-      );
+      const args = locks.length === 1 ? [this.token, channels[0]] : [this.token, ...channels];
+      const reply = LockScripts.release.run(this.owner.redis, releaseKeys, args);
       // True only if this handle still held every key.
       return (await answerWithin(reply, this.answerTimeout)) === locks.length;
     } catch (err) {

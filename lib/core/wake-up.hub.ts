@@ -26,6 +26,8 @@ export class WakeUpHub {
   private readonly listeners = new Map<string, Set<WakeListener>>();
   /** Channels by their SUBSCRIBE, settled once Redis confirmed it. */
   private readonly subscribed = new Map<string, Promise<unknown>>();
+  /** Channels whose last listener left; unsubscribed together unless someone listens again. */
+  private readonly leaving = new Set<string>();
   private failing = false;
   private closed = false;
 
@@ -122,9 +124,20 @@ export class WakeUpHub {
   private unlisten(channel: string, listener: WakeListener): void {
     const listening = this.listeners.get(channel);
     if (!listening?.delete(listener) || listening.size > 0) return;
-    this.listeners.delete(channel);
-    this.subscribed.delete(channel);
-    // Commands run in order on the connection: a later SUBSCRIBE to it still wins.
-    this.subscriber?.unsubscribe(channel).catch(() => undefined);
+    // Not at once: when a waiter gets the lock, the next waiter of this process listens on the
+    // same channel a moment later, and an UNSUBSCRIBE + SUBSCRIBE per hand-over is waste.
+    if (this.leaving.size === 0) setImmediate(() => this.unsubscribeLeft());
+    this.leaving.add(channel);
+  }
+
+  private unsubscribeLeft(): void {
+    const left = [...this.leaving].filter((channel) => !this.listeners.get(channel)?.size);
+    this.leaving.clear();
+    for (const channel of left) {
+      this.listeners.delete(channel);
+      this.subscribed.delete(channel);
+    }
+    // Commands run in order on the connection: a later SUBSCRIBE to them still wins.
+    if (left.length > 0) this.subscriber?.unsubscribe(...left).catch(() => undefined);
   }
 }
