@@ -31,7 +31,7 @@ export interface LockTarget {
   readonly id: string;
   /** KEYS of the acquire script: locks, then fences. */
   readonly acquireKeys: readonly string[];
-  /** KEYS of the release and leave-queue scripts: locks, queues, timeouts. */
+  /** KEYS of the release and leave-queue scripts: locks, queues, timeouts, fences. */
   readonly releaseKeys: readonly string[];
 }
 
@@ -66,7 +66,7 @@ export function lockTarget(prefix: string, key: string | readonly string[]): Loc
       channels: [`${lock}:released`],
       id: lock,
       acquireKeys: [lock, fence],
-      releaseKeys: [lock, queue, timeouts],
+      releaseKeys: [lock, queue, timeouts, fence],
     };
   }
   // One order for everyone: two callers locking {A, B} and {B, A} queue on the same first key.
@@ -85,7 +85,7 @@ export function lockTarget(prefix: string, key: string | readonly string[]): Loc
     channels: locks.map((k) => `${k}:released`),
     id: locks.join('\n'),
     acquireKeys: [...locks, ...fences],
-    releaseKeys: [...locks, ...queues, ...timeouts],
+    releaseKeys: [...locks, ...queues, ...timeouts, ...fences],
   };
 }
 

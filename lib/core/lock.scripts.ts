@@ -13,9 +13,10 @@ import type { Redis } from 'ioredis';
  *   is created. Incrementing makes tokens strictly increasing; seeding from the clock keeps them
  *   increasing when the counter is gone (expired, or lost with a Redis restarted without
  *   persistence), as long as that server's clock has not gone back meanwhile.
- * - A release wakes waiters: when a fair queue holds waiters, only the first, on its own channel
- *   (the key's channel + ':' + its token), so no other process even wakes up; otherwise everyone
- *   on the key's channel, where the first waiter of each process listens.
+ * - A release wakes waiters: when a fair queue holds waiters, it hands the lock to the first and
+ *   tells only it, on its own channel (the key's channel + ':' + its token), so no other process
+ *   even wakes up; otherwise everyone on the key's channel, where the first waiter of each
+ *   process listens.
  */
 
 /** Drops the queue spots whose deadline passed: waiters that gave up or died. */
@@ -79,16 +80,25 @@ return issueFence(n + 1, 2 * n, ARGV[3])`;
 /**
  * Fair acquire: granted only when every key is free and the caller is first in every queue (or
  * the queue is empty). Otherwise the caller joins (or refreshes its spot in) every queue, unless
- * its spot timeout is 0 (a single try).
+ * its spot timeout is 0 (a single try). A caller a release already handed the lock to (its
+ * message still on the way) is told so, and its lease renewed.
  * KEYS: lock 1..n, fence 1..n, queue 1..n, timeouts 1..n.
- * ARGV: token, ttl ms, fence retention ms, spot timeout ms, channel 1..n.
+ * ARGV: waiter id (its token), ttl ms, fence retention ms, spot timeout ms, channel 1..n.
  * Returns like ACQUIRE; the PTTL of a key not granted is -2 when it is free but another waiter is
  * first in its queue.
  */
 const ACQUIRE_FAIR = `${CLOCK}${PURGE_STALE}${ISSUE_FENCE}
-local nowUs, nowMs = clock()
 local n = #KEYS / 4
 local token, spotTimeout = ARGV[1], tonumber(ARGV[4])
+local handed = true
+for i = 1, n do
+  if redis.call('get', KEYS[i]) ~= token then handed = false break end
+end
+if handed then
+  for i = 1, n do redis.call('pexpire', KEYS[i], ARGV[2]) end
+  return tonumber(redis.call('get', KEYS[n + 1]))
+end
+local nowUs, nowMs = clock()
 local blocked, blockedPttl = 0, 0
 for i = 1, n do
   local queue = KEYS[2 * n + i]
@@ -136,43 +146,62 @@ for i = 1, #KEYS do redis.call('pexpire', KEYS[i], ARGV[2]) end
 return 1`;
 
 /**
- * KEYS: lock 1..n, queue 1..n, timeouts 1..n. ARGV: token, channel 1..n.
- * Deletes each key the token holds and wakes its waiters. Returns how many keys were deleted.
+ * Frees lock i (held by its caller) for the next owner. With nobody in its fair queue: deletes it
+ * and wakes everyone on the key's channel. Otherwise hands it straight to the first waiter, which
+ * learns it from the message (its fencing token and the lease it got) without an attempt of its
+ * own; a waiter for several keys ('...:m') is only woken, as it needs all its keys at once.
+ * KEYS: lock 1..n, queue 1..n, timeouts 1..n, fence 1..n. ARGV: token, hand-over lease ms, fence
+ * retention ms, channel 1..n.
  */
-const RELEASE = `${CLOCK}${PURGE_STALE}
-local n = #KEYS / 3
+const HAND_OVER = `
+local function handOver(i, n)
+  local queue, channel = KEYS[n + i], ARGV[3 + i]
+  if redis.call('exists', queue) == 1 then
+    local _, nowMs = clock()
+    purgeStale(queue, KEYS[2 * n + i], nowMs)
+    local first = redis.call('zrange', queue, 0, 0)[1]
+    if first and string.sub(first, -2) ~= ':m' then
+      redis.call('set', KEYS[i], first, 'PX', ARGV[2])
+      redis.call('zrem', queue, first)
+      redis.call('zrem', KEYS[2 * n + i], first)
+      local fence = issueFence(3 * n + i, 3 * n + i, ARGV[3])
+      redis.call('publish', channel .. ':' .. first, string.format('%.0f', fence) .. ':' .. ARGV[2])
+      return
+    end
+    redis.call('del', KEYS[i])
+    if first then return redis.call('publish', channel .. ':' .. first, '') end
+  else
+    redis.call('del', KEYS[i])
+  end
+  redis.call('publish', channel, '')
+end`;
+
+/** Releases every key the token holds (see HAND_OVER for KEYS and ARGV). Returns how many. */
+const RELEASE = `${CLOCK}${PURGE_STALE}${ISSUE_FENCE}${HAND_OVER}
+local n = #KEYS / 4
 local released = 0
 for i = 1, n do
   if redis.call('get', KEYS[i]) == ARGV[1] then
-    redis.call('del', KEYS[i])
+    handOver(i, n)
     released = released + 1
-    local first = nil
-    if redis.call('exists', KEYS[n + i]) == 1 then
-      local _, nowMs = clock()
-      purgeStale(KEYS[n + i], KEYS[2 * n + i], nowMs)
-      first = redis.call('zrange', KEYS[n + i], 0, 0)[1]
-    end
-    if first then
-      redis.call('publish', ARGV[1 + i] .. ':' .. first, '')
-    else
-      redis.call('publish', ARGV[1 + i], '')
-    end
   end
 end
 return released`;
 
 /**
- * A fair waiter gives up: leaves every queue and, where the key is free, wakes the new first.
- * KEYS: lock 1..n, queue 1..n, timeouts 1..n. ARGV: token, channel 1..n.
+ * A fair waiter gives up: leaves every queue; passes on a key a release handed it meanwhile, and
+ * where a key is free, reminds the new first waiter. KEYS and ARGV as HAND_OVER.
  */
-const LEAVE_QUEUE = `
-local n = #KEYS / 3
+const LEAVE_QUEUE = `${CLOCK}${PURGE_STALE}${ISSUE_FENCE}${HAND_OVER}
+local n = #KEYS / 4
 for i = 1, n do
   redis.call('zrem', KEYS[n + i], ARGV[1])
   redis.call('zrem', KEYS[2 * n + i], ARGV[1])
-  if redis.call('exists', KEYS[i]) == 0 then
+  if redis.call('get', KEYS[i]) == ARGV[1] then
+    handOver(i, n)
+  elseif redis.call('exists', KEYS[i]) == 0 then
     local first = redis.call('zrange', KEYS[n + i], 0, 0)[1]
-    if first then redis.call('publish', ARGV[1 + i] .. ':' .. first, '') end
+    if first then redis.call('publish', ARGV[3 + i] .. ':' .. first, '') end
   end
 end
 return 1`;

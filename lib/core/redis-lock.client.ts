@@ -40,11 +40,19 @@ export type LockKeys = string | readonly string[];
 interface Acquisition {
   readonly target: LockTarget;
   readonly opts: ResolvedLockOptions;
-  /** One token for all attempts: in fair mode it is also the waiter's place in the queues. */
+  /**
+   * One token for all attempts: in fair mode it is also the waiter's place in the queues (with
+   * ':m' for several keys, which a release must not hand over one by one).
+   */
   readonly token: string;
   readonly started: number;
   /** Monotonic time the wait ends (equal to `started` for a single attempt). */
   readonly deadline: number;
+  /**
+   * Monotonic send time of the last attempt that found the lock busy: a release that hands the
+   * lock over later did so after that attempt ran, so the lease it grants counts from no earlier.
+   */
+  lastBusyAt: number;
 }
 
 /** A busy reply: the remaining lease of the key in the way (-2: free, but not our turn yet). */
@@ -77,6 +85,8 @@ export interface LockScope {
 export class RedisLockClient implements LockHandleOwner {
   readonly redis: Redis;
   readonly logger: LockLogger;
+  /** @internal lease a release hands the first fair waiter, which extends it to its own ttl. */
+  readonly handOverLease: number;
   private readonly keyPrefix: string;
   private readonly defaults: ResolvedLockOptions;
   private readonly fairQueueTimeout: number;
@@ -105,6 +115,7 @@ export class RedisLockClient implements LockHandleOwner {
         ),
       );
     }
+    this.handOverLease = this.fairQueueTimeout;
     if (options.pubSub !== false) this.wakeUps = new WakeUpHub(this.redis, this.logger);
   }
 
@@ -234,9 +245,10 @@ export class RedisLockClient implements LockHandleOwner {
     const call: Acquisition = {
       target,
       opts,
-      token: newLockToken(),
+      token: opts.fair && target.keys.length > 1 ? `${newLockToken()}:m` : newLockToken(),
       started,
       deadline: started + opts.waitTimeout,
+      lastBusyAt: started,
     };
     if (opts.signal?.aborted) throw this.notAcquired(call, true);
     const queue = opts.fair ? undefined : this.localQueues.get(target.id);
@@ -286,7 +298,7 @@ export class RedisLockClient implements LockHandleOwner {
   private async contend(call: Acquisition): Promise<RedisLockHandle> {
     const { opts } = call;
     const wake = new Wake();
-    const stopListening = await this.listen(call, () => wake.ring());
+    const stopListening = await this.listen(call, (message) => wake.ring(message ?? undefined));
     try {
       for (let attempt = 1; ; attempt++) {
         wake.reset();
@@ -301,10 +313,42 @@ export class RedisLockClient implements LockHandleOwner {
         if (pause === null || !Number.isFinite(pause)) throw this.notAcquired(call, false);
         const woke = await this.sleep(wake, Math.min(Math.max(0, pause), remaining), opts.signal);
         if (woke === 'aborted') throw this.notAcquired(call, true);
+        if (wake.message && !this.closed) return await this.handedOver(call, wake.message);
       }
     } finally {
       stopListening?.();
     }
+  }
+
+  /**
+   * The lock a release handed this fair waiter ("<fencing token>:<lease ms>"). The lease counts
+   * from the last busy attempt; it is then brought to the waiter's own ttl, at once when little of
+   * it is left, else while the caller already works.
+   */
+  private async handedOver(call: Acquisition, message: string): Promise<RedisLockHandle> {
+    const [fence, lease] = message.split(':');
+    const { target, opts, token, lastBusyAt } = call;
+    const granted = Number(lease);
+    const handle = new RedisLockHandle(
+      this,
+      target,
+      token,
+      BigInt(fence),
+      opts.ttl,
+      lastBusyAt,
+      opts.autoRenew,
+      granted,
+    );
+    this.held.add(handle);
+    const extended = granted === opts.ttl ? undefined : handle.extend();
+    if (extended && lastBusyAt + granted - monotonicNow() < Math.min(granted, opts.ttl) / 2) {
+      await extended.catch(() => undefined);
+    } else {
+      // A failure shows through the handle: a lost lock aborts its signal, an unreachable Redis
+      // leaves it the hand-over lease.
+      extended?.catch(() => undefined);
+    }
+    return handle;
   }
 
   /** Subscribes to the keys' release channels; `undefined` when waiters must poll instead. */
@@ -380,7 +424,10 @@ export class RedisLockClient implements LockHandleOwner {
       return outcome.kind;
     }
     const fence = outcome.value as number;
-    if (fence < 0) return { pttl: busyPttl(fence) };
+    if (fence < 0) {
+      call.lastBusyAt = sentAt;
+      return { pttl: busyPttl(fence) };
+    }
     if (monotonicNow() - sentAt >= opts.ttl) {
       await this.releaseOrphan(target, token);
       return { pttl: 0 };
@@ -420,15 +467,16 @@ export class RedisLockClient implements LockHandleOwner {
   private async leaveFairQueue({ target, token }: Acquisition): Promise<void> {
     const reply = LockScripts.leaveQueue.run(this.redis, target.releaseKeys, [
       token,
+      this.handOverLease,
+      FENCE_RETENTION,
       ...target.channels,
     ]);
     await answerWithin(reply, ATTEMPT_TIMEOUT).catch(() => undefined);
   }
 
   private async releaseOrphan({ releaseKeys, channels }: LockTarget, token: string) {
-    await LockScripts.release
-      .run(this.redis, releaseKeys, [token, ...channels])
-      .catch(() => undefined);
+    const args = [token, this.handOverLease, FENCE_RETENTION, ...channels];
+    await LockScripts.release.run(this.redis, releaseKeys, args).catch(() => undefined);
   }
 
   private notAcquired({ target, opts, started }: Acquisition, aborted: boolean) {

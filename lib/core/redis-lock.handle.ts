@@ -9,7 +9,7 @@ import {
   LOST_UNREACHABLE,
   lockLostWarning,
 } from '../redis-lock.messages.js';
-import { ATTEMPT_TIMEOUT, RENEW_DIVISOR } from '../redis-lock.constants.js';
+import { ATTEMPT_TIMEOUT, FENCE_RETENTION, RENEW_DIVISOR } from '../redis-lock.constants.js';
 import { monotonicNow } from './abortable-delay.js';
 import type { LockTarget } from './lock-target.js';
 import { LockScripts } from './lock.scripts.js';
@@ -20,6 +20,8 @@ import type { LockLogger } from './redis-lock-client.options.js';
 export interface LockHandleOwner {
   readonly redis: Redis;
   readonly logger: LockLogger;
+  /** Lease a release gives the first fair waiter it hands the lock to (ms). */
+  readonly handOverLease: number;
   /** Called once when the handle is released or lost, so the client stops tracking it. */
   settled(handle: RedisLockHandle): void;
 }
@@ -63,10 +65,12 @@ export class RedisLockHandle implements LockHandle {
     /** Monotonic time the acquiring command was sent: the lease counts from then, not from the reply. */
     sentAt: number,
     private readonly autoRenew: boolean,
+    /** The lease granted, when not `ttl` (a hand-over, which `extend` then brings to `ttl`). */
+    lease = ttl,
   ) {
     this.key = target.name;
     this.keys = target.keys;
-    this.expiresAt = sentAt + ttl;
+    this.expiresAt = sentAt + lease;
     if (autoRenew) {
       this.armExpiry();
       this.scheduleRenewal(ttl / RENEW_DIVISOR);
@@ -158,8 +162,12 @@ export class RedisLockHandle implements LockHandle {
     }
     const { locks, releaseKeys, channels } = this.target;
     try {
-      const args = locks.length === 1 ? [this.token, channels[0]] : [this.token, ...channels];
-      const reply = LockScripts.release.run(this.owner.redis, releaseKeys, args);
+      const reply = LockScripts.release.run(this.owner.redis, releaseKeys, [
+        this.token,
+        this.owner.handOverLease,
+        FENCE_RETENTION,
+        ...channels,
+      ]);
       // True only if this handle still held every key.
       return (await answerWithin(reply, this.answerTimeout)) === locks.length;
     } catch (err) {
