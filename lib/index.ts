@@ -11,6 +11,10 @@ export * from './errors/index.js';
 export * from './interfaces/index.js';
 export { fixedDelay, exponentialBackoff } from './core/retry.strategies.js';
 export { RedisLockClient, type LockScope, type LockKeys } from './core/redis-lock.client.js';
-export type { RedisLockClientOptions, LockLogger } from './core/redis-lock-client.options.js';
+export type {
+  RedisLockClientOptions,
+  LockLogger,
+  ReplicaWait,
+} from './core/redis-lock-client.options.js';
 export type { RedisConnectionConfig } from './core/redis-connection.js';
 export type { LockKey } from './core/key-template.js';

@@ -39,6 +39,7 @@ export class LockService implements OnApplicationShutdown {
       fair: options.fair,
       pubSub: options.pubSub,
       fairQueueTimeout: options.fairQueueTimeout,
+      waitForReplicas: options.waitForReplicas,
       logger: this.logger,
     });
   }

@@ -92,6 +92,9 @@ export const wakeUpsUnavailableWarning = (cause: string) =>
 
 export const WAKE_UPS_RESTORED = 'Pub/sub wake-ups are back.';
 
+export const notReplicatedMessage = (acknowledged: number, replicas: number, timeout: number) =>
+  `only ${acknowledged} of the ${replicas} replica(s) required by waitForReplicas acknowledged the lock within ${timeout} ms; it was released`;
+
 export const releaseFailedWarning = (key: string, cause: string) =>
   `Could not release lock "${key}" (${cause}); it will expire when its lease runs out.`;
 

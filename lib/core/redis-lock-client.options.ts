@@ -13,6 +13,19 @@ export interface LockLogger {
 }
 
 /**
+ * Replicas that must acknowledge a grant before `acquire` returns it (Redis `WAIT`).
+ *
+ * @example
+ * const waitForReplicas: ReplicaWait = { replicas: 1, timeout: 50 };
+ */
+export interface ReplicaWait {
+  /** How many replicas must have the lock key. */
+  replicas: number;
+  /** How long to wait for them, in ms; the connection waits with it, so keep it short. */
+  timeout: number;
+}
+
+/**
  * Options of `RedisLockClient`, the Nest-free core. `RedisLockModule` builds one from its own
  * options; use it directly outside Nest.
  *
@@ -46,6 +59,13 @@ export interface RedisLockClientOptions {
    * many ms, so the waiters behind it move on. Default 5000.
    */
   fairQueueTimeout?: number;
+  /**
+   * After each grant, wait until this many replicas acknowledged it (Redis `WAIT` on the same
+   * connection); fewer within the timeout releases the lock and fails the acquire with
+   * `LockUnavailableError`. Narrows, but does not close, the window in which a failover loses a
+   * fresh lock (replication stays asynchronous; `WAIT` does not make it strongly consistent).
+   */
+  waitForReplicas?: ReplicaWait;
   /** Receives warnings (lost locks, failed releases). Default: `process.emitWarning`. */
   logger?: LockLogger;
 }

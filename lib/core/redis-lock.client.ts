@@ -13,6 +13,7 @@ import {
 import {
   attemptTimeoutMessage,
   invalidOptionMessage,
+  notReplicatedMessage,
   releaseFailedWarning,
 } from '../redis-lock.messages.js';
 import { monotonicNow } from './abortable-delay.js';
@@ -26,7 +27,11 @@ import { busyPttl, LockScripts } from './lock.scripts.js';
 import { lockTarget, type LockTarget } from './lock-target.js';
 import { LocalQueue, Wake } from './lock-wait.js';
 import { newLockToken } from './lock-token.js';
-import type { LockLogger, RedisLockClientOptions } from './redis-lock-client.options.js';
+import type {
+  LockLogger,
+  RedisLockClientOptions,
+  ReplicaWait,
+} from './redis-lock-client.options.js';
 import { RedisLockHandle, type LockHandleOwner } from './redis-lock.handle.js';
 import { WakeUpHub } from './wake-up.hub.js';
 
@@ -87,6 +92,7 @@ export class RedisLockClient implements LockHandleOwner {
   readonly logger: LockLogger;
   /** @internal lease a release hands the first fair waiter, which extends it to its own ttl. */
   readonly handOverLease: number;
+  private readonly waitForReplicas?: ReplicaWait;
   private readonly keyPrefix: string;
   private readonly defaults: ResolvedLockOptions;
   private readonly fairQueueTimeout: number;
@@ -116,6 +122,7 @@ export class RedisLockClient implements LockHandleOwner {
       );
     }
     this.handOverLease = this.fairQueueTimeout;
+    this.waitForReplicas = checkReplicaWait(options.waitForReplicas);
     if (options.pubSub !== false) this.wakeUps = new WakeUpHub(this.redis, this.logger);
   }
 
@@ -251,6 +258,13 @@ export class RedisLockClient implements LockHandleOwner {
       lastBusyAt: started,
     };
     if (opts.signal?.aborted) throw this.notAcquired(call, true);
+    const handle = await this.obtain(call);
+    if (this.waitForReplicas) await this.confirmReplicated(handle, this.waitForReplicas);
+    return handle;
+  }
+
+  private async obtain(call: Acquisition): Promise<RedisLockHandle> {
+    const { target, opts } = call;
     const queue = opts.fair ? undefined : this.localQueues.get(target.id);
     try {
       // Others of this process wait for these keys already: queue behind them, do not barge.
@@ -265,6 +279,29 @@ export class RedisLockClient implements LockHandleOwner {
       if (opts.fair && opts.waitTimeout > 0) await this.leaveFairQueue(call);
       throw err;
     }
+  }
+
+  /**
+   * `WAIT` on the connection that wrote the grant: fails the acquire (and releases the lock)
+   * unless enough replicas acknowledged it, so a failover right after it is less likely to lose
+   * it. It covers every earlier write of this connection, so a hand-over (written by the
+   * releaser) is covered by the extend this waiter sent after it.
+   */
+  private async confirmReplicated(handle: RedisLockHandle, { replicas, timeout }: ReplicaWait) {
+    let acknowledged: number;
+    try {
+      const reply = this.redis.call('WAIT', replicas, timeout) as Promise<number>;
+      acknowledged = await answerWithin(reply, timeout + ATTEMPT_TIMEOUT);
+    } catch (err) {
+      await this.exit({ handle, owned: true });
+      throw new LockUnavailableError(handle.key, err);
+    }
+    if (acknowledged >= replicas) return;
+    await this.exit({ handle, owned: true });
+    throw new LockUnavailableError(
+      handle.key,
+      notReplicatedMessage(acknowledged, replicas, timeout),
+    );
   }
 
   /** Waits for this process's earlier waiters on the same keys (not in fair mode), then contends. */
@@ -341,7 +378,9 @@ export class RedisLockClient implements LockHandleOwner {
     );
     this.held.add(handle);
     const extended = granted === opts.ttl ? undefined : handle.extend();
-    if (extended && lastBusyAt + granted - monotonicNow() < Math.min(granted, opts.ttl) / 2) {
+    const leaseLeft = lastBusyAt + granted - monotonicNow();
+    // With waitForReplicas, the WAIT that follows must come after a write of this connection.
+    if (extended && (leaseLeft < Math.min(granted, opts.ttl) / 2 || this.waitForReplicas)) {
       await extended.catch(() => undefined);
     } else {
       // A failure shows through the handle: a lost lock aborts its signal, an unreachable Redis
@@ -483,4 +522,25 @@ export class RedisLockClient implements LockHandleOwner {
     const waited = opts.waitTimeout > 0 ? Math.round(monotonicNow() - started) : 0;
     return new LockNotAcquiredError(target.name, waited, aborted);
   }
+}
+
+/** @throws RangeError on replicas or a timeout that are not positive integers. */
+function checkReplicaWait(wait: ReplicaWait | undefined): ReplicaWait | undefined {
+  if (wait === undefined) return undefined;
+  const { replicas, timeout } = wait;
+  if (!Number.isInteger(replicas) || replicas < 1) {
+    throw new RangeError(
+      invalidOptionMessage('waitForReplicas.replicas', replicas, 'a positive integer'),
+    );
+  }
+  if (!Number.isInteger(timeout) || timeout < 1) {
+    throw new RangeError(
+      invalidOptionMessage(
+        'waitForReplicas.timeout',
+        timeout,
+        'a positive integer of milliseconds',
+      ),
+    );
+  }
+  return { replicas, timeout };
 }

@@ -1,4 +1,5 @@
 import type { RedisConnectionConfig } from '../core/redis-connection.js';
+import type { ReplicaWait } from '../core/redis-lock-client.options.js';
 import type { RetryStrategy } from './retry-strategy.interface.js';
 
 /**
@@ -33,6 +34,12 @@ export interface RedisLockModuleOptions {
   pubSub?: boolean;
   /** Fair mode: ms after which a silent waiter (gave up, crashed) loses its place. Default 5000. */
   fairQueueTimeout?: number;
+  /**
+   * Require this many replicas to acknowledge each grant within `timeout` ms (Redis `WAIT`), or
+   * release it and fail with `LockUnavailableError` (HTTP 503). For Sentinel or replicated setups;
+   * see the README for what it does and does not guarantee.
+   */
+  waitForReplicas?: ReplicaWait;
 }
 
 /**
