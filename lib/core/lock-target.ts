@@ -2,6 +2,9 @@ import { InvalidLockKeyError } from '../errors/lock.errors.js';
 import { MAX_KEY_LENGTH } from '../redis-lock.constants.js';
 import { invalidKeyMessage } from '../redis-lock.messages.js';
 
+/** Appended to a lock key to name the channel its releases are published on. */
+export const CHANNEL_SUFFIX = ':released';
+
 /**
  * Everything one lock touches in Redis, for one key or several taken together. Every name of one
  * key shares the lock key's hash tag, so in Redis Cluster they all live in one slot and one script
@@ -31,7 +34,7 @@ export interface LockTarget {
   readonly id: string;
   /** KEYS of the acquire script: locks, then fences. */
   readonly acquireKeys: readonly string[];
-  /** KEYS of the release and leave-queue scripts: locks, queues, timeouts, fences. */
+  /** KEYS of the fair release and leave-queue scripts: locks, queues, timeouts, fences. */
   readonly releaseKeys: readonly string[];
 }
 
@@ -63,7 +66,7 @@ export function lockTarget(prefix: string, key: string | readonly string[]): Loc
       fences: [fence],
       queues: [queue],
       timeouts: [timeouts],
-      channels: [`${lock}:released`],
+      channels: [lock + CHANNEL_SUFFIX],
       id: lock,
       acquireKeys: [lock, fence],
       releaseKeys: [lock, queue, timeouts, fence],
@@ -82,7 +85,7 @@ export function lockTarget(prefix: string, key: string | readonly string[]): Loc
     fences,
     queues,
     timeouts,
-    channels: locks.map((k) => `${k}:released`),
+    channels: locks.map((k) => k + CHANNEL_SUFFIX),
     id: locks.join('\n'),
     acquireKeys: [...locks, ...fences],
     releaseKeys: [...locks, ...queues, ...timeouts, ...fences],

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { FENCE_RETENTION } from '../redis-lock.constants.js';
+import { CHANNEL_SUFFIX } from './lock-target.js';
 
 /**
  * Every Lua script the library runs, in one place. Each takes n lock keys (n >= 1: a multi-key
@@ -16,7 +18,8 @@ import type { Redis } from 'ioredis';
  * - A release wakes waiters: when a fair queue holds waiters, it hands the lock to the first and
  *   tells only it, on its own channel (the key's channel + ':' + its token), so no other process
  *   even wakes up; otherwise everyone on the key's channel, where the first waiter of each
- *   process listens.
+ *   process listens. A key's channel is its lock key + CHANNEL_SUFFIX.
+ * - Constants are written into the scripts rather than passed: fewer arguments on every call.
  */
 
 /** Drops the queue spots whose deadline passed: waiters that gave up or died. */
@@ -36,7 +39,7 @@ end`;
  * issued). Several keys: one token above all of their counters, stored in each.
  */
 const ISSUE_FENCE = `
-local function issueFence(first, last, retention)
+local function issueFence(first, last)
   if first == last then
     local fence = redis.call('incr', KEYS[first])
     if fence > 1 then return fence end
@@ -46,7 +49,9 @@ local function issueFence(first, last, retention)
     local previous = tonumber(redis.call('get', KEYS[i]))
     if previous and previous >= fence then fence = previous + 1 end
   end
-  for i = first, last do redis.call('set', KEYS[i], string.format('%.0f', fence), 'PX', retention) end
+  for i = first, last do
+    redis.call('set', KEYS[i], string.format('%.0f', fence), 'PX', ${FENCE_RETENTION})
+  end
   return fence
 end`;
 
@@ -59,7 +64,7 @@ local function clock()
 end`;
 
 /**
- * KEYS: lock 1..n, fence 1..n. ARGV: token, ttl ms, fence retention ms.
+ * KEYS: lock 1..n, fence 1..n. ARGV: token, ttl ms.
  * Returns the fencing token (> 0) on a grant, else -3 minus the PTTL of the first busy key
  * (always < 0): one integer, the cheapest reply to send and decode on every lock's path.
  */
@@ -75,7 +80,7 @@ for i = 1, n do
     return -3 - redis.call('pttl', KEYS[i])
   end
 end
-return issueFence(n + 1, 2 * n, ARGV[3])`;
+return issueFence(n + 1, 2 * n)`;
 
 /**
  * Fair acquire: granted only when every key is free and the caller is first in every queue (or
@@ -83,13 +88,13 @@ return issueFence(n + 1, 2 * n, ARGV[3])`;
  * its spot timeout is 0 (a single try). A caller a release already handed the lock to (its
  * message still on the way) is told so, and its lease renewed.
  * KEYS: lock 1..n, fence 1..n, queue 1..n, timeouts 1..n.
- * ARGV: waiter id (its token), ttl ms, fence retention ms, spot timeout ms, channel 1..n.
+ * ARGV: waiter id (its token), ttl ms, spot timeout ms.
  * Returns like ACQUIRE; the PTTL of a key not granted is -2 when it is free but another waiter is
  * first in its queue.
  */
 const ACQUIRE_FAIR = `${CLOCK}${PURGE_STALE}${ISSUE_FENCE}
 local n = #KEYS / 4
-local token, spotTimeout = ARGV[1], tonumber(ARGV[4])
+local token, spotTimeout = ARGV[1], tonumber(ARGV[3])
 local handed = true
 for i = 1, n do
   if redis.call('get', KEYS[i]) ~= token then handed = false break end
@@ -108,7 +113,7 @@ for i = 1, n do
   if pttl == -2 and first and first ~= token then
     -- Free but promised to the first waiter, which may have missed its turn (its predecessor
     -- timed out of the queue, say): remind it.
-    redis.call('publish', ARGV[4 + i] .. ':' .. first, '')
+    redis.call('publish', KEYS[i] .. '${CHANNEL_SUFFIX}:' .. first, '')
   end
   if blocked == 0 and (pttl ~= -2 or (first and first ~= token)) then
     blocked, blockedPttl = i, pttl
@@ -120,7 +125,7 @@ if blocked == 0 then
     redis.call('zrem', KEYS[2 * n + i], token)
     redis.call('zrem', KEYS[3 * n + i], token)
   end
-  return issueFence(n + 1, 2 * n, ARGV[3])
+  return issueFence(n + 1, 2 * n)
 end
 if spotTimeout > 0 then
   for i = 1, n do
@@ -150,12 +155,11 @@ return 1`;
  * and wakes everyone on the key's channel. Otherwise hands it straight to the first waiter, which
  * learns it from the message (its fencing token and the lease it got) without an attempt of its
  * own; a waiter for several keys ('...:m') is only woken, as it needs all its keys at once.
- * KEYS: lock 1..n, queue 1..n, timeouts 1..n, fence 1..n. ARGV: token, hand-over lease ms, fence
- * retention ms, channel 1..n.
+ * KEYS: lock 1..n, queue 1..n, timeouts 1..n, fence 1..n. ARGV: token, hand-over lease ms.
  */
 const HAND_OVER = `
 local function handOver(i, n)
-  local queue, channel = KEYS[n + i], ARGV[3 + i]
+  local queue, channel = KEYS[n + i], KEYS[i] .. '${CHANNEL_SUFFIX}'
   if redis.call('exists', queue) == 1 then
     local _, nowMs = clock()
     purgeStale(queue, KEYS[2 * n + i], nowMs)
@@ -164,7 +168,7 @@ local function handOver(i, n)
       redis.call('set', KEYS[i], first, 'PX', ARGV[2])
       redis.call('zrem', queue, first)
       redis.call('zrem', KEYS[2 * n + i], first)
-      local fence = issueFence(3 * n + i, 3 * n + i, ARGV[3])
+      local fence = issueFence(3 * n + i, 3 * n + i)
       redis.call('publish', channel .. ':' .. first, string.format('%.0f', fence) .. ':' .. ARGV[2])
       return
     end
@@ -176,8 +180,26 @@ local function handOver(i, n)
   redis.call('publish', channel, '')
 end`;
 
-/** Releases every key the token holds (see HAND_OVER for KEYS and ARGV). Returns how many. */
-const RELEASE = `${CLOCK}${PURGE_STALE}${ISSUE_FENCE}${HAND_OVER}
+/**
+ * KEYS: lock 1..n. ARGV: token. Deletes each key the token holds and wakes everyone waiting on
+ * it. Returns how many keys were deleted. For locks taken in the default mode.
+ */
+const RELEASE = `
+local released = 0
+for i = 1, #KEYS do
+  if redis.call('get', KEYS[i]) == ARGV[1] then
+    redis.call('del', KEYS[i])
+    redis.call('publish', KEYS[i] .. '${CHANNEL_SUFFIX}', '')
+    released = released + 1
+  end
+end
+return released`;
+
+/**
+ * Releases every key the token holds, handing each to its first fair waiter (see HAND_OVER for
+ * KEYS and ARGV). Returns how many. For locks taken in fair mode.
+ */
+const RELEASE_FAIR = `${CLOCK}${PURGE_STALE}${ISSUE_FENCE}${HAND_OVER}
 local n = #KEYS / 4
 local released = 0
 for i = 1, n do
@@ -201,7 +223,7 @@ for i = 1, n do
     handOver(i, n)
   elseif redis.call('exists', KEYS[i]) == 0 then
     local first = redis.call('zrange', KEYS[n + i], 0, 0)[1]
-    if first then redis.call('publish', ARGV[3 + i] .. ':' .. first, '') end
+    if first then redis.call('publish', KEYS[i] .. '${CHANNEL_SUFFIX}:' .. first, '') end
   end
 end
 return 1`;
@@ -234,5 +256,6 @@ export const LockScripts = {
   acquireFair: new LuaScript(ACQUIRE_FAIR),
   extend: new LuaScript(EXTEND),
   release: new LuaScript(RELEASE),
+  releaseFair: new LuaScript(RELEASE_FAIR),
   leaveQueue: new LuaScript(LEAVE_QUEUE),
 } as const;

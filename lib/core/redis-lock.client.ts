@@ -6,7 +6,6 @@ import {
   ATTEMPT_TIMEOUT,
   DEFAULT_FAIR_QUEUE_TIMEOUT,
   DEFAULT_KEY_PREFIX,
-  FENCE_RETENTION,
   FINAL_ATTEMPT_GRACE,
   QUEUE_REFRESHES_PER_TIMEOUT,
 } from '../redis-lock.constants.js';
@@ -374,6 +373,7 @@ export class RedisLockClient implements LockHandleOwner {
       opts.ttl,
       lastBusyAt,
       opts.autoRenew,
+      true,
       granted,
     );
     this.held.add(handle);
@@ -454,7 +454,7 @@ export class RedisLockClient implements LockHandleOwner {
     if (outcome.kind !== 'reply') {
       reply
         .then(async (r) => {
-          if ((r as number) > 0) await this.releaseOrphan(target, token);
+          if ((r as number) > 0) await this.releaseOrphan(call);
         })
         .catch(() => undefined);
       if (outcome.kind === 'timeout') {
@@ -468,7 +468,7 @@ export class RedisLockClient implements LockHandleOwner {
       return { pttl: busyPttl(fence) };
     }
     if (monotonicNow() - sentAt >= opts.ttl) {
-      await this.releaseOrphan(target, token);
+      await this.releaseOrphan(call);
       return { pttl: 0 };
     }
     const handle = new RedisLockHandle(
@@ -479,26 +479,22 @@ export class RedisLockClient implements LockHandleOwner {
       opts.ttl,
       sentAt,
       opts.autoRenew,
+      opts.fair,
     );
     this.held.add(handle);
     return handle;
   }
 
   private runAcquireScript({ target, opts, token, deadline, started }: Acquisition) {
-    const { locks, fences, queues, timeouts, channels } = target;
-    if (!opts.fair) {
-      return LockScripts.acquire.run(
-        this.redis,
-        [...locks, ...fences],
-        [token, opts.ttl, FENCE_RETENTION],
-      );
-    }
+    if (!opts.fair)
+      return LockScripts.acquire.run(this.redis, target.acquireKeys, [token, opts.ttl]);
+    const { locks, fences, queues, timeouts } = target;
     // A single try takes no place in the queues.
     const spotTimeout = deadline > started ? this.fairQueueTimeout : 0;
     return LockScripts.acquireFair.run(
       this.redis,
       [...locks, ...fences, ...queues, ...timeouts],
-      [token, opts.ttl, FENCE_RETENTION, spotTimeout, ...channels],
+      [token, opts.ttl, spotTimeout],
     );
   }
 
@@ -507,15 +503,15 @@ export class RedisLockClient implements LockHandleOwner {
     const reply = LockScripts.leaveQueue.run(this.redis, target.releaseKeys, [
       token,
       this.handOverLease,
-      FENCE_RETENTION,
-      ...target.channels,
     ]);
     await answerWithin(reply, ATTEMPT_TIMEOUT).catch(() => undefined);
   }
 
-  private async releaseOrphan({ releaseKeys, channels }: LockTarget, token: string) {
-    const args = [token, this.handOverLease, FENCE_RETENTION, ...channels];
-    await LockScripts.release.run(this.redis, releaseKeys, args).catch(() => undefined);
+  private async releaseOrphan({ target, token, opts }: Acquisition) {
+    const released = opts.fair
+      ? LockScripts.releaseFair.run(this.redis, target.releaseKeys, [token, this.handOverLease])
+      : LockScripts.release.run(this.redis, target.locks, [token]);
+    await released.catch(() => undefined);
   }
 
   private notAcquired({ target, opts, started }: Acquisition, aborted: boolean) {

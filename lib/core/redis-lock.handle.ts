@@ -9,7 +9,7 @@ import {
   LOST_UNREACHABLE,
   lockLostWarning,
 } from '../redis-lock.messages.js';
-import { ATTEMPT_TIMEOUT, FENCE_RETENTION, RENEW_DIVISOR } from '../redis-lock.constants.js';
+import { ATTEMPT_TIMEOUT, RENEW_DIVISOR } from '../redis-lock.constants.js';
 import { monotonicNow } from './abortable-delay.js';
 import type { LockTarget } from './lock-target.js';
 import { LockScripts } from './lock.scripts.js';
@@ -65,6 +65,8 @@ export class RedisLockHandle implements LockHandle {
     /** Monotonic time the acquiring command was sent: the lease counts from then, not from the reply. */
     sentAt: number,
     private readonly autoRenew: boolean,
+    /** Taken in fair mode: its release hands the lock to the first waiter in line. */
+    private readonly fair: boolean,
     /** The lease granted, when not `ttl` (a hand-over, which `extend` then brings to `ttl`). */
     lease = ttl,
   ) {
@@ -160,14 +162,14 @@ export class RedisLockHandle implements LockHandle {
     if (this.controller && !this.controller.signal.aborted) {
       this.controller.abort(releasedReason(this.key));
     }
-    const { locks, releaseKeys, channels } = this.target;
+    const { locks, releaseKeys } = this.target;
     try {
-      const reply = LockScripts.release.run(this.owner.redis, releaseKeys, [
-        this.token,
-        this.owner.handOverLease,
-        FENCE_RETENTION,
-        ...channels,
-      ]);
+      const reply = this.fair
+        ? LockScripts.releaseFair.run(this.owner.redis, releaseKeys, [
+            this.token,
+            this.owner.handOverLease,
+          ])
+        : LockScripts.release.run(this.owner.redis, locks, [this.token]);
       // True only if this handle still held every key.
       return (await answerWithin(reply, this.answerTimeout)) === locks.length;
     } catch (err) {
