@@ -92,6 +92,10 @@ export const wakeUpsUnavailableWarning = (cause: string) =>
 
 export const WAKE_UPS_RESTORED = 'Pub/sub wake-ups are back.';
 
+export const crossSlotMessage = (keys: string) =>
+  `Cannot lock "${keys}" together on Redis Cluster: the keys hash to different slots, and one ` +
+  'lock can only span one slot. Give them a common hash tag, e.g. "{account}:1" and "{account}:2".';
+
 export const notReplicatedMessage = (acknowledged: number, replicas: number, timeout: number) =>
   `only ${acknowledged} of the ${replicas} replica(s) required by waitForReplicas acknowledged the lock within ${timeout} ms; it was released`;
 

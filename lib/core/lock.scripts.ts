@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis-connection.js';
 import { FENCE_RETENTION } from '../redis-lock.constants.js';
 import { CHANNEL_SUFFIX } from './lock-target.js';
 
@@ -20,6 +20,8 @@ import { CHANNEL_SUFFIX } from './lock-target.js';
  *   even wakes up; otherwise everyone on the key's channel, where the first waiter of each
  *   process listens. A key's channel is its lock key + CHANNEL_SUFFIX.
  * - Constants are written into the scripts rather than passed: fewer arguments on every call.
+ * - PUBLISH is `publish` on a single Redis and `spublish` (sharded pub/sub, Redis 7) on a Cluster,
+ *   where every channel is in its lock key's slot.
  */
 
 /** Drops the queue spots whose deadline passed: waiters that gave up or died. */
@@ -113,7 +115,7 @@ for i = 1, n do
   if pttl == -2 and first and first ~= token then
     -- Free but promised to the first waiter, which may have missed its turn (its predecessor
     -- timed out of the queue, say): remind it.
-    redis.call('publish', KEYS[i] .. '${CHANNEL_SUFFIX}:' .. first, '')
+    redis.call(PUBLISH, KEYS[i] .. '${CHANNEL_SUFFIX}:' .. first, '')
   end
   if blocked == 0 and (pttl ~= -2 or (first and first ~= token)) then
     blocked, blockedPttl = i, pttl
@@ -169,15 +171,15 @@ local function handOver(i, n)
       redis.call('zrem', queue, first)
       redis.call('zrem', KEYS[2 * n + i], first)
       local fence = issueFence(3 * n + i, 3 * n + i)
-      redis.call('publish', channel .. ':' .. first, string.format('%.0f', fence) .. ':' .. ARGV[2])
+      redis.call(PUBLISH, channel .. ':' .. first, string.format('%.0f', fence) .. ':' .. ARGV[2])
       return
     end
     redis.call('del', KEYS[i])
-    if first then return redis.call('publish', channel .. ':' .. first, '') end
+    if first then return redis.call(PUBLISH, channel .. ':' .. first, '') end
   else
     redis.call('del', KEYS[i])
   end
-  redis.call('publish', channel, '')
+  redis.call(PUBLISH, channel, '')
 end`;
 
 /**
@@ -189,7 +191,7 @@ local released = 0
 for i = 1, #KEYS do
   if redis.call('get', KEYS[i]) == ARGV[1] then
     redis.call('del', KEYS[i])
-    redis.call('publish', KEYS[i] .. '${CHANNEL_SUFFIX}', '')
+    redis.call(PUBLISH, KEYS[i] .. '${CHANNEL_SUFFIX}', '')
     released = released + 1
   end
 end
@@ -223,7 +225,7 @@ for i = 1, n do
     handOver(i, n)
   elseif redis.call('exists', KEYS[i]) == 0 then
     local first = redis.call('zrange', KEYS[n + i], 0, 0)[1]
-    if first then redis.call('publish', KEYS[i] .. '${CHANNEL_SUFFIX}:' .. first, '') end
+    if first then redis.call(PUBLISH, KEYS[i] .. '${CHANNEL_SUFFIX}:' .. first, '') end
   end
 end
 return 1`;
@@ -242,7 +244,7 @@ export class LuaScript {
     this.sha = createHash('sha1').update(source).digest('hex');
   }
 
-  run(redis: Redis, keys: readonly string[], args: (string | number)[]): Promise<unknown> {
+  run(redis: RedisClient, keys: readonly string[], args: (string | number)[]): Promise<unknown> {
     return redis.evalsha(this.sha, keys.length, ...keys, ...args).catch((err: unknown) => {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
       return redis.eval(this.source, keys.length, ...keys, ...args);
@@ -250,12 +252,24 @@ export class LuaScript {
   }
 }
 
-/** The scripts, ready to run. */
-export const LockScripts = {
-  acquire: new LuaScript(ACQUIRE),
-  acquireFair: new LuaScript(ACQUIRE_FAIR),
-  extend: new LuaScript(EXTEND),
-  release: new LuaScript(RELEASE),
-  releaseFair: new LuaScript(RELEASE_FAIR),
-  leaveQueue: new LuaScript(LEAVE_QUEUE),
-} as const;
+/** Every script, with the given publish command. */
+function scriptSet(publish: 'publish' | 'spublish') {
+  const script = (source: string) => new LuaScript(`local PUBLISH = '${publish}'${source}`);
+  return {
+    acquire: script(ACQUIRE),
+    acquireFair: script(ACQUIRE_FAIR),
+    extend: script(EXTEND),
+    release: script(RELEASE),
+    releaseFair: script(RELEASE_FAIR),
+    leaveQueue: script(LEAVE_QUEUE),
+  } as const;
+}
+
+/** The scripts for one Redis (or Sentinel): releases publish with PUBLISH. */
+export const LockScripts = scriptSet('publish');
+
+/** The scripts for Redis Cluster: releases publish with SPUBLISH, in the lock key's shard. */
+export const ClusterLockScripts = scriptSet('spublish');
+
+/** One of the two script sets. */
+export type LockScriptSet = typeof LockScripts;

@@ -1,14 +1,28 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Redis, type Cluster, type RedisOptions } from 'ioredis';
 import { REDIS_RECOVERED, redisErrorWarning } from '../redis-lock.messages.js';
 import type { LockLogger } from './redis-lock-client.options.js';
 
 /**
- * Where to lock: a `redis://` URL, ioredis options, or a client you own.
+ * An ioredis client the locks can run on: one Redis (also through Sentinel) or a Redis Cluster.
+ *
+ * @example
+ * const client: RedisClient = new Cluster([{ host: '10.0.0.1', port: 7000 }]);
+ */
+export type RedisClient = Redis | Cluster;
+
+/**
+ * Where to lock: a `redis://` URL, ioredis options (including `{ sentinels, name }` for
+ * Sentinel), or a client you own (`Redis` or `Cluster`).
  *
  * @example
  * const config: RedisConnectionConfig = { host: 'redis', port: 6379, password: process.env.REDIS_PASSWORD };
  */
-export type RedisConnectionConfig = string | RedisOptions | Redis;
+export type RedisConnectionConfig = string | RedisOptions | RedisClient;
+
+/** Whether the client is an ioredis `Cluster`. */
+export function isCluster(client: RedisClient): client is Cluster {
+  return (client as Cluster).isCluster === true;
+}
 
 /*
  * For clients we create: fail a command after one reconnect attempt instead of ioredis's 20, so a
@@ -26,7 +40,7 @@ const OWN_CLIENT_DEFAULTS: RedisOptions = { maxRetriesPerRequest: 1 };
  */
 export class RedisConnection {
   private constructor(
-    readonly client: Redis,
+    readonly client: RedisClient,
     readonly owned: boolean,
   ) {}
 
@@ -69,7 +83,7 @@ export class RedisConnection {
  * Duck-typed rather than `instanceof Redis`: the app's ioredis may be another copy (or major) than
  * the one this package resolves, and options must never be mistaken for a client or vice versa.
  */
-function isRedisClient(config: RedisConnectionConfig): config is Redis {
+function isRedisClient(config: RedisConnectionConfig): config is RedisClient {
   const candidate = config as Partial<Redis>;
   return (
     typeof config === 'object' &&

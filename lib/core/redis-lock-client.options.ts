@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis-connection.js';
 import type { RetryStrategy } from '../interfaces/retry-strategy.interface.js';
 
 /**
@@ -34,7 +34,7 @@ export interface ReplicaWait {
  */
 export interface RedisLockClientOptions {
   /** A connected (or connecting) ioredis client. The lock client never closes it. */
-  redis: Redis;
+  redis: RedisClient;
   /** Prepended to every key. Default `'lock:'`. */
   keyPrefix?: string;
   /** Default lease in ms. Default 30000. */

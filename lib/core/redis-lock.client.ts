@@ -1,6 +1,9 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { Redis } from 'ioredis';
-import { LockNotAcquiredError, LockUnavailableError } from '../errors/lock.errors.js';
+import {
+  InvalidLockKeyError,
+  LockNotAcquiredError,
+  LockUnavailableError,
+} from '../errors/lock.errors.js';
 import type { LockOptions } from '../interfaces/lock-options.interface.js';
 import {
   ATTEMPT_TIMEOUT,
@@ -11,6 +14,7 @@ import {
 } from '../redis-lock.constants.js';
 import {
   attemptTimeoutMessage,
+  crossSlotMessage,
   invalidOptionMessage,
   notReplicatedMessage,
   releaseFailedWarning,
@@ -22,7 +26,9 @@ import {
   type ResolvedLockOptions,
 } from './lock-options.resolver.js';
 import { answerWithin, raceAttempt } from './race-attempt.js';
-import { busyPttl, LockScripts } from './lock.scripts.js';
+import { busyPttl, ClusterLockScripts, LockScripts, type LockScriptSet } from './lock.scripts.js';
+import { isCluster, type RedisClient } from './redis-connection.js';
+import { hashSlot } from './cluster-slot.js';
 import { lockTarget, type LockTarget } from './lock-target.js';
 import { LocalQueue, Wake } from './lock-wait.js';
 import { newLockToken } from './lock-token.js';
@@ -87,7 +93,9 @@ export interface LockScope {
  * await locks.close();
  */
 export class RedisLockClient implements LockHandleOwner {
-  readonly redis: Redis;
+  readonly redis: RedisClient;
+  /** @internal the scripts for `redis`: sharded pub/sub on a Cluster. */
+  readonly scripts: LockScriptSet;
   readonly logger: LockLogger;
   /** @internal lease a release hands the first fair waiter, which extends it to its own ttl. */
   readonly handOverLease: number;
@@ -107,6 +115,7 @@ export class RedisLockClient implements LockHandleOwner {
 
   constructor(options: RedisLockClientOptions) {
     this.redis = options.redis;
+    this.scripts = isCluster(this.redis) ? ClusterLockScripts : LockScripts;
     this.keyPrefix = options.keyPrefix ?? DEFAULT_KEY_PREFIX;
     this.logger = options.logger ?? { warn: (message) => process.emitWarning(message) };
     this.defaults = resolveClientDefaults(options);
@@ -121,7 +130,7 @@ export class RedisLockClient implements LockHandleOwner {
       );
     }
     this.handOverLease = this.fairQueueTimeout;
-    this.waitForReplicas = checkReplicaWait(options.waitForReplicas);
+    this.waitForReplicas = checkReplicaWait(options.waitForReplicas, isCluster(this.redis));
     if (options.pubSub !== false) this.wakeUps = new WakeUpHub(this.redis, this.logger);
   }
 
@@ -240,6 +249,18 @@ export class RedisLockClient implements LockHandleOwner {
     return this.acquireTarget(lockTarget(this.keyPrefix, key), options);
   }
 
+  /**
+   * On a Cluster, one script can only touch one slot: a multi-key lock needs its keys there.
+   * @throws InvalidLockKeyError naming the keys when they hash to different slots.
+   */
+  private checkOneSlot(target: LockTarget): void {
+    if (target.locks.length < 2 || !isCluster(this.redis)) return;
+    const slot = hashSlot(target.locks[0]);
+    if (target.locks.some((lock) => hashSlot(lock) !== slot)) {
+      throw new InvalidLockKeyError(crossSlotMessage(target.name));
+    }
+  }
+
   /** `once`: a single attempt whatever `waitTimeout` says (`tryAcquire`). */
   private async acquireTarget(
     target: LockTarget,
@@ -247,6 +268,7 @@ export class RedisLockClient implements LockHandleOwner {
     once = false,
   ): Promise<RedisLockHandle> {
     const opts = resolveLockOptions(options, this.defaults, once);
+    this.checkOneSlot(target);
     const started = monotonicNow();
     const call: Acquisition = {
       target,
@@ -487,11 +509,11 @@ export class RedisLockClient implements LockHandleOwner {
 
   private runAcquireScript({ target, opts, token, deadline, started }: Acquisition) {
     if (!opts.fair)
-      return LockScripts.acquire.run(this.redis, target.acquireKeys, [token, opts.ttl]);
+      return this.scripts.acquire.run(this.redis, target.acquireKeys, [token, opts.ttl]);
     const { locks, fences, queues, timeouts } = target;
     // A single try takes no place in the queues.
     const spotTimeout = deadline > started ? this.fairQueueTimeout : 0;
-    return LockScripts.acquireFair.run(
+    return this.scripts.acquireFair.run(
       this.redis,
       [...locks, ...fences, ...queues, ...timeouts],
       [token, opts.ttl, spotTimeout],
@@ -500,7 +522,7 @@ export class RedisLockClient implements LockHandleOwner {
 
   /** A fair waiter that gives up leaves the queues at once rather than after its spot timeout. */
   private async leaveFairQueue({ target, token }: Acquisition): Promise<void> {
-    const reply = LockScripts.leaveQueue.run(this.redis, target.releaseKeys, [
+    const reply = this.scripts.leaveQueue.run(this.redis, target.releaseKeys, [
       token,
       this.handOverLease,
     ]);
@@ -509,8 +531,8 @@ export class RedisLockClient implements LockHandleOwner {
 
   private async releaseOrphan({ target, token, opts }: Acquisition) {
     const released = opts.fair
-      ? LockScripts.releaseFair.run(this.redis, target.releaseKeys, [token, this.handOverLease])
-      : LockScripts.release.run(this.redis, target.locks, [token]);
+      ? this.scripts.releaseFair.run(this.redis, target.releaseKeys, [token, this.handOverLease])
+      : this.scripts.release.run(this.redis, target.locks, [token]);
     await released.catch(() => undefined);
   }
 
@@ -521,8 +543,17 @@ export class RedisLockClient implements LockHandleOwner {
 }
 
 /** @throws RangeError on replicas or a timeout that are not positive integers. */
-function checkReplicaWait(wait: ReplicaWait | undefined): ReplicaWait | undefined {
+function checkReplicaWait(
+  wait: ReplicaWait | undefined,
+  cluster: boolean,
+): ReplicaWait | undefined {
   if (wait === undefined) return undefined;
+  if (cluster) {
+    // WAIT must go to the master that took the write; a Cluster client sends it to any node.
+    throw new RangeError(
+      invalidOptionMessage('waitForReplicas', wait, 'no value with Redis Cluster (not supported)'),
+    );
+  }
   const { replicas, timeout } = wait;
   if (!Number.isInteger(replicas) || replicas < 1) {
     throw new RangeError(

@@ -1,5 +1,4 @@
 import { inspect } from 'node:util';
-import type { Redis } from 'ioredis';
 import { LockLostError, LockUnavailableError } from '../errors/lock.errors.js';
 import type { LockHandle } from '../interfaces/lock-handle.interface.js';
 import {
@@ -12,13 +11,16 @@ import {
 import { ATTEMPT_TIMEOUT, RENEW_DIVISOR } from '../redis-lock.constants.js';
 import { monotonicNow } from './abortable-delay.js';
 import type { LockTarget } from './lock-target.js';
-import { LockScripts } from './lock.scripts.js';
+import type { LockScriptSet } from './lock.scripts.js';
+import type { RedisClient } from './redis-connection.js';
 import { answerWithin } from './race-attempt.js';
 import type { LockLogger } from './redis-lock-client.options.js';
 
 /** What a handle needs from the client that created it. */
 export interface LockHandleOwner {
-  readonly redis: Redis;
+  readonly redis: RedisClient;
+  /** The scripts for that client (sharded pub/sub on a Cluster). */
+  readonly scripts: LockScriptSet;
   readonly logger: LockLogger;
   /** Lease a release gives the first fair waiter it hands the lock to (ms). */
   readonly handOverLease: number;
@@ -115,7 +117,10 @@ export class RedisLockHandle implements LockHandle {
     const sentAt = monotonicNow();
     let extended: unknown;
     try {
-      const reply = LockScripts.extend.run(this.owner.redis, this.target.locks, [this.token, ttl]);
+      const reply = this.owner.scripts.extend.run(this.owner.redis, this.target.locks, [
+        this.token,
+        ttl,
+      ]);
       extended = await answerWithin(reply, this.answerTimeout);
     } catch (err) {
       throw new LockUnavailableError(this.key, err);
@@ -165,11 +170,11 @@ export class RedisLockHandle implements LockHandle {
     const { locks, releaseKeys } = this.target;
     try {
       const reply = this.fair
-        ? LockScripts.releaseFair.run(this.owner.redis, releaseKeys, [
+        ? this.owner.scripts.releaseFair.run(this.owner.redis, releaseKeys, [
             this.token,
             this.owner.handOverLease,
           ])
-        : LockScripts.release.run(this.owner.redis, locks, [this.token]);
+        : this.owner.scripts.release.run(this.owner.redis, locks, [this.token]);
       // True only if this handle still held every key.
       return (await answerWithin(reply, this.answerTimeout)) === locks.length;
     } catch (err) {

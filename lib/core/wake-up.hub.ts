@@ -1,7 +1,7 @@
-import type { Redis } from 'ioredis';
 import { ATTEMPT_TIMEOUT } from '../redis-lock.constants.js';
 import { WAKE_UPS_RESTORED, wakeUpsUnavailableWarning } from '../redis-lock.messages.js';
 import { answerWithin, NoAnswerError } from './race-attempt.js';
+import { isCluster, type RedisClient } from './redis-connection.js';
 import type { LockLogger } from './redis-lock-client.options.js';
 
 /**
@@ -13,7 +13,8 @@ export type WakeListener = (message: string | null) => void;
 /**
  * The one subscriber connection of a lock client, shared by every waiter in the process. Channels
  * are subscribed while someone listens on them and unsubscribed when the last listener leaves.
- * Created on the first wait, so a client that never waits never opens it.
+ * Created on the first wait, so a client that never waits never opens it. On a Redis Cluster it
+ * uses sharded pub/sub (SSUBSCRIBE): each channel is served by its own shard only.
  *
  * @example
  * const hub = new WakeUpHub(redis, logger);
@@ -22,7 +23,8 @@ export type WakeListener = (message: string | null) => void;
  * stop();
  */
 export class WakeUpHub {
-  private subscriber?: Redis;
+  private subscriber?: RedisClient;
+  private readonly sharded: boolean;
   private readonly listeners = new Map<string, Set<WakeListener>>();
   /** Channels by their SUBSCRIBE, settled once Redis confirmed it. */
   private readonly subscribed = new Map<string, Promise<unknown>>();
@@ -32,9 +34,11 @@ export class WakeUpHub {
   private closed = false;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly logger: LockLogger,
-  ) {}
+  ) {
+    this.sharded = isCluster(redis);
+  }
 
   /**
    * Calls `listener` for every message on `channels` until the returned function is called.
@@ -55,7 +59,7 @@ export class WakeUpHub {
       listening.add(listener);
       let confirmed = this.subscribed.get(channel);
       if (!confirmed) {
-        confirmed = subscriber.subscribe(channel);
+        confirmed = this.sharded ? subscriber.ssubscribe(channel) : subscriber.subscribe(channel);
         // A failed SUBSCRIBE is retried by the next listener rather than remembered.
         confirmed.catch(() => this.subscribed.delete(channel));
         this.subscribed.set(channel, confirmed);
@@ -91,14 +95,16 @@ export class WakeUpHub {
     this.subscriber = undefined;
   }
 
-  private connection(): Redis {
+  private connection(): RedisClient {
     if (this.closed) throw new Error('the lock client was closed');
     if (this.subscriber) return this.subscriber;
     // Same server and options as the lock connection; a connection in subscribe mode can run
-    // nothing else, hence a second one.
-    const subscriber = this.redis.duplicate();
+    // nothing else, hence a second one. A Cluster subscribes per shard.
+    const subscriber = isCluster(this.redis)
+      ? this.redis.duplicate([], { shardedSubscribers: true })
+      : this.redis.duplicate();
     let connectedBefore = false;
-    subscriber.on('message', (channel: string, message: string) => {
+    subscriber.on(this.sharded ? 'smessage' : 'message', (channel: string, message: string) => {
       const listening = this.listeners.get(channel);
       if (listening) for (const listener of [...listening]) listener(message);
     });
@@ -137,7 +143,12 @@ export class WakeUpHub {
       this.listeners.delete(channel);
       this.subscribed.delete(channel);
     }
-    // Commands run in order on the connection: a later SUBSCRIBE to them still wins.
-    if (left.length > 0) this.subscriber?.unsubscribe(...left).catch(() => undefined);
+    // Commands run in order on the connection: a later SUBSCRIBE to them still wins. Sharded
+    // channels of different slots cannot share one SUNSUBSCRIBE.
+    if (this.sharded) {
+      for (const channel of left) this.subscriber?.sunsubscribe(channel).catch(() => undefined);
+    } else if (left.length > 0) {
+      this.subscriber?.unsubscribe(...left).catch(() => undefined);
+    }
   }
 }
