@@ -26,8 +26,10 @@ import {
   type ResolvedLockOptions,
 } from './lock-options.resolver.js';
 import { answerWithin, raceAttempt } from './race-attempt.js';
-import { busyPttl, ClusterLockScripts, LockScripts, type LockScriptSet } from './lock.scripts.js';
+import { busyPttl } from './lock.scripts.js';
+import type { LockStore } from './lock-store.interface.js';
 import { isCluster, type RedisClient } from './redis-connection.js';
+import { RedisStore } from './redis.store.js';
 import { hashSlot } from './cluster-slot.js';
 import { lockTarget, type LockTarget } from './lock-target.js';
 import { LocalQueue, Wake } from './lock-wait.js';
@@ -93,12 +95,12 @@ export interface LockScope {
  * await locks.close();
  */
 export class RedisLockClient implements LockHandleOwner {
+  /** The Redis (or Cluster) the locks live on. */
   readonly redis: RedisClient;
-  /** @internal the scripts for `redis`: sharded pub/sub on a Cluster. */
-  readonly scripts: LockScriptSet;
+  /** @internal where the locks live, for the handles. */
+  readonly store: LockStore;
   readonly logger: LockLogger;
-  /** @internal lease a release hands the first fair waiter, which extends it to its own ttl. */
-  readonly handOverLease: number;
+  private readonly redisStore: RedisStore;
   private readonly waitForReplicas?: ReplicaWait;
   private readonly keyPrefix: string;
   private readonly defaults: ResolvedLockOptions;
@@ -115,7 +117,6 @@ export class RedisLockClient implements LockHandleOwner {
 
   constructor(options: RedisLockClientOptions) {
     this.redis = options.redis;
-    this.scripts = isCluster(this.redis) ? ClusterLockScripts : LockScripts;
     this.keyPrefix = options.keyPrefix ?? DEFAULT_KEY_PREFIX;
     this.logger = options.logger ?? { warn: (message) => process.emitWarning(message) };
     this.defaults = resolveClientDefaults(options);
@@ -129,7 +130,9 @@ export class RedisLockClient implements LockHandleOwner {
         ),
       );
     }
-    this.handOverLease = this.fairQueueTimeout;
+    // A fair hand-over lasts one spot timeout unless the new holder extends it: a waiter that
+    // crashed just before its turn blocks the others no longer than its place would have.
+    this.store = this.redisStore = new RedisStore(this.redis, this.fairQueueTimeout);
     this.waitForReplicas = checkReplicaWait(options.waitForReplicas, isCluster(this.redis));
     if (options.pubSub !== false) this.wakeUps = new WakeUpHub(this.redis, this.logger);
   }
@@ -185,7 +188,7 @@ export class RedisLockClient implements LockHandleOwner {
   async isLocked(key: string): Promise<boolean> {
     const { locks } = lockTarget(this.keyPrefix, key);
     try {
-      return (await answerWithin(this.redis.exists(locks[0]), ATTEMPT_TIMEOUT)) === 1;
+      return await answerWithin(this.store.isLocked(locks[0]), ATTEMPT_TIMEOUT);
     } catch (err) {
       throw new LockUnavailableError(key, err);
     }
@@ -311,7 +314,7 @@ export class RedisLockClient implements LockHandleOwner {
   private async confirmReplicated(handle: RedisLockHandle, { replicas, timeout }: ReplicaWait) {
     let acknowledged: number;
     try {
-      const reply = this.redis.call('WAIT', replicas, timeout) as Promise<number>;
+      const reply = this.redisStore.replicasHaving(replicas, timeout);
       acknowledged = await answerWithin(reply, timeout + ATTEMPT_TIMEOUT);
     } catch (err) {
       await this.exit({ handle, owned: true });
@@ -489,7 +492,9 @@ export class RedisLockClient implements LockHandleOwner {
       call.lastBusyAt = sentAt;
       return { pttl: busyPttl(fence) };
     }
-    if (monotonicNow() - sentAt >= opts.ttl) {
+    // Redlock trusts a grant for less than its ttl (clock drift between the masters).
+    const lease = this.store.lease(opts.ttl);
+    if (monotonicNow() - sentAt >= lease) {
       await this.releaseOrphan(call);
       return { pttl: 0 };
     }
@@ -502,38 +507,28 @@ export class RedisLockClient implements LockHandleOwner {
       sentAt,
       opts.autoRenew,
       opts.fair,
+      lease,
     );
     this.held.add(handle);
     return handle;
   }
 
   private runAcquireScript({ target, opts, token, deadline, started }: Acquisition) {
-    if (!opts.fair)
-      return this.scripts.acquire.run(this.redis, target.acquireKeys, [token, opts.ttl]);
-    const { locks, fences, queues, timeouts } = target;
+    if (!opts.fair) return this.store.acquire(target, token, opts.ttl);
     // A single try takes no place in the queues.
     const spotTimeout = deadline > started ? this.fairQueueTimeout : 0;
-    return this.scripts.acquireFair.run(
-      this.redis,
-      [...locks, ...fences, ...queues, ...timeouts],
-      [token, opts.ttl, spotTimeout],
-    );
+    return this.store.acquire(target, token, opts.ttl, spotTimeout);
   }
 
   /** A fair waiter that gives up leaves the queues at once rather than after its spot timeout. */
   private async leaveFairQueue({ target, token }: Acquisition): Promise<void> {
-    const reply = this.scripts.leaveQueue.run(this.redis, target.releaseKeys, [
-      token,
-      this.handOverLease,
-    ]);
-    await answerWithin(reply, ATTEMPT_TIMEOUT).catch(() => undefined);
+    await answerWithin(this.store.leaveQueue(target, token), ATTEMPT_TIMEOUT).catch(
+      () => undefined,
+    );
   }
 
   private async releaseOrphan({ target, token, opts }: Acquisition) {
-    const released = opts.fair
-      ? this.scripts.releaseFair.run(this.redis, target.releaseKeys, [token, this.handOverLease])
-      : this.scripts.release.run(this.redis, target.locks, [token]);
-    await released.catch(() => undefined);
+    await this.store.release(target, token, opts.fair).catch(() => undefined);
   }
 
   private notAcquired({ target, opts, started }: Acquisition, aborted: boolean) {

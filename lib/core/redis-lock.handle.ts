@@ -11,19 +11,15 @@ import {
 import { ATTEMPT_TIMEOUT, RENEW_DIVISOR } from '../redis-lock.constants.js';
 import { monotonicNow } from './abortable-delay.js';
 import type { LockTarget } from './lock-target.js';
-import type { LockScriptSet } from './lock.scripts.js';
-import type { RedisClient } from './redis-connection.js';
+import type { LockStore } from './lock-store.interface.js';
 import { answerWithin } from './race-attempt.js';
 import type { LockLogger } from './redis-lock-client.options.js';
 
 /** What a handle needs from the client that created it. */
 export interface LockHandleOwner {
-  readonly redis: RedisClient;
-  /** The scripts for that client (sharded pub/sub on a Cluster). */
-  readonly scripts: LockScriptSet;
+  /** Where the lock lives. */
+  readonly store: LockStore;
   readonly logger: LockLogger;
-  /** Lease a release gives the first fair waiter it hands the lock to (ms). */
-  readonly handOverLease: number;
   /** Called once when the handle is released or lost, so the client stops tracking it. */
   settled(handle: RedisLockHandle): void;
 }
@@ -117,10 +113,7 @@ export class RedisLockHandle implements LockHandle {
     const sentAt = monotonicNow();
     let extended: unknown;
     try {
-      const reply = this.owner.scripts.extend.run(this.owner.redis, this.target.locks, [
-        this.token,
-        ttl,
-      ]);
+      const reply = this.owner.store.extend(this.target, this.token, ttl);
       extended = await answerWithin(reply, this.answerTimeout);
     } catch (err) {
       throw new LockUnavailableError(this.key, err);
@@ -129,9 +122,9 @@ export class RedisLockHandle implements LockHandle {
     if (this.released) throw new LockLostError(this.key, LOST_RELEASED);
     // Declared lost while the reply was on its way: once lost, always lost.
     if (this.lostError) throw this.lostError;
-    if (extended !== 1) throw this.markLost(LOST_TAKEN);
+    if (!extended) throw this.markLost(LOST_TAKEN);
     // PEXPIRE replaced the lease, even with a shorter one: the local clock must not outlast Redis.
-    this.expiresAt = sentAt + ttl;
+    this.expiresAt = sentAt + this.owner.store.lease(ttl);
     if (this.autoRenew || this.controller) this.armExpiry();
   }
 
@@ -167,16 +160,10 @@ export class RedisLockHandle implements LockHandle {
     if (this.controller && !this.controller.signal.aborted) {
       this.controller.abort(releasedReason(this.key));
     }
-    const { locks, releaseKeys } = this.target;
     try {
-      const reply = this.fair
-        ? this.owner.scripts.releaseFair.run(this.owner.redis, releaseKeys, [
-            this.token,
-            this.owner.handOverLease,
-          ])
-        : this.owner.scripts.release.run(this.owner.redis, locks, [this.token]);
+      const reply = this.owner.store.release(this.target, this.token, this.fair);
       // True only if this handle still held every key.
-      return (await answerWithin(reply, this.answerTimeout)) === locks.length;
+      return await answerWithin(reply, this.answerTimeout);
     } catch (err) {
       throw new LockUnavailableError(this.key, err);
     }

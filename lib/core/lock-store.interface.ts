@@ -1,0 +1,34 @@
+import type { LockTarget } from './lock-target.js';
+
+/**
+ * Where locks live, as the lock client and its handles see it: one Redis (also through Sentinel)
+ * or a Cluster (`RedisStore`), or a Redlock quorum of independent masters (`RedlockStore`).
+ * Methods reject with the underlying error; the client turns it into `LockUnavailableError`.
+ *
+ * @example
+ * const fence = await store.acquire(target, token, 30_000);
+ * if (fence > 0) await store.release(target, token, false);
+ */
+export interface LockStore {
+  /**
+   * Fair queues and pub/sub wake-ups need every waiter to see one copy of a key: true on one
+   * Redis or a Cluster, false on independent masters.
+   */
+  readonly coordinated: boolean;
+  /** The lease a grant of `ttl` ms can be trusted for, counted from when the attempt was sent. */
+  lease(ttl: number): number;
+  /**
+   * One attempt on every key of `target`: the fencing token (> 0) on a grant, else -3 minus the
+   * PTTL of a busy key. `spotTimeout` (fair mode only): queue for the lock meanwhile, keeping the
+   * place this long without a refresh (0: a single try).
+   */
+  acquire(target: LockTarget, token: string, ttl: number, spotTimeout?: number): Promise<number>;
+  /** Resets the lease of every key if `token` still holds them all. */
+  extend(target: LockTarget, token: string, ttl: number): Promise<boolean>;
+  /** Frees every key `token` holds (a fair lock: for the first waiter); true if it held them all. */
+  release(target: LockTarget, token: string, fair: boolean): Promise<boolean>;
+  /** A fair waiter gives up its places (and passes on a lock handed to it meanwhile). */
+  leaveQueue(target: LockTarget, token: string): Promise<void>;
+  /** Whether the lock key is held. */
+  isLocked(lockKey: string): Promise<boolean>;
+}
