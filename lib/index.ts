@@ -16,5 +16,6 @@ export type {
   LockLogger,
   ReplicaWait,
 } from './core/redis-lock-client.options.js';
-export type { RedisConnectionConfig } from './core/redis-connection.js';
+export type { RedisConnectionConfig, RedisClient } from './core/redis-connection.js';
+export type { RedlockOptions } from './core/redlock.store.js';
 export type { LockKey } from './core/key-template.js';

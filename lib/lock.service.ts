@@ -28,10 +28,11 @@ export class LockService implements OnApplicationShutdown {
 
   constructor(
     @Inject(REDIS_LOCK_MODULE_OPTIONS) options: RedisLockModuleOptions,
-    @Inject(REDIS_LOCK_CONNECTION) private readonly connection: RedisConnection,
+    @Inject(REDIS_LOCK_CONNECTION) private readonly connections: RedisConnection[],
   ) {
+    const clients = connections.map((connection) => connection.client);
     this.client = new RedisLockClient({
-      redis: connection.client,
+      ...(options.redlock ? { redlock: { ...options.redlock, clients } } : { redis: clients[0] }),
       keyPrefix: options.keyPrefix,
       ttl: options.ttl,
       waitTimeout: options.waitTimeout,
@@ -99,6 +100,6 @@ export class LockService implements OnApplicationShutdown {
   /** Releases the locks this app holds and stops their renewal, then closes our own connection. */
   async onApplicationShutdown(): Promise<void> {
     await this.client.close();
-    await this.connection.close();
+    await Promise.all(this.connections.map((connection) => connection.close()));
   }
 }

@@ -1,7 +1,7 @@
 /** Reflect-metadata key under which `@Lock` stores its definition on the decorated method. */
 export const LOCK_METADATA = 'REDIS_LOCK:LOCK';
 
-/** Injection token of the ioredis connection (or client passed in) the module locks with. */
+/** Injection token of the ioredis connections (or clients passed in) the module locks with. */
 export const REDIS_LOCK_CONNECTION = 'REDIS_LOCK:CONNECTION';
 
 /**
@@ -53,3 +53,10 @@ export const TOKEN_BYTES = 16;
 
 /** Watchdog rhythm: the lease is renewed every ttl / RENEW_DIVISOR (Redisson's rhythm). */
 export const RENEW_DIVISOR = 3;
+
+/** Redlock defaults: share of the ttl allowed for clock drift, and one master's answer time (ms). */
+export const DEFAULT_REDLOCK_DRIFT_FACTOR = 0.01;
+export const DEFAULT_REDLOCK_NODE_TIMEOUT = 50;
+
+/** Redlock: milliseconds of drift allowed on top of ttl x driftFactor (timer granularity). */
+export const REDLOCK_DRIFT_CONSTANT = 2;

@@ -96,6 +96,23 @@ export const crossSlotMessage = (keys: string) =>
   `Cannot lock "${keys}" together on Redis Cluster: the keys hash to different slots, and one ` +
   'lock can only span one slot. Give them a common hash tag, e.g. "{account}:1" and "{account}:2".';
 
+export const connectionChoiceMessage = (both: boolean) =>
+  both
+    ? 'RedisLockModule: give either `redis` or `redlock`, not both.'
+    : 'RedisLockModule: give `redis` (a URL, ioredis options or client) or `redlock: { clients }`.';
+
+export const FAIR_UNAVAILABLE_WARNING =
+  'fair: true needs one Redis or a Cluster; with redlock, busy locks are granted as in the default mode.';
+
+export const redlockFailureMessage = (
+  what: string,
+  failures: string[],
+  nodes: number,
+  quorum: number,
+) =>
+  `Redlock could not ${what} on a majority (${quorum} of ${nodes}) of the masters; ` +
+  `${failures.length} failed: ${failures.join('; ')}`;
+
 export const notReplicatedMessage = (acknowledged: number, replicas: number, timeout: number) =>
   `only ${acknowledged} of the ${replicas} replica(s) required by waitForReplicas acknowledged the lock within ${timeout} ms; it was released`;
 

@@ -7,6 +7,7 @@ import { LockInterceptor } from './lock.interceptor.js';
 import { LockMetadataAccessor } from './lock-metadata.accessor.js';
 import { LockService } from './lock.service.js';
 import { REDIS_LOCK_CONNECTION, REDIS_LOCK_LOGGER_CONTEXT } from './redis-lock.constants.js';
+import { connectionChoiceMessage } from './redis-lock.messages.js';
 import {
   ConfigurableModuleClass,
   REDIS_LOCK_MODULE_OPTIONS,
@@ -37,7 +38,7 @@ import {
       provide: REDIS_LOCK_CONNECTION,
       inject: [REDIS_LOCK_MODULE_OPTIONS],
       useFactory: (options: RedisLockModuleOptions) =>
-        RedisConnection.from(options.redis, new Logger(REDIS_LOCK_LOGGER_CONTEXT)),
+        connectionsFor(options, new Logger(REDIS_LOCK_LOGGER_CONTEXT)),
     },
     LockService,
     LockMetadataAccessor,
@@ -47,3 +48,16 @@ import {
   exports: [LockService],
 })
 export class RedisLockModule extends ConfigurableModuleClass {}
+
+/**
+ * The connections the options ask for: one for `redis`, one per master for `redlock`.
+ * @throws TypeError when the options give both or neither, before anything connects.
+ */
+function connectionsFor(options: RedisLockModuleOptions, logger: Logger): RedisConnection[] {
+  const { redis, redlock } = options;
+  if ((redis === undefined) === (redlock === undefined)) {
+    throw new TypeError(connectionChoiceMessage(redis !== undefined));
+  }
+  if (redlock) return redlock.clients.map((config) => RedisConnection.from(config, logger));
+  return [RedisConnection.from(redis!, logger)];
+}

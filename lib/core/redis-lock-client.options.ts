@@ -1,4 +1,5 @@
 import type { RedisClient } from './redis-connection.js';
+import type { RedlockOptions } from './redlock.store.js';
 import type { RetryStrategy } from '../interfaces/retry-strategy.interface.js';
 
 /**
@@ -34,7 +35,12 @@ export interface ReplicaWait {
  */
 export interface RedisLockClientOptions {
   /** A connected (or connecting) ioredis client. The lock client never closes it. */
-  redis: RedisClient;
+  redis?: RedisClient;
+  /**
+   * Instead of `redis`: lock on a majority of independent masters (Redlock). Fair mode, pub/sub
+   * wake-ups and `waitForReplicas` are not available there (waiters poll with `retry`).
+   */
+  redlock?: RedlockOptions;
   /** Prepended to every key. Default `'lock:'`. */
   keyPrefix?: string;
   /** Default lease in ms. Default 30000. */

@@ -15,6 +15,7 @@ import {
 import {
   attemptTimeoutMessage,
   crossSlotMessage,
+  FAIR_UNAVAILABLE_WARNING,
   invalidOptionMessage,
   notReplicatedMessage,
   releaseFailedWarning,
@@ -30,6 +31,7 @@ import { busyPttl } from './lock.scripts.js';
 import type { LockStore } from './lock-store.interface.js';
 import { isCluster, type RedisClient } from './redis-connection.js';
 import { RedisStore } from './redis.store.js';
+import { RedlockStore } from './redlock.store.js';
 import { hashSlot } from './cluster-slot.js';
 import { lockTarget, type LockTarget } from './lock-target.js';
 import { LocalQueue, Wake } from './lock-wait.js';
@@ -95,12 +97,14 @@ export interface LockScope {
  * await locks.close();
  */
 export class RedisLockClient implements LockHandleOwner {
-  /** The Redis (or Cluster) the locks live on. */
-  readonly redis: RedisClient;
+  /** The Redis (or Cluster) the locks live on; undefined with Redlock. */
+  readonly redis?: RedisClient;
   /** @internal where the locks live, for the handles. */
   readonly store: LockStore;
   readonly logger: LockLogger;
-  private readonly redisStore: RedisStore;
+  /** The single Redis or Cluster store, when that is where locks live. */
+  private readonly redisStore?: RedisStore;
+  private fairUnavailableWarned = false;
   private readonly waitForReplicas?: ReplicaWait;
   private readonly keyPrefix: string;
   private readonly defaults: ResolvedLockOptions;
@@ -116,6 +120,9 @@ export class RedisLockClient implements LockHandleOwner {
   private closed = false;
 
   constructor(options: RedisLockClientOptions) {
+    if ((options.redis === undefined) === (options.redlock === undefined)) {
+      throw new TypeError(invalidOptionMessage('redis', options.redis, 'either redis or redlock'));
+    }
     this.redis = options.redis;
     this.keyPrefix = options.keyPrefix ?? DEFAULT_KEY_PREFIX;
     this.logger = options.logger ?? { warn: (message) => process.emitWarning(message) };
@@ -132,9 +139,19 @@ export class RedisLockClient implements LockHandleOwner {
     }
     // A fair hand-over lasts one spot timeout unless the new holder extends it: a waiter that
     // crashed just before its turn blocks the others no longer than its place would have.
-    this.store = this.redisStore = new RedisStore(this.redis, this.fairQueueTimeout);
-    this.waitForReplicas = checkReplicaWait(options.waitForReplicas, isCluster(this.redis));
-    if (options.pubSub !== false) this.wakeUps = new WakeUpHub(this.redis, this.logger);
+    if (options.redlock) {
+      this.store = new RedlockStore(options.redlock);
+      if (options.waitForReplicas !== undefined) {
+        throw new RangeError(
+          invalidOptionMessage('waitForReplicas', options.waitForReplicas, 'no value with redlock'),
+        );
+      }
+    } else {
+      const redis = options.redis as RedisClient;
+      this.store = this.redisStore = new RedisStore(redis, this.fairQueueTimeout);
+      this.waitForReplicas = checkReplicaWait(options.waitForReplicas, isCluster(redis));
+      if (options.pubSub !== false) this.wakeUps = new WakeUpHub(redis, this.logger);
+    }
   }
 
   /**
@@ -252,12 +269,19 @@ export class RedisLockClient implements LockHandleOwner {
     return this.acquireTarget(lockTarget(this.keyPrefix, key), options);
   }
 
+  /** Fair mode needs one copy of the queue: with Redlock, locks are granted as in default mode. */
+  private fairUnavailable(): false {
+    if (!this.fairUnavailableWarned) this.logger.warn(FAIR_UNAVAILABLE_WARNING);
+    this.fairUnavailableWarned = true;
+    return false;
+  }
+
   /**
    * On a Cluster, one script can only touch one slot: a multi-key lock needs its keys there.
    * @throws InvalidLockKeyError naming the keys when they hash to different slots.
    */
   private checkOneSlot(target: LockTarget): void {
-    if (target.locks.length < 2 || !isCluster(this.redis)) return;
+    if (target.locks.length < 2 || !this.redis || !isCluster(this.redis)) return;
     const slot = hashSlot(target.locks[0]);
     if (target.locks.some((lock) => hashSlot(lock) !== slot)) {
       throw new InvalidLockKeyError(crossSlotMessage(target.name));
@@ -271,6 +295,7 @@ export class RedisLockClient implements LockHandleOwner {
     once = false,
   ): Promise<RedisLockHandle> {
     const opts = resolveLockOptions(options, this.defaults, once);
+    if (opts.fair && !this.store.coordinated) opts.fair = this.fairUnavailable();
     this.checkOneSlot(target);
     const started = monotonicNow();
     const call: Acquisition = {
@@ -314,7 +339,7 @@ export class RedisLockClient implements LockHandleOwner {
   private async confirmReplicated(handle: RedisLockHandle, { replicas, timeout }: ReplicaWait) {
     let acknowledged: number;
     try {
-      const reply = this.redisStore.replicasHaving(replicas, timeout);
+      const reply = this.redisStore!.replicasHaving(replicas, timeout);
       acknowledged = await answerWithin(reply, timeout + ATTEMPT_TIMEOUT);
     } catch (err) {
       await this.exit({ handle, owned: true });

@@ -1,5 +1,6 @@
 import type { RedisConnectionConfig } from '../core/redis-connection.js';
 import type { ReplicaWait } from '../core/redis-lock-client.options.js';
+import type { RedlockOptions } from '../core/redlock.store.js';
 import type { RetryStrategy } from './retry-strategy.interface.js';
 
 /**
@@ -10,10 +11,16 @@ import type { RetryStrategy } from './retry-strategy.interface.js';
  */
 export interface RedisLockModuleOptions {
   /**
-   * A `redis://` URL, ioredis `RedisOptions`, or an ioredis `Redis` instance. A client passed in is
-   * used as is and never closed by the module; one the module creates is closed on shutdown.
+   * A `redis://` URL, ioredis `RedisOptions` (with `sentinels` and `name` for Sentinel), or an
+   * ioredis `Redis` or `Cluster` instance. A client passed in is used as is and never closed by
+   * the module; one the module creates is closed on shutdown. Give this or `redlock`.
    */
-  redis: RedisConnectionConfig;
+  redis?: RedisConnectionConfig;
+  /**
+   * Instead of `redis`: Redlock on independent masters (3 or 5), each a URL, options or client.
+   * A grant needs a majority. See "Choosing a topology" in the README for what holds there.
+   */
+  redlock?: RedlockModuleOptions;
   /** Prepended to every lock key in Redis. Default `'lock:'`. */
   keyPrefix?: string;
   /** Default lease in milliseconds. Default 30000. */
@@ -40,6 +47,19 @@ export interface RedisLockModuleOptions {
    * see the README for what it does and does not guarantee.
    */
   waitForReplicas?: ReplicaWait;
+}
+
+/**
+ * `redlock` in the module options: the masters, and optionally the drift factor and the time one
+ * master may take to answer.
+ *
+ * @example
+ * RedisLockModule.forRoot({
+ *   redlock: { clients: ['redis://a:6379', 'redis://b:6379', 'redis://c:6379'], nodeTimeout: 50 },
+ * });
+ */
+export interface RedlockModuleOptions extends Omit<RedlockOptions, 'clients'> {
+  clients: RedisConnectionConfig[];
 }
 
 /**

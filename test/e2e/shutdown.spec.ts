@@ -58,7 +58,7 @@ describe('app.close()', () => {
     await gate.arrived('report:1');
     const handle = await app.get(LockService).acquire('manual');
     expect(await lockKeysIn(raw)).toEqual(['lock:{manual}', 'lock:{report:1}']);
-    const connection = app.get(LockService).client.redis;
+    const connection = app.get(LockService).client.redis!;
 
     await app.close();
 

@@ -105,7 +105,7 @@ describe('Redis Cluster', () => {
 
     for (const handle of handles) await expect(handle.release()).resolves.toBe(true);
     for (const handle of handles) {
-      await expect(locks.redis.exists(handle.redisKey)).resolves.toBe(0);
+      await expect(locks.redis!.exists(handle.redisKey)).resolves.toBe(0);
     }
   });
 

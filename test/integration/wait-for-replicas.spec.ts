@@ -16,7 +16,8 @@ describe('waitForReplicas', () => {
   const clients = new LockClients();
 
   beforeAll(async () => {
-    master = await startRedis();
+    // No 5 s wait before the first full sync to the replica.
+    master = await startRedis({ args: ['--repl-diskless-sync-delay', '0'] });
     replica = await startRedis({ args: ['--replicaof', '127.0.0.1', String(master.port)] });
     admin = master.client();
     const replicaAdmin = replica.client();

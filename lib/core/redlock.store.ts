@@ -1,0 +1,165 @@
+import type { Redis } from 'ioredis';
+import {
+  DEFAULT_REDLOCK_DRIFT_FACTOR,
+  DEFAULT_REDLOCK_NODE_TIMEOUT,
+  REDLOCK_DRIFT_CONSTANT,
+} from '../redis-lock.constants.js';
+import { invalidOptionMessage, redlockFailureMessage } from '../redis-lock.messages.js';
+import type { LockStore } from './lock-store.interface.js';
+import type { LockTarget } from './lock-target.js';
+import { LockScripts } from './lock.scripts.js';
+import { answerWithin } from './race-attempt.js';
+import { isCluster, type RedisClient } from './redis-connection.js';
+
+/**
+ * Redlock: the same lock on N independent Redis masters (3 or 5 in practice).
+ *
+ * @example
+ * const redlock: RedlockOptions = { clients: [a, b, c], nodeTimeout: 50 };
+ */
+export interface RedlockOptions {
+  /** Independent masters (not replicas of each other, not a Cluster). */
+  clients: RedisClient[];
+  /** Share of the ttl allowed for clock drift between the masters. Default 0.01. */
+  driftFactor?: number;
+  /** How long one master may take to answer, in ms; keep it far below the ttl. Default 50. */
+  nodeTimeout?: number;
+}
+
+/** What one master answered, or why it did not. */
+type NodeResult<T> = { ok: true; value: T } | { ok: false; error: string };
+
+/**
+ * Locks on a Redlock quorum, the algorithm of the Redis documentation's "Distributed Locks with
+ * Redis": the same script runs on every master in parallel, each bounded by `nodeTimeout`; a
+ * grant needs a majority (N/2 + 1) and is trusted for ttl minus the time it took minus drift
+ * (ttl x driftFactor + 2 ms). A failed attempt is released on every master, including those that
+ * seemed to fail (their SET may still land). Extending needs a majority too; releasing goes to all.
+ *
+ * Not available here, because independent masters share no order: fair queues and pub/sub
+ * wake-ups (waiters poll with the retry strategy). Fencing tokens are the largest a majority
+ * issued: they grow with Redis' clocks, but no single counter orders them.
+ *
+ * @example
+ * const store = new RedlockStore({ clients: [a, b, c] });
+ */
+export class RedlockStore implements LockStore {
+  readonly coordinated = false;
+  readonly quorum: number;
+  private readonly clients: RedisClient[];
+  private readonly driftFactor: number;
+  private readonly nodeTimeout: number;
+
+  /** @throws RangeError on fewer than 2 clients, a Cluster client, or invalid numbers. */
+  constructor(options: RedlockOptions) {
+    const { clients, driftFactor = DEFAULT_REDLOCK_DRIFT_FACTOR } = options;
+    const nodeTimeout = options.nodeTimeout ?? DEFAULT_REDLOCK_NODE_TIMEOUT;
+    if (!Array.isArray(clients) || clients.length < 2 || clients.some(isCluster)) {
+      throw new RangeError(
+        invalidOptionMessage('redlock.clients', clients, 'two or more independent Redis masters'),
+      );
+    }
+    if (!(driftFactor >= 0 && driftFactor < 1)) {
+      throw new RangeError(invalidOptionMessage('redlock.driftFactor', driftFactor, '0 to 1'));
+    }
+    if (!Number.isInteger(nodeTimeout) || nodeTimeout < 1) {
+      throw new RangeError(
+        invalidOptionMessage('redlock.nodeTimeout', nodeTimeout, 'a positive integer of ms'),
+      );
+    }
+    this.clients = clients;
+    this.driftFactor = driftFactor;
+    this.nodeTimeout = nodeTimeout;
+    this.quorum = Math.floor(clients.length / 2) + 1;
+  }
+
+  lease(ttl: number): number {
+    return ttl - Math.floor(ttl * this.driftFactor) - REDLOCK_DRIFT_CONSTANT;
+  }
+
+  async acquire(target: LockTarget, token: string, ttl: number): Promise<number> {
+    const results = await this.onEveryNode((redis) =>
+      LockScripts.acquire.run(redis, target.acquireKeys, [token, ttl]),
+    );
+    const granted = values(results).filter((fence) => (fence as number) > 0) as number[];
+    if (granted.length >= this.quorum) return Math.max(...granted);
+    // Undo everywhere, also where the answer was lost: a late SET must not linger.
+    await this.onEveryNode((redis) => LockScripts.release.run(redis, target.locks, [token]));
+    this.failIfNoMajorityCanAnswer(results, 'acquire');
+    const busy = values(results).find((reply) => (reply as number) < 0) as number | undefined;
+    return busy ?? -3;
+  }
+
+  async extend(target: LockTarget, token: string, ttl: number): Promise<boolean> {
+    const results = await this.onEveryNode((redis) =>
+      LockScripts.extend.run(redis, target.locks, [token, ttl]),
+    );
+    const extended = values(results).filter((reply) => reply === 1).length;
+    if (extended >= this.quorum) return true;
+    // Enough masters say it is not ours that a majority can never hold it again: lost.
+    const refused = values(results).filter((reply) => reply !== 1).length;
+    if (refused > this.clients.length - this.quorum) return false;
+    this.failIfNoMajorityCanAnswer(results, 'extend', true);
+    return false;
+  }
+
+  async release(target: LockTarget, token: string): Promise<boolean> {
+    const results = await this.onEveryNode((redis) =>
+      LockScripts.release.run(redis, target.locks, [token]),
+    );
+    this.failIfNoMajorityCanAnswer(results, 'release');
+    const released = values(results).filter((count) => count === target.locks.length).length;
+    return released >= this.quorum;
+  }
+
+  async leaveQueue(): Promise<void> {
+    // No queues across independent masters.
+  }
+
+  async isLocked(lockKey: string): Promise<boolean> {
+    const results = await this.onEveryNode((redis) => redis.exists(lockKey));
+    this.failIfNoMajorityCanAnswer(results, 'check');
+    return values(results).filter((exists) => exists === 1).length >= this.quorum;
+  }
+
+  /** Runs `command` on every master at once, each bounded by `nodeTimeout`. */
+  private onEveryNode<T>(command: (redis: RedisClient) => Promise<T>): Promise<NodeResult<T>[]> {
+    return Promise.all(
+      this.clients.map(async (redis): Promise<NodeResult<T>> => {
+        try {
+          return { ok: true, value: await answerWithin(command(redis), this.nodeTimeout) };
+        } catch (err) {
+          return { ok: false, error: `${nodeName(redis)}: ${(err as Error).message}` };
+        }
+      }),
+    );
+  }
+
+  /**
+   * Throws, naming every master that failed and why, when fewer than a majority answered (or,
+   * with `strict`, whenever the answers fall short of a majority because of failures).
+   */
+  private failIfNoMajorityCanAnswer<T>(results: NodeResult<T>[], what: string, strict = false) {
+    const failures = results.filter((r): r is { ok: false; error: string } => !r.ok);
+    const answered = results.length - failures.length;
+    if (answered >= this.quorum && !(strict && failures.length > 0)) return;
+    throw new Error(
+      redlockFailureMessage(
+        what,
+        failures.map((f) => f.error),
+        results.length,
+        this.quorum,
+      ),
+    );
+  }
+}
+
+function values<T>(results: NodeResult<T>[]): T[] {
+  return results.flatMap((r) => (r.ok ? [r.value] : []));
+}
+
+/** `host:port` of a master, for messages (never credentials). */
+function nodeName(redis: RedisClient): string {
+  const { host, port, path } = (redis as Redis).options ?? {};
+  return path ?? `${host ?? '?'}:${port ?? '?'}`;
+}
