@@ -19,6 +19,8 @@ export interface BenchOptions {
   criticalSectionMs: number;
   /** `busy` spins the CPU (exact length, blocks the worker's event loop); `sleep` awaits a timer. */
   criticalSectionMode: CriticalSectionMode;
+  /** Sequential pairs per topology in the topologies scenario (BENCH_TOPOLOGY_PAIRS, default 2000). */
+  topologyPairs: number;
 }
 
 export function readOptions(env: NodeJS.ProcessEnv = process.env): BenchOptions {
@@ -33,6 +35,11 @@ export function readOptions(env: NodeJS.ProcessEnv = process.env): BenchOptions 
     workers: readNumber(env, 'BENCH_WORKERS', 3, { min: 1, max: 1_000, integer: true }),
     criticalSectionMs: readNumber(env, 'BENCH_CS_MS', 5, { min: 0, max: 10_000 }),
     criticalSectionMode: mode,
+    topologyPairs: readNumber(env, 'BENCH_TOPOLOGY_PAIRS', 2000, {
+      min: 10,
+      max: 1_000_000,
+      integer: true,
+    }),
   };
 }
 

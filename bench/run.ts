@@ -11,6 +11,7 @@ import { ContendedFleet, type ContendedResult } from './contended.bench.js';
 import { perOperation, pingRoundTrip, redisVersion, totalPerOperation } from './redis-stats.js';
 import { fmt, machineLine, markdownTable } from './report.js';
 import { checkTargets } from './targets.js';
+import { measureTopologies } from './topologies.bench.js';
 import {
   comparePairs,
   libraryPair,
@@ -150,6 +151,24 @@ async function main(options: BenchOptions): Promise<void> {
       `- ${impl}: ${perOperation(r.calls, r.grants)}; ${r.cutOff} cut off${late}${locked}`,
     );
   }
+
+  const pairs = options.topologyPairs;
+  console.log(
+    `\n## Topologies: one caller, ${pairs} acquire + release pairs each, private servers\n`,
+  );
+  const topologies = await measureTopologies(server, pairs);
+  console.log(
+    markdownTable(
+      ['topology', 'acquire p50 ms', 'acquire p99 ms', 'acquire + release p50 ms', 'p99 ms'],
+      topologies.map((t) => [
+        t.name,
+        fmt(t.acquireP50, 3),
+        fmt(t.acquireP99, 3),
+        fmt(t.pairP50, 3),
+        fmt(t.pairP99, 3),
+      ]),
+    ),
+  );
 
   console.log('\n## Targets\n');
   const lines = checkTargets({
