@@ -93,8 +93,9 @@ export const wakeUpsUnavailableWarning = (cause: string) =>
 export const WAKE_UPS_RESTORED = 'Pub/sub wake-ups are back.';
 
 export const crossSlotMessage = (keys: string) =>
-  `Cannot lock "${keys}" together on Redis Cluster: the keys hash to different slots, and one ` +
-  'lock can only span one slot. Give them a common hash tag, e.g. "{account}:1" and "{account}:2".';
+  `Cannot lock "${keys}" together in fair mode on Redis Cluster: the keys hash to different ` +
+  'slots, and a fair lock can only span one slot. Give them a common hash tag, e.g. ' +
+  '"{account}:1" and "{account}:2".';
 
 export const connectionChoiceMessage = (both: boolean) =>
   both

@@ -93,6 +93,30 @@ export function lockTarget(prefix: string, key: string | readonly string[]): Loc
 }
 
 /**
+ * The part of a multi-key target made of the keys at `indices` (in that order): what one Redis
+ * Cluster slot holds of a lock spanning several slots.
+ */
+export function subTarget(target: LockTarget, indices: readonly number[]): LockTarget {
+  const pick = <T>(list: readonly T[]) => indices.map((i) => list[i]);
+  const locks = pick(target.locks);
+  const fences = pick(target.fences);
+  const queues = pick(target.queues);
+  const timeouts = pick(target.timeouts);
+  return {
+    keys: pick(target.keys),
+    name: pick(target.keys).join(', '),
+    locks,
+    fences,
+    queues,
+    timeouts,
+    channels: pick(target.channels),
+    id: locks.join('\n'),
+    acquireKeys: [...locks, ...fences],
+    releaseKeys: [...locks, ...queues, ...timeouts, ...fences],
+  };
+}
+
+/**
  * The lock key in Redis: the prefixed key, wrapped in a hash tag (`lock:{order:1}`) unless it
  * already carries one (`lock:{tenant-7}:order:1` is kept), so the names derived from it by
  * appending a suffix hash to the same Cluster slot.

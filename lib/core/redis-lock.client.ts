@@ -32,7 +32,6 @@ import type { LockStore } from './lock-store.interface.js';
 import { isCluster, type RedisClient } from './redis-connection.js';
 import { RedisStore } from './redis.store.js';
 import { RedlockStore } from './redlock.store.js';
-import { hashSlot } from './cluster-slot.js';
 import { lockTarget, type LockTarget } from './lock-target.js';
 import { LocalQueue, Wake } from './lock-wait.js';
 import { newLockToken } from './lock-token.js';
@@ -277,13 +276,12 @@ export class RedisLockClient implements LockHandleOwner {
   }
 
   /**
-   * On a Cluster, one script can only touch one slot: a multi-key lock needs its keys there.
+   * A fair lock's queues must move in one script: on a Cluster, its keys must share a slot
+   * (a default-mode lock across slots is taken slot by slot instead).
    * @throws InvalidLockKeyError naming the keys when they hash to different slots.
    */
-  private checkOneSlot(target: LockTarget): void {
-    if (target.locks.length < 2 || !this.redis || !isCluster(this.redis)) return;
-    const slot = hashSlot(target.locks[0]);
-    if (target.locks.some((lock) => hashSlot(lock) !== slot)) {
+  private checkFairSlots(target: LockTarget, fair: boolean): void {
+    if (fair && this.redisStore && this.redisStore.slotParts(target).length > 1) {
       throw new InvalidLockKeyError(crossSlotMessage(target.name));
     }
   }
@@ -296,7 +294,7 @@ export class RedisLockClient implements LockHandleOwner {
   ): Promise<RedisLockHandle> {
     const opts = resolveLockOptions(options, this.defaults, once);
     if (opts.fair && !this.store.coordinated) opts.fair = this.fairUnavailable();
-    this.checkOneSlot(target);
+    this.checkFairSlots(target, opts.fair);
     const started = monotonicNow();
     const call: Acquisition = {
       target,

@@ -1,11 +1,13 @@
+import { hashSlot } from './cluster-slot.js';
 import type { LockStore } from './lock-store.interface.js';
-import type { LockTarget } from './lock-target.js';
+import { subTarget, type LockTarget } from './lock-target.js';
 import { ClusterLockScripts, LockScripts, type LockScriptSet } from './lock.scripts.js';
 import { isCluster, type RedisClient } from './redis-connection.js';
 
 /**
  * Locks on one Redis (also through Sentinel) or on a Redis Cluster: every operation is one Lua
- * script on the master that owns the lock's keys (one slot, thanks to the hash tag).
+ * script on the master that owns the lock's keys (one slot, thanks to the hash tag). A Cluster
+ * lock on keys of several slots is taken one slot at a time, in a stable order, all or nothing.
  *
  * @example
  * const store = new RedisStore(new Redis(), 5_000);
@@ -14,13 +16,33 @@ export class RedisStore implements LockStore {
   readonly coordinated = true;
   /** Sharded pub/sub (SPUBLISH) on a Cluster, classic elsewhere. */
   private readonly scripts: LockScriptSet;
+  private readonly cluster: boolean;
 
   constructor(
     readonly redis: RedisClient,
     /** Lease a fair release gives the waiter it hands the lock to, which extends it (ms). */
     private readonly handOverLease: number,
   ) {
-    this.scripts = isCluster(redis) ? ClusterLockScripts : LockScripts;
+    this.cluster = isCluster(redis);
+    this.scripts = this.cluster ? ClusterLockScripts : LockScripts;
+  }
+
+  /**
+   * The parts of a Cluster lock whose keys sit in different slots, in the order of their first
+   * key (keys are sorted, so every caller takes the parts in the same order); one part on a
+   * single Redis or when all keys share a slot.
+   */
+  slotParts(target: LockTarget): LockTarget[] {
+    if (!this.cluster || target.locks.length < 2) return [target];
+    const bySlot = new Map<number, number[]>();
+    target.locks.forEach((lock, i) => {
+      const slot = hashSlot(lock);
+      const indices = bySlot.get(slot);
+      if (indices) indices.push(i);
+      else bySlot.set(slot, [i]);
+    });
+    if (bySlot.size === 1) return [target];
+    return [...bySlot.values()].map((indices) => subTarget(target, indices));
   }
 
   lease(ttl: number): number {
@@ -28,6 +50,8 @@ export class RedisStore implements LockStore {
   }
 
   acquire(target: LockTarget, token: string, ttl: number, spotTimeout?: number): Promise<number> {
+    const parts = this.slotParts(target);
+    if (parts.length > 1) return this.acquireParts(parts, token, ttl);
     if (spotTimeout === undefined) {
       return this.scripts.acquire.run(this.redis, target.acquireKeys, [
         token,
@@ -43,10 +67,19 @@ export class RedisStore implements LockStore {
   }
 
   async extend(target: LockTarget, token: string, ttl: number): Promise<boolean> {
-    return (await this.scripts.extend.run(this.redis, target.locks, [token, ttl])) === 1;
+    const parts = this.slotParts(target);
+    const replies = await Promise.all(
+      parts.map((part) => this.scripts.extend.run(this.redis, part.locks, [token, ttl])),
+    );
+    return replies.every((reply) => reply === 1);
   }
 
   async release(target: LockTarget, token: string, fair: boolean): Promise<boolean> {
+    const parts = this.slotParts(target);
+    if (parts.length > 1) {
+      const held = await Promise.all(parts.map((part) => this.release(part, token, fair)));
+      return held.every(Boolean);
+    }
     const released = fair
       ? this.scripts.releaseFair.run(this.redis, target.releaseKeys, [token, this.handOverLease])
       : this.scripts.release.run(this.redis, target.locks, [token]);
@@ -55,6 +88,34 @@ export class RedisStore implements LockStore {
 
   async leaveQueue(target: LockTarget, token: string): Promise<void> {
     await this.scripts.leaveQueue.run(this.redis, target.releaseKeys, [token, this.handOverLease]);
+  }
+
+  /**
+   * Takes the slots one by one; the first busy one ends the attempt, and the parts already taken
+   * are released (never holding some while waiting for others, so no deadlock). The fencing
+   * token is the largest of the parts': each slot has its own counters.
+   */
+  private async acquireParts(parts: LockTarget[], token: string, ttl: number): Promise<number> {
+    const taken: LockTarget[] = [];
+    let fence = 0;
+    try {
+      for (const part of parts) {
+        const reply = (await this.scripts.acquire.run(this.redis, part.acquireKeys, [
+          token,
+          ttl,
+        ])) as number;
+        if (reply < 0) {
+          await Promise.all(taken.map((held) => this.release(held, token, false)));
+          return reply;
+        }
+        taken.push(part);
+        fence = Math.max(fence, reply);
+      }
+      return fence;
+    } catch (err) {
+      await Promise.all(taken.map((held) => this.release(held, token, false).catch(() => false)));
+      throw err;
+    }
   }
 
   async isLocked(lockKey: string): Promise<boolean> {

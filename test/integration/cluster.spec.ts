@@ -310,41 +310,65 @@ describe('Redis Cluster', () => {
       await expect(owner.exists(...taggedLocks)).resolves.toBe(0);
     });
 
-    it('refuses keys in different slots with InvalidLockKeyError and locks none of them', async () => {
-      const [a, b] = await keysOnDistinctMasters('cross', 2);
-      const mixed = ['{acct}:1', '{other}:1'];
+    it('locks keys of different slots one slot at a time, all or nothing, and releases them all', async () => {
+      const [a, b, c] = await keysOnDistinctMasters('cross', 3);
+      const locks = newLocks();
+      const other = newLocks();
+      const client = cluster.client();
+      const lockKeys = [a, b, c].map((key) => `lock:{${key}}`);
+
+      const all = await locks.acquire([c, a, b], { ttl: LONG_TTL });
+      expect(all.keys).toEqual([a, b, c].sort());
+      for (const lockKey of lockKeys) await expect(client.get(lockKey)).resolves.toBe(all.token);
+      // Every slot issued a token; the handle carries the largest.
+      const fences = await Promise.all(lockKeys.map((k) => client.get(`${k}:fence`)));
+      expect(all.fencingToken).toBe(
+        fences.map((f) => BigInt(f!)).reduce((x, y) => (y > x ? y : x)),
+      );
+      await expect(all.extend(LONG_TTL)).resolves.toBeUndefined();
+      await expect(all.release()).resolves.toBe(true);
+      // One EXISTS per key: a Cluster refuses one command over keys of several slots.
+      const held = async () => (await Promise.all(lockKeys.map((k) => client.exists(k)))).join('');
+      await expect(held()).resolves.toBe('000');
+
+      // Any one key held elsewhere: none is left taken, whichever slot comes first.
+      for (const busy of [a, b, c]) {
+        const held = await other.acquire(busy, { ttl: LONG_TTL });
+        await expect(locks.tryAcquire([a, b, c], { ttl: LONG_TTL })).resolves.toBeNull();
+        for (const key of [a, b, c].filter((k) => k !== busy)) {
+          await expect(client.exists(`lock:{${key}}`)).resolves.toBe(0);
+        }
+        await held.release();
+      }
+
+      // A waiter for all of them gets them once the busy one is released.
+      const busyB = await other.acquire(b, { ttl: LONG_TTL });
+      const waiting = locks.acquire([a, b, c], { ttl: LONG_TTL, waitTimeout: 10_000 });
+      await waitFor(
+        async () =>
+          (await shardSubscribers(await ownerOf(`lock:{${b}}`), `lock:{${b}}:released`)) === 1,
+        { interval: 5, message: 'the waiter to subscribe on the busy key' },
+      );
+      const releasedAt = nowMs();
+      await busyB.release();
+      const taken = await waiting;
+      expect(nowMs() - releasedAt).toBeLessThan(WAKE_UP_WITHIN);
+      await expect(taken.release()).resolves.toBe(true);
+      await expect(held()).resolves.toBe('000');
+    });
+
+    it('refuses a fair lock on keys of different slots with InvalidLockKeyError, before any script runs', async () => {
+      const [a, b] = await keysOnDistinctMasters('cross-fair', 2);
       expect(hashSlot(`lock:{${a}}`)).not.toBe(hashSlot(`lock:{${b}}`));
-      expect(hashSlot('lock:{acct}:1')).not.toBe(hashSlot('lock:{other}:1'));
       const locks = newLocks();
       const scriptsBefore = await scriptCalls();
-
-      for (const keys of [[a, b], mixed]) {
-        for (const call of [
-          () => locks.acquire(keys, { ttl: LONG_TTL, waitTimeout: 1_000 }),
-          () => locks.tryAcquire(keys, { ttl: LONG_TTL }),
-          () => locks.run(keys, () => 'ran'),
-        ]) {
-          const { error } = await rejectionOf(call());
-          expect(error).toBeInstanceOf(InvalidLockKeyError);
-          expect(error.message).toMatch(/different slots/);
-          expect(error.message).toMatch(/common hash tag/);
-        }
-      }
-
-      // Refused before any script ran: nothing is locked, no fencing counter was created.
+      const { error } = await rejectionOf(
+        locks.acquire([a, b], { fair: true, waitTimeout: 1_000 }),
+      );
+      expect(error).toBeInstanceOf(InvalidLockKeyError);
+      expect(error.message).toMatch(/fair mode/);
+      expect(error.message).toMatch(/common hash tag/);
       expect(await scriptCalls()).toBe(scriptsBefore);
-      const client = cluster.client();
-      for (const lockKey of [`lock:{${a}}`, `lock:{${b}}`, 'lock:{acct}:1', 'lock:{other}:1']) {
-        await expect(client.exists(lockKey)).resolves.toBe(0);
-      }
-      await expect(client.exists(`lock:{${a}}:fence`)).resolves.toBe(0);
-      await expect(client.exists(`lock:{${b}}:fence`)).resolves.toBe(0);
-      await expect(client.exists('lock:{other}:1:fence')).resolves.toBe(0);
-      // Each key alone is fine.
-      for (const key of [a, b]) {
-        const lock = await locks.acquire(key, { ttl: LONG_TTL });
-        await expect(lock.release()).resolves.toBe(true);
-      }
     });
   });
 
