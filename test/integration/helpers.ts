@@ -2,12 +2,22 @@
  * Small helpers shared by the integration specs of the core (`lib/core`), on top of the harness in
  * `test/support`. Nothing here talks to a Redis the harness did not start.
  */
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { LockScripts } from '../../lib/core/lock.scripts.js';
 import { RedisLockClient } from '../../lib/core/redis-lock.client.js';
 import type { RedisLockClientOptions } from '../../lib/core/redis-lock-client.options.js';
+import { exited, forkWorker, nextMessage } from '../support/fork-worker.js';
+import { startMonitor, type Monitor } from '../support/monitor.js';
 import { waitFor } from '../support/wait-for.js';
+import type {
+  AgentCommand,
+  AgentReply,
+  LoopConfig,
+  LoopDone,
+  LoopReport,
+} from './workers/protocol.js';
 
 /**
  * Monotonic milliseconds from CLOCK_MONOTONIC (`process.hrtime`), which on Linux is the same clock
@@ -102,15 +112,13 @@ export type MonitoredCommand = string[];
 export class CommandLog {
   readonly commands: MonitoredCommand[] = [];
 
-  private constructor(private readonly connection: Redis) {}
+  private constructor(private readonly monitor: Monitor) {}
 
+  /** Starts MONITOR on the server `client` is connected to. */
   static async start(client: Redis): Promise<CommandLog> {
-    const connection = await client.monitor();
-    connection.on('error', () => undefined);
-    const log = new CommandLog(connection);
-    connection.on('monitor', (_time: string, args: string[]) => {
-      log.commands.push(args.map(String));
-    });
+    const monitor = await startMonitor(client.options.port!);
+    const log = new CommandLog(monitor);
+    monitor.onCommand((args) => log.commands.push(args));
     return log;
   }
 
@@ -139,7 +147,7 @@ export class CommandLog {
   }
 
   stop(): void {
-    this.connection.disconnect();
+    this.monitor.stop();
   }
 }
 
@@ -166,4 +174,111 @@ export async function renewalSeen(admin: Redis, redisKey: string, timeout = 5000
     },
     { interval: 10, timeout, message: `a renewal of ${redisKey}` },
   );
+}
+
+/** How many connections are subscribed to the release channel of `key` (default prefix). */
+export async function subscriberCount(admin: Redis, key: string): Promise<number> {
+  const [, n] = (await admin.call('PUBSUB', 'NUMSUB', `lock:{${key}}:released`)) as [
+    string,
+    number,
+  ];
+  return n;
+}
+
+/** The waiter tokens in the fair queue of `key` (default prefix), first in line first. */
+export function fairQueue(admin: Redis, key: string): Promise<string[]> {
+  return admin.zrange(`lock:{${key}}:queue`, '0', '-1');
+}
+
+/**
+ * Resolves once MONITOR has delivered every command the server ran before this call (it sends a
+ * marker PING and waits to see it), so {@link CommandLog} can be read as complete.
+ */
+export async function monitorCaughtUp(admin: Redis, log: CommandLog): Promise<void> {
+  const marker = `caught-up:${Math.random().toString(36).slice(2)}`;
+  await admin.ping(marker);
+  await waitFor(() => log.commands.some((args) => args.includes(marker)), {
+    message: 'MONITOR to deliver the marker',
+  });
+}
+
+const AGENT_WORKER = 'test/integration/workers/lock-agent.worker.ts';
+
+/**
+ * A `RedisLockClient` in a worker process of its own (workers/lock-agent.worker.ts), driven by
+ * the test: `send` an `AgentCommand`, then await its `reply`.
+ */
+export class LockAgent {
+  private constructor(
+    readonly child: ChildProcess,
+    readonly pid: number,
+  ) {}
+
+  /** Forks the agent and resolves once it is connected to `url`. */
+  static async start(
+    url: string,
+    client: { fair?: boolean; fairQueueTimeout?: number; pubSub?: boolean } = {},
+  ): Promise<LockAgent> {
+    const child = forkWorker(AGENT_WORKER, [JSON.stringify({ url, client })]);
+    const ready = await nextMessage<{ type: string; pid: number }>(
+      child,
+      (m) => m.type === 'ready',
+      20_000,
+    );
+    return new LockAgent(child, ready.pid);
+  }
+
+  send(command: AgentCommand): void {
+    this.child.send(command);
+  }
+
+  /** The next reply of one of `types` to the command `id` (replies are buffered until taken). */
+  reply<T extends AgentReply['type']>(
+    id: string,
+    types: T[],
+    timeout = 10_000,
+  ): Promise<Extract<AgentReply, { type: T }>> {
+    return nextMessage<Extract<AgentReply, { type: T }>>(
+      this.child,
+      (m) => m.id === id && (types as string[]).includes(m.type),
+      timeout,
+    );
+  }
+}
+
+const LOOP_WORKER = 'test/integration/workers/contend-loop.worker.ts';
+
+/**
+ * Runs `workers/contend-loop.worker.ts` in `processes` processes with `config` (the i-th gets
+ * index i), starts them together once all are connected, and resolves with their reports and the
+ * ms from the start to the last report. Fails if a worker reports an error, does not report
+ * within `timeout` ms, or does not exit cleanly.
+ */
+export async function runContendLoop(
+  config: LoopConfig,
+  processes: number,
+  timeout: number,
+): Promise<{ reports: LoopDone[]; elapsed: number }> {
+  const workers = Array.from({ length: processes }, (_, i) =>
+    forkWorker(LOOP_WORKER, [JSON.stringify(config), String(i)]),
+  );
+  await Promise.all(
+    workers.map((w) => nextMessage(w, (m: { type: string }) => m.type === 'ready', 20_000)),
+  );
+  const started = nowMs();
+  for (const worker of workers) worker.send({ type: 'go' });
+  const reports = await Promise.all(
+    workers.map((w) =>
+      nextMessage<LoopReport>(w, (m) => m.type === 'done' || m.type === 'error', timeout),
+    ),
+  );
+  const elapsed = nowMs() - started;
+  for (const report of reports) {
+    if (report.type === 'error') throw new Error(`a worker failed: ${report.message}`);
+  }
+  for (const worker of workers) {
+    const exit = await exited(worker);
+    if (exit.code !== 0) throw new Error(`a worker exited with ${JSON.stringify(exit)}`);
+  }
+  return { reports: reports as LoopDone[], elapsed };
 }
