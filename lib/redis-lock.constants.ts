@@ -60,3 +60,6 @@ export const DEFAULT_REDLOCK_NODE_TIMEOUT = 50;
 
 /** Redlock: milliseconds of drift allowed on top of ttl x driftFactor (timer granularity). */
 export const REDLOCK_DRIFT_CONSTANT = 2;
+
+/** Redlock: slack on top of its per-node timeouts before a whole call counts as unanswered (ms). */
+export const REDLOCK_ANSWER_MARGIN = 100;

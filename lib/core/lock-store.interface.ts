@@ -15,6 +15,11 @@ export interface LockStore {
    * Redis or a Cluster, false on independent masters.
    */
   readonly coordinated: boolean;
+  /**
+   * The longest one call may take when every node answers in time (ms), e.g. two rounds of
+   * per-node timeouts for Redlock; 0 when one Redis answers each call. Callers wait at least this.
+   */
+  readonly slowestAnswer: number;
   /** The lease a grant of `ttl` ms can be trusted for, counted from when the attempt was sent. */
   lease(ttl: number): number;
   /**

@@ -40,7 +40,9 @@ function sweep(): void {
   for (const entry of awaiting) {
     if (entry.at <= now) {
       awaiting.delete(entry);
-      entry.expire();
+      // Timers run before the event loop reads sockets: after a stall (GC, busy CPU), a reply
+      // already waiting in the socket must win over its timeout, so expire after the I/O phase.
+      setImmediate(entry.expire);
     }
   }
 }

@@ -487,7 +487,7 @@ export class RedisLockClient implements LockHandleOwner {
     if (this.closed) throw new LockUnavailableError(target.name, 'the lock client was closed');
     const sentAt = monotonicNow();
     const reply = this.runAcquireScript(call);
-    const answerTimeout = Math.min(opts.ttl, ATTEMPT_TIMEOUT);
+    const answerTimeout = Math.max(Math.min(opts.ttl, ATTEMPT_TIMEOUT), this.store.slowestAnswer);
     let outcome: Awaited<ReturnType<typeof raceAttempt<unknown>>>;
     try {
       // An attempt sent right at the deadline still gets a moment to be answered.

@@ -84,7 +84,7 @@ export class RedisLockHandle implements LockHandle {
 
   /** How long Redis may take to answer a renewal or release (ms). */
   private get answerTimeout(): number {
-    return Math.min(this.ttl, ATTEMPT_TIMEOUT);
+    return Math.max(Math.min(this.ttl, ATTEMPT_TIMEOUT), this.owner.store.slowestAnswer);
   }
 
   get signal(): AbortSignal {

@@ -14,6 +14,7 @@ import { isCluster, type RedisClient } from './redis-connection.js';
  */
 export class RedisStore implements LockStore {
   readonly coordinated = true;
+  readonly slowestAnswer = 0;
   /** Sharded pub/sub (SPUBLISH) on a Cluster, classic elsewhere. */
   private readonly scripts: LockScriptSet;
   private readonly cluster: boolean;

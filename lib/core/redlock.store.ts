@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import {
   DEFAULT_REDLOCK_DRIFT_FACTOR,
   DEFAULT_REDLOCK_NODE_TIMEOUT,
+  REDLOCK_ANSWER_MARGIN,
   REDLOCK_DRIFT_CONSTANT,
 } from '../redis-lock.constants.js';
 import { invalidOptionMessage, redlockFailureMessage } from '../redis-lock.messages.js';
@@ -46,6 +47,8 @@ type NodeResult<T> = { ok: true; value: T } | { ok: false; error: string };
 export class RedlockStore implements LockStore {
   readonly coordinated = false;
   readonly quorum: number;
+  /** A failed acquire runs two rounds (the attempt, then the undo), each up to nodeTimeout. */
+  readonly slowestAnswer: number;
   private readonly clients: RedisClient[];
   private readonly driftFactor: number;
   private readonly nodeTimeout: number;
@@ -71,6 +74,7 @@ export class RedlockStore implements LockStore {
     this.driftFactor = driftFactor;
     this.nodeTimeout = nodeTimeout;
     this.quorum = Math.floor(clients.length / 2) + 1;
+    this.slowestAnswer = 2 * nodeTimeout + REDLOCK_ANSWER_MARGIN;
   }
 
   lease(ttl: number): number {
