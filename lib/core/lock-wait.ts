@@ -56,6 +56,8 @@ export class Wake {
  */
 export class LocalQueue {
   private readonly places: { start: () => void }[] = [];
+  /** The doorbell of the first waiter while it contends in Redis. */
+  contender?: Wake;
 
   constructor(private readonly onEmpty: () => void) {}
 
