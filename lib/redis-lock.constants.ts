@@ -21,13 +21,6 @@ export const DEFAULT_WAIT_TIMEOUT = 0;
 /** Default for `fairQueueTimeout`: how long a silent fair waiter keeps its place (ms). */
 export const DEFAULT_FAIR_QUEUE_TIMEOUT = 5_000;
 
-/**
- * After a release that woke waiters of other processes, the releasing process's own first waiter
- * tries only this much later (ms): they take turns instead of one process keeping the lock. The
- * try still comes, in case none of them could take it.
- */
-export const OWN_RELEASE_DEFERRAL = 10;
-
 /** A fair waiter refreshes its place this many times per `fairQueueTimeout`. */
 export const QUEUE_REFRESHES_PER_TIMEOUT = 3;
 

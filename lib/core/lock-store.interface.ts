@@ -1,21 +1,5 @@
 import type { LockTarget } from './lock-target.js';
 
-/** The client releasing a lock, as its wake-up message names it. */
-export interface Releaser {
-  /** Signs the release message, so the client's own waiters can recognise it. */
-  readonly id: string;
-  /** Whether the client itself listens on the key's channel (it has waiters for the key). */
-  readonly listening: boolean;
-}
-
-/** What a release did. */
-export interface Released {
-  /** The token held every key. */
-  readonly held: boolean;
-  /** The wake-up reached waiters of other clients, which now race for the lock. */
-  readonly othersWoken: boolean;
-}
-
 /**
  * Where locks live, as the lock client and its handles see it: one Redis (also through Sentinel)
  * or a Cluster (`RedisStore`), or a Redlock quorum of independent masters (`RedlockStore`).
@@ -46,11 +30,8 @@ export interface LockStore {
   acquire(target: LockTarget, token: string, ttl: number, spotTimeout?: number): Promise<number>;
   /** Resets the lease of every key if `token` still holds them all. */
   extend(target: LockTarget, token: string, ttl: number): Promise<boolean>;
-  /**
-   * Frees every key `token` holds (a fair lock: for the first waiter). `from` says who releases,
-   * so the wake-up it sends can be told apart from others'.
-   */
-  release(target: LockTarget, token: string, fair: boolean, from?: Releaser): Promise<Released>;
+  /** Frees every key `token` holds (a fair lock: for the first waiter); true if it held them all. */
+  release(target: LockTarget, token: string, fair: boolean): Promise<boolean>;
   /** A fair waiter gives up its places (and passes on a lock handed to it meanwhile). */
   leaveQueue(target: LockTarget, token: string): Promise<void>;
   /** Whether the lock key is held. */

@@ -56,8 +56,6 @@ export class Wake {
  */
 export class LocalQueue {
   private readonly places: { start: () => void }[] = [];
-  /** The doorbell of the first waiter while it contends in Redis. */
-  contender?: Wake;
 
   constructor(private readonly onEmpty: () => void) {}
 

@@ -183,23 +183,19 @@ local function handOver(i, n)
 end`;
 
 /**
- * KEYS: lock 1..n. ARGV: token, subscribers of the releasing client itself (0 or 1), its id.
- * Deletes each key the token holds and wakes everyone waiting on it, signing the message with
- * the releaser's id. For locks taken in the default mode. Returns 2 x the keys deleted, + 1 if
- * the message reached subscribers other than the releaser's own (waiters in other processes).
+ * KEYS: lock 1..n. ARGV: token. Deletes each key the token holds and wakes everyone waiting on
+ * it. Returns how many keys were deleted. For locks taken in the default mode.
  */
 const RELEASE = `
-local released, others = 0, 0
+local released = 0
 for i = 1, #KEYS do
   if redis.call('get', KEYS[i]) == ARGV[1] then
     redis.call('del', KEYS[i])
-    if redis.call(PUBLISH, KEYS[i] .. '${CHANNEL_SUFFIX}', ARGV[3]) > tonumber(ARGV[2]) then
-      others = 1
-    end
+    redis.call(PUBLISH, KEYS[i] .. '${CHANNEL_SUFFIX}', '')
     released = released + 1
   end
 end
-return 2 * released + others`;
+return released`;
 
 /**
  * Releases every key the token holds, handing each to its first fair waiter (see HAND_OVER for

@@ -10,7 +10,6 @@ import {
   DEFAULT_FAIR_QUEUE_TIMEOUT,
   DEFAULT_KEY_PREFIX,
   FINAL_ATTEMPT_GRACE,
-  OWN_RELEASE_DEFERRAL,
   QUEUE_REFRESHES_PER_TIMEOUT,
 } from '../redis-lock.constants.js';
 import {
@@ -29,7 +28,7 @@ import {
 } from './lock-options.resolver.js';
 import { answerWithin, raceAttempt } from './race-attempt.js';
 import { busyPttl } from './lock.scripts.js';
-import type { LockStore, Releaser } from './lock-store.interface.js';
+import type { LockStore } from './lock-store.interface.js';
 import { isCluster, type RedisClient } from './redis-connection.js';
 import { RedisStore } from './redis.store.js';
 import { RedlockStore } from './redlock.store.js';
@@ -111,8 +110,6 @@ export class RedisLockClient implements LockHandleOwner {
   private readonly fairQueueTimeout: number;
   private readonly wakeUps?: WakeUpHub;
   private readonly held = new Set<RedisLockHandle>();
-  /** Signs this client's release messages (random, per client). */
-  private readonly id = newLockToken();
   /** Waiters of this process by key set (not fair mode): only the first contends in Redis. */
   private readonly localQueues = new Map<string, LocalQueue>();
   /** Every waiter's doorbell, rung on close so no one sleeps through it. */
@@ -371,7 +368,7 @@ export class RedisLockClient implements LockHandleOwner {
       void place.turn.then(() => wake.ring());
       const outcome = await this.sleep(wake, call.deadline - monotonicNow(), opts.signal);
       if (outcome !== 'woken') throw this.notAcquired(call, outcome === 'aborted');
-      return await this.contend(call, queue);
+      return await this.contend(call);
     } finally {
       place.leave();
     }
@@ -382,16 +379,10 @@ export class RedisLockClient implements LockHandleOwner {
    * have run out, or the deadline): a release between a failed attempt and the subscription is
    * never missed, because the attempt after subscribing sees it.
    */
-  private async contend(call: Acquisition, queue?: LocalQueue): Promise<RedisLockHandle> {
-    const { opts, target } = call;
+  private async contend(call: Acquisition): Promise<RedisLockHandle> {
+    const { opts } = call;
     const wake = new Wake();
-    const stopListening = await this.listen(call, (message) => {
-      // Fair: the message may hand this waiter the lock.
-      if (opts.fair) return wake.ring(message ?? undefined);
-      // A release by this client: it rings its first waiter itself (see afterRelease).
-      if (message !== this.id || target.locks.length > 1) wake.ring();
-    });
-    if (queue) queue.contender = wake;
+    const stopListening = await this.listen(call, (message) => wake.ring(message ?? undefined));
     try {
       for (let attempt = 1; ; attempt++) {
         wake.reset();
@@ -409,28 +400,7 @@ export class RedisLockClient implements LockHandleOwner {
         if (wake.message && !this.closed) return await this.handedOver(call, wake.message);
       }
     } finally {
-      if (queue?.contender === wake) queue.contender = undefined;
       stopListening?.();
-    }
-  }
-
-  /** @internal who releases: signs the wake-up, and says whether this client listens too. */
-  releaser(target: LockTarget): Releaser {
-    return { id: this.id, listening: this.wakeUps?.isListening(target.channels[0]) ?? false };
-  }
-
-  /**
-   * @internal After this client released `target`: its own first waiter for a key was not woken
-   * by the message (it ignores its own client's). When waiters of other clients were woken, it
-   * waits a moment so they get the lock first, instead of this process handing the lock around
-   * among its own waiters while others starve; when nobody else was, it tries at once.
-   */
-  afterRelease(target: LockTarget, othersWoken: boolean): void {
-    for (const lock of target.locks) {
-      const wake = this.localQueues.get(lock)?.contender;
-      if (!wake) continue;
-      if (othersWoken) setTimeout(() => wake.ring(), OWN_RELEASE_DEFERRAL).unref();
-      else wake.ring();
     }
   }
 

@@ -11,7 +11,7 @@ import {
 import { ATTEMPT_TIMEOUT, RENEW_DIVISOR } from '../redis-lock.constants.js';
 import { monotonicNow } from './abortable-delay.js';
 import type { LockTarget } from './lock-target.js';
-import type { LockStore, Released, Releaser } from './lock-store.interface.js';
+import type { LockStore } from './lock-store.interface.js';
 import { answerWithin } from './race-attempt.js';
 import type { LockLogger } from './redis-lock-client.options.js';
 
@@ -22,10 +22,6 @@ export interface LockHandleOwner {
   readonly logger: LockLogger;
   /** Called once when the handle is released or lost, so the client stops tracking it. */
   settled(handle: RedisLockHandle): void;
-  /** Who is releasing `target`, for the wake-up message. */
-  releaser(target: LockTarget): Releaser;
-  /** After a release: whether waiters elsewhere were woken (the owner's own wait their turn). */
-  afterRelease(target: LockTarget, othersWoken: boolean): void;
 }
 
 /** Shortest pause between renewal retries while Redis is failing (milliseconds). */
@@ -164,17 +160,13 @@ export class RedisLockHandle implements LockHandle {
     if (this.controller && !this.controller.signal.aborted) {
       this.controller.abort(releasedReason(this.key));
     }
-    let released: Released;
     try {
-      const from = this.owner.releaser(this.target);
-      const reply = this.owner.store.release(this.target, this.token, this.fair, from);
-      released = await answerWithin(reply, this.answerTimeout);
+      const reply = this.owner.store.release(this.target, this.token, this.fair);
+      // True only if this handle still held every key.
+      return await answerWithin(reply, this.answerTimeout);
     } catch (err) {
       throw new LockUnavailableError(this.key, err);
     }
-    this.owner.afterRelease(this.target, released.othersWoken);
-    // True only if this handle still held every key.
-    return released.held;
   }
 
   private scheduleRenewal(delay: number): void {

@@ -1,5 +1,5 @@
 import { hashSlot } from './cluster-slot.js';
-import type { LockStore, Released, Releaser } from './lock-store.interface.js';
+import type { LockStore } from './lock-store.interface.js';
 import { subTarget, type LockTarget } from './lock-target.js';
 import { ClusterLockScripts, LockScripts, type LockScriptSet } from './lock.scripts.js';
 import { isCluster, type RedisClient } from './redis-connection.js';
@@ -75,26 +75,16 @@ export class RedisStore implements LockStore {
     return replies.every((reply) => reply === 1);
   }
 
-  async release(
-    target: LockTarget,
-    token: string,
-    fair: boolean,
-    from?: Releaser,
-  ): Promise<Released> {
+  async release(target: LockTarget, token: string, fair: boolean): Promise<boolean> {
     const parts = this.slotParts(target);
     if (parts.length > 1) {
-      const all = await Promise.all(parts.map((part) => this.release(part, token, fair, from)));
-      return { held: all.every((r) => r.held), othersWoken: all.some((r) => r.othersWoken) };
+      const held = await Promise.all(parts.map((part) => this.release(part, token, fair)));
+      return held.every(Boolean);
     }
-    const n = target.locks.length;
-    if (fair) {
-      const args = [token, this.handOverLease];
-      const count = await this.scripts.releaseFair.run(this.redis, target.releaseKeys, args);
-      return { held: count === n, othersWoken: true };
-    }
-    const args = [token, from?.listening ? 1 : 0, from?.id ?? ''];
-    const reply = (await this.scripts.release.run(this.redis, target.locks, args)) as number;
-    return { held: reply >> 1 === n, othersWoken: (reply & 1) === 1 };
+    const released = fair
+      ? this.scripts.releaseFair.run(this.redis, target.releaseKeys, [token, this.handOverLease])
+      : this.scripts.release.run(this.redis, target.locks, [token]);
+    return (await released) === target.locks.length;
   }
 
   async leaveQueue(target: LockTarget, token: string): Promise<void> {
@@ -116,7 +106,7 @@ export class RedisStore implements LockStore {
           ttl,
         ])) as number;
         if (reply < 0) {
-          await Promise.all(taken.map((part) => this.release(part, token, false)));
+          await Promise.all(taken.map((held) => this.release(held, token, false)));
           return reply;
         }
         taken.push(part);
@@ -124,7 +114,7 @@ export class RedisStore implements LockStore {
       }
       return fence;
     } catch (err) {
-      await Promise.all(taken.map((part) => this.release(part, token, false).catch(() => null)));
+      await Promise.all(taken.map((held) => this.release(held, token, false).catch(() => false)));
       throw err;
     }
   }

@@ -6,7 +6,7 @@ import {
   REDLOCK_DRIFT_CONSTANT,
 } from '../redis-lock.constants.js';
 import { invalidOptionMessage, redlockFailureMessage } from '../redis-lock.messages.js';
-import type { LockStore, Released } from './lock-store.interface.js';
+import type { LockStore } from './lock-store.interface.js';
 import type { LockTarget } from './lock-target.js';
 import { LockScripts } from './lock.scripts.js';
 import { answerWithin } from './race-attempt.js';
@@ -88,7 +88,7 @@ export class RedlockStore implements LockStore {
     const granted = values(results).filter((fence) => (fence as number) > 0) as number[];
     if (granted.length >= this.quorum) return Math.max(...granted);
     // Undo everywhere, also where the answer was lost: a late SET must not linger.
-    await this.onEveryNode((redis) => LockScripts.release.run(redis, target.locks, [token, 0, '']));
+    await this.onEveryNode((redis) => LockScripts.release.run(redis, target.locks, [token]));
     this.failIfNoMajorityCanAnswer(results, 'acquire');
     const busy = values(results).find((reply) => (reply as number) < 0) as number | undefined;
     return busy ?? -3;
@@ -107,15 +107,13 @@ export class RedlockStore implements LockStore {
     return false;
   }
 
-  async release(target: LockTarget, token: string): Promise<Released> {
+  async release(target: LockTarget, token: string): Promise<boolean> {
     const results = await this.onEveryNode((redis) =>
-      LockScripts.release.run(redis, target.locks, [token, 0, '']),
+      LockScripts.release.run(redis, target.locks, [token]),
     );
     this.failIfNoMajorityCanAnswer(results, 'release');
-    const n = target.locks.length;
-    const released = values(results).filter((reply) => (reply as number) >> 1 === n).length;
-    // Nobody listens for wake-ups under Redlock.
-    return { held: released >= this.quorum, othersWoken: false };
+    const released = values(results).filter((count) => count === target.locks.length).length;
+    return released >= this.quorum;
   }
 
   async leaveQueue(): Promise<void> {

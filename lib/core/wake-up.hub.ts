@@ -86,11 +86,6 @@ export class WakeUpHub {
     return stop;
   }
 
-  /** Whether anyone in this process listens on `channel` right now. */
-  isListening(channel: string): boolean {
-    return (this.listeners.get(channel)?.size ?? 0) > 0;
-  }
-
   /** Closes the subscriber connection. Waiters still listening fall back to their timers. */
   close(): void {
     this.closed = true;
