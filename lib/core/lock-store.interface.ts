@@ -30,8 +30,8 @@ export interface LockStore {
   acquire(target: LockTarget, token: string, ttl: number, spotTimeout?: number): Promise<number>;
   /** Resets the lease of every key if `token` still holds them all. */
   extend(target: LockTarget, token: string, ttl: number): Promise<boolean>;
-  /** Frees every key `token` holds (a fair lock: for the first waiter); true if it held them all. */
-  release(target: LockTarget, token: string, fair: boolean): Promise<boolean>;
+  /** Frees every key `token` holds (for the first waiter queued, if any); true if it held all. */
+  release(target: LockTarget, token: string): Promise<boolean>;
   /** A fair waiter gives up its places (and passes on a lock handed to it meanwhile). */
   leaveQueue(target: LockTarget, token: string): Promise<void>;
   /** Whether the lock key is held. */

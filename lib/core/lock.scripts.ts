@@ -184,9 +184,9 @@ end`;
 
 /**
  * KEYS: lock 1..n. ARGV: token. Deletes each key the token holds and wakes everyone waiting on
- * it. Returns how many keys were deleted. For locks taken in the default mode.
+ * it. Returns how many keys were deleted. For stores without queues (Redlock's masters).
  */
-const RELEASE = `
+const RELEASE_UNQUEUED = `
 local released = 0
 for i = 1, #KEYS do
   if redis.call('get', KEYS[i]) == ARGV[1] then
@@ -198,10 +198,10 @@ end
 return released`;
 
 /**
- * Releases every key the token holds, handing each to its first fair waiter (see HAND_OVER for
- * KEYS and ARGV). Returns how many. For locks taken in fair mode.
+ * Releases every key the token holds, handing each to the first waiter queued for it (see
+ * HAND_OVER for KEYS and ARGV). Returns how many keys it held.
  */
-const RELEASE_FAIR = `${CLOCK}${PURGE_STALE}${ISSUE_FENCE}${HAND_OVER}
+const RELEASE = `${CLOCK}${PURGE_STALE}${ISSUE_FENCE}${HAND_OVER}
 local n = #KEYS / 4
 local released = 0
 for i = 1, n do
@@ -260,7 +260,7 @@ function scriptSet(publish: 'publish' | 'spublish') {
     acquireFair: script(ACQUIRE_FAIR),
     extend: script(EXTEND),
     release: script(RELEASE),
-    releaseFair: script(RELEASE_FAIR),
+    releaseUnqueued: script(RELEASE_UNQUEUED),
     leaveQueue: script(LEAVE_QUEUE),
   } as const;
 }

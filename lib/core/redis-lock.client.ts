@@ -66,6 +66,11 @@ interface Acquisition {
    * lock over later did so after that attempt ran, so the lease it grants counts from no earlier.
    */
   lastBusyAt: number;
+  /**
+   * Waits in the key's queue in Redis, and is handed the lock by a release: every fair waiter,
+   * and in the default mode the first waiter of each process (so processes take turns).
+   */
+  queued: boolean;
 }
 
 /** A busy reply: the remaining lease of the key in the way (-2: free, but not our turn yet). */
@@ -299,10 +304,12 @@ export class RedisLockClient implements LockHandleOwner {
     const call: Acquisition = {
       target,
       opts,
-      token: opts.fair && target.keys.length > 1 ? `${newLockToken()}:m` : newLockToken(),
+      // A waiter for several keys is never handed them one by one: ':m' tells the release.
+      token: target.keys.length > 1 ? `${newLockToken()}:m` : newLockToken(),
       started,
       deadline: started + opts.waitTimeout,
       lastBusyAt: started,
+      queued: opts.fair && opts.waitTimeout > 0,
     };
     if (opts.signal?.aborted) throw this.notAcquired(call, true);
     const handle = await this.obtain(call);
@@ -323,7 +330,7 @@ export class RedisLockClient implements LockHandleOwner {
       }
       return await this.waitInLine(call);
     } catch (err) {
-      if (opts.fair && opts.waitTimeout > 0) await this.leaveFairQueue(call);
+      if (call.queued) await this.leaveFairQueue(call);
       throw err;
     }
   }
@@ -368,6 +375,12 @@ export class RedisLockClient implements LockHandleOwner {
       void place.turn.then(() => wake.ring());
       const outcome = await this.sleep(wake, call.deadline - monotonicNow(), opts.signal);
       if (outcome !== 'woken') throw this.notAcquired(call, outcome === 'aborted');
+      // First of its process: it takes the process's place in the queue in Redis, so a release
+      // hands the lock to the processes in turn rather than to whichever reacts fastest (the
+      // releasing one, which is awake, would win nearly every time). A lock whose keys span
+      // Cluster slots cannot queue (its keys move in more than one script), and neither can a
+      // waiter that would not hear the hand-over (no pub/sub).
+      call.queued = !!this.wakeUps && this.redisStore?.slotParts(target).length === 1;
       return await this.contend(call);
     } finally {
       place.leave();
@@ -382,7 +395,13 @@ export class RedisLockClient implements LockHandleOwner {
   private async contend(call: Acquisition): Promise<RedisLockHandle> {
     const { opts } = call;
     const wake = new Wake();
-    const stopListening = await this.listen(call, (message) => wake.ring(message ?? undefined));
+    // A queued waiter's message may hand it the lock; the others only say "try now".
+    const stopListening = await this.listen(call, (message) =>
+      call.queued ? wake.ring(message ?? undefined) : wake.ring(),
+    );
+    // Without wake-ups a default-mode waiter polls instead of queueing (it would not hear a
+    // hand-over); a fair one keeps its place and finds a hand-over on its next attempt.
+    if (!stopListening && !opts.fair) call.queued = false;
     try {
       for (let attempt = 1; ; attempt++) {
         wake.reset();
@@ -421,7 +440,6 @@ export class RedisLockClient implements LockHandleOwner {
       opts.ttl,
       lastBusyAt,
       opts.autoRenew,
-      true,
       granted,
     );
     this.held.add(handle);
@@ -448,7 +466,7 @@ export class RedisLockClient implements LockHandleOwner {
     try {
       // Fair waiters are woken one by one on their own channels; the others share the key's.
       const { channels } = call.target;
-      const own = call.opts.fair ? channels.map((c) => `${c}:${call.token}`) : channels;
+      const own = call.queued ? channels.map((c) => `${c}:${call.token}`) : channels;
       return await this.wakeUps.listen(own, listener, timeout);
     } catch {
       return undefined; // reported by the hub; this wait polls with its retry strategy
@@ -462,7 +480,7 @@ export class RedisLockClient implements LockHandleOwner {
    */
   private recheckAfter(busy: Busy, call: Acquisition, attempt: number): number | null {
     const leaseLeft = busy.pttl >= 0 ? busy.pttl + 1 : busy.pttl === -2 ? Infinity : null;
-    if (!call.opts.fair) return leaseLeft ?? call.opts.retry(attempt);
+    if (!call.queued) return leaseLeft ?? call.opts.retry(attempt);
     return Math.min(leaseLeft ?? Infinity, this.fairQueueTimeout / QUEUE_REFRESHES_PER_TIMEOUT);
   }
 
@@ -529,15 +547,15 @@ export class RedisLockClient implements LockHandleOwner {
       opts.ttl,
       sentAt,
       opts.autoRenew,
-      opts.fair,
       lease,
     );
     this.held.add(handle);
     return handle;
   }
 
-  private runAcquireScript({ target, opts, token, deadline, started }: Acquisition) {
-    if (!opts.fair) return this.store.acquire(target, token, opts.ttl);
+  private runAcquireScript({ target, opts, token, deadline, started, queued }: Acquisition) {
+    // The default mode's first attempt may take a free lock whoever waits (barging).
+    if (!opts.fair && !queued) return this.store.acquire(target, token, opts.ttl);
     // A single try takes no place in the queues.
     const spotTimeout = deadline > started ? this.fairQueueTimeout : 0;
     return this.store.acquire(target, token, opts.ttl, spotTimeout);
@@ -550,8 +568,8 @@ export class RedisLockClient implements LockHandleOwner {
     );
   }
 
-  private async releaseOrphan({ target, token, opts }: Acquisition) {
-    await this.store.release(target, token, opts.fair).catch(() => undefined);
+  private async releaseOrphan({ target, token }: Acquisition) {
+    await this.store.release(target, token).catch(() => undefined);
   }
 
   private notAcquired({ target, opts, started }: Acquisition, aborted: boolean) {

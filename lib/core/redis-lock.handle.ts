@@ -63,8 +63,6 @@ export class RedisLockHandle implements LockHandle {
     /** Monotonic time the acquiring command was sent: the lease counts from then, not from the reply. */
     sentAt: number,
     private readonly autoRenew: boolean,
-    /** Taken in fair mode: its release hands the lock to the first waiter in line. */
-    private readonly fair: boolean,
     /** The lease granted, when not `ttl` (a hand-over, which `extend` then brings to `ttl`). */
     lease = ttl,
   ) {
@@ -161,7 +159,7 @@ export class RedisLockHandle implements LockHandle {
       this.controller.abort(releasedReason(this.key));
     }
     try {
-      const reply = this.owner.store.release(this.target, this.token, this.fair);
+      const reply = this.owner.store.release(this.target, this.token);
       // True only if this handle still held every key.
       return await answerWithin(reply, this.answerTimeout);
     } catch (err) {

@@ -75,16 +75,17 @@ export class RedisStore implements LockStore {
     return replies.every((reply) => reply === 1);
   }
 
-  async release(target: LockTarget, token: string, fair: boolean): Promise<boolean> {
+  /** Every release may hand over: waiters of either mode queue here (see LockStore). */
+  async release(target: LockTarget, token: string): Promise<boolean> {
     const parts = this.slotParts(target);
     if (parts.length > 1) {
-      const held = await Promise.all(parts.map((part) => this.release(part, token, fair)));
+      const held = await Promise.all(parts.map((part) => this.release(part, token)));
       return held.every(Boolean);
     }
-    const released = fair
-      ? this.scripts.releaseFair.run(this.redis, target.releaseKeys, [token, this.handOverLease])
-      : this.scripts.release.run(this.redis, target.locks, [token]);
-    return (await released) === target.locks.length;
+    const args = [token, this.handOverLease];
+    return (
+      (await this.scripts.release.run(this.redis, target.releaseKeys, args)) === target.locks.length
+    );
   }
 
   async leaveQueue(target: LockTarget, token: string): Promise<void> {
@@ -106,7 +107,7 @@ export class RedisStore implements LockStore {
           ttl,
         ])) as number;
         if (reply < 0) {
-          await Promise.all(taken.map((held) => this.release(held, token, false)));
+          await Promise.all(taken.map((held) => this.release(held, token)));
           return reply;
         }
         taken.push(part);
@@ -114,7 +115,7 @@ export class RedisStore implements LockStore {
       }
       return fence;
     } catch (err) {
-      await Promise.all(taken.map((held) => this.release(held, token, false).catch(() => false)));
+      await Promise.all(taken.map((held) => this.release(held, token).catch(() => false)));
       throw err;
     }
   }

@@ -88,7 +88,9 @@ export class RedlockStore implements LockStore {
     const granted = values(results).filter((fence) => (fence as number) > 0) as number[];
     if (granted.length >= this.quorum) return Math.max(...granted);
     // Undo everywhere, also where the answer was lost: a late SET must not linger.
-    await this.onEveryNode((redis) => LockScripts.release.run(redis, target.locks, [token]));
+    await this.onEveryNode((redis) =>
+      LockScripts.releaseUnqueued.run(redis, target.locks, [token]),
+    );
     this.failIfNoMajorityCanAnswer(results, 'acquire');
     const busy = values(results).find((reply) => (reply as number) < 0) as number | undefined;
     return busy ?? -3;
@@ -109,7 +111,7 @@ export class RedlockStore implements LockStore {
 
   async release(target: LockTarget, token: string): Promise<boolean> {
     const results = await this.onEveryNode((redis) =>
-      LockScripts.release.run(redis, target.locks, [token]),
+      LockScripts.releaseUnqueued.run(redis, target.locks, [token]),
     );
     this.failIfNoMajorityCanAnswer(results, 'release');
     const released = values(results).filter((count) => count === target.locks.length).length;

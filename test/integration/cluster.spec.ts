@@ -45,10 +45,18 @@ describe('Redis Cluster', () => {
   };
   /** A plain connection to the master that owns `redisKey`'s slot. */
   const ownerOf = async (redisKey: string) => admin(await cluster.masterForKey(redisKey));
-  const shardSubscribers = async (owner: Redis, channel: string): Promise<number> =>
-    ((await owner.call('PUBSUB', 'SHARDNUMSUB', channel)) as [string, number])[1];
-  const plainSubscribers = async (node: Redis, channel: string): Promise<number> =>
-    ((await node.call('PUBSUB', 'NUMSUB', channel)) as [string, number])[1];
+  /**
+   * Subscribers of a key's release channel, and of the waiters' own channels under it
+   * (`<channel>:<token>`, where the first waiter of a process listens), sharded or classic.
+   */
+  const subscribersOf = async (node: Redis, channel: string, sharded: boolean): Promise<number> => {
+    const [list, count] = sharded ? ['SHARDCHANNELS', 'SHARDNUMSUB'] : ['CHANNELS', 'NUMSUB'];
+    const own = (await node.call('PUBSUB', list, `${channel}:*`)) as string[];
+    const counts = (await node.call('PUBSUB', count, channel, ...own)) as (string | number)[];
+    return counts.filter((_, i) => i % 2 === 1).reduce<number>((sum, n) => sum + Number(n), 0);
+  };
+  const shardSubscribers = (owner: Redis, channel: string) => subscribersOf(owner, channel, true);
+  const plainSubscribers = (node: Redis, channel: string) => subscribersOf(node, channel, false);
   /** EVAL + EVALSHA run so far on every master together. */
   const scriptCalls = async (): Promise<number> => {
     let calls = 0;

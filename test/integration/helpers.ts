@@ -70,18 +70,15 @@ export async function commandCalls(admin: Redis, command: string): Promise<numbe
 }
 
 /**
- * Resolves once `count` connections are subscribed to the release channel of `key` (default
- * prefix): a waiter that got that far sleeps until a release wakes it.
+ * Resolves once `count` waiters (default prefix) listen for releases of `key`: on the key's
+ * channel (`lock:{key}:released`), or on their own (`lock:{key}:released:<token>`, a waiter
+ * queued in Redis). A waiter that got that far sleeps until a release wakes it.
  */
 export async function subscribed(admin: Redis, key: string, count = 1): Promise<void> {
-  const channel = `lock:{${key}}:released`;
-  await waitFor(
-    async () => {
-      const [, n] = (await admin.call('PUBSUB', 'NUMSUB', channel)) as [string, number];
-      return n >= count;
-    },
-    { interval: 5, message: `${count} subscriber(s) of ${channel}` },
-  );
+  await waitFor(async () => (await subscriberCount(admin, key)) >= count, {
+    interval: 5,
+    message: `${count} subscriber(s) of lock:{${key}}:released(:*)`,
+  });
 }
 
 /** A key name no other test uses. */
@@ -178,11 +175,12 @@ export async function renewalSeen(admin: Redis, redisKey: string, timeout = 5000
 
 /** How many connections are subscribed to the release channel of `key` (default prefix). */
 export async function subscriberCount(admin: Redis, key: string): Promise<number> {
-  const [, n] = (await admin.call('PUBSUB', 'NUMSUB', `lock:{${key}}:released`)) as [
-    string,
-    number,
-  ];
-  return n;
+  const channel = `lock:{${key}}:released`;
+  const own = (await admin.call('PUBSUB', 'CHANNELS', `${channel}:*`)) as string[];
+  const counts = (await admin.call('PUBSUB', 'NUMSUB', channel, ...own)) as (string | number)[];
+  let total = 0;
+  for (let i = 1; i < counts.length; i += 2) total += Number(counts[i]);
+  return total;
 }
 
 /** The waiter tokens in the fair queue of `key` (default prefix), first in line first. */
