@@ -61,8 +61,9 @@ export interface RedisLockClientOptions {
    */
   pubSub?: boolean;
   /**
-   * Fair mode: a waiter that stops refreshing its place (it gave up or died) loses it after this
-   * many ms, so the waiters behind it move on. Default 5000.
+   * A waiter queued in Redis (every fair waiter; the first waiter of each process otherwise) that
+   * stops refreshing its place (it died) loses it after this many ms, so the ones behind it move
+   * on; a lock handed to it meanwhile frees after as long. Default 5000.
    */
   fairQueueTimeout?: number;
   /**

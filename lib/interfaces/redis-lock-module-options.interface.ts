@@ -39,7 +39,10 @@ export interface RedisLockModuleOptions {
    * wait). Default true; false makes waiters poll with `retry`.
    */
   pubSub?: boolean;
-  /** Fair mode: ms after which a silent waiter (gave up, crashed) loses its place. Default 5000. */
+  /**
+   * Ms after which a waiter queued in Redis (fair waiters, and the first waiter of each process)
+   * that stopped refreshing its place (it crashed) loses it. Default 5000.
+   */
   fairQueueTimeout?: number;
   /**
    * Require this many replicas to acknowledge each grant within `timeout` ms (Redis `WAIT`), or
