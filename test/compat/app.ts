@@ -123,7 +123,7 @@ async function main(): Promise<void> {
     const pay = () => fetch(`${url}/orders/42/pay`, { method: 'POST' });
     const first = pay();
     await within(payment.entered.promise, 'the first request to enter the handler');
-    assert.equal(await redis.exists(`${KEY_PREFIX}order:42`), 1, 'order lock is in Redis');
+    assert.equal(await redis.exists(`${KEY_PREFIX}{order:42}`), 1, 'order lock is in Redis');
     const second = await within(pay(), 'the second request');
     assert.equal(second.status, 423, 'second request is refused while the first holds the lock');
     assert.equal(((await second.json()) as { statusCode: number }).statusCode, 423);
@@ -131,7 +131,7 @@ async function main(): Promise<void> {
     const firstResponse = await within(first, 'the first request');
     assert.equal(firstResponse.status, 201);
     assert.deepEqual(await firstResponse.json(), { id: '42', paid: true });
-    assert.equal(await redis.exists(`${KEY_PREFIX}order:42`), 0, 'order lock released');
+    assert.equal(await redis.exists(`${KEY_PREFIX}{order:42}`), 0, 'order lock released');
     assert.equal((await within(pay(), 'a later request')).status, 201, 'free again afterwards');
   });
 
@@ -149,7 +149,7 @@ async function main(): Promise<void> {
   await check('LockService.run', async () => {
     const result = await locks.run('report', async (lock) => {
       assert.ok(lock.isHeld());
-      assert.equal(await redis.get(`${KEY_PREFIX}report`), lock.token, 'our token is in Redis');
+      assert.equal(await redis.get(`${KEY_PREFIX}{report}`), lock.token, 'our token is in Redis');
       assert.equal(await locks.tryAcquire('report'), null, 'busy for anyone else');
       return 7;
     });
