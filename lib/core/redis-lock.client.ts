@@ -1,46 +1,30 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import {
-  InvalidLockKeyError,
-  LockNotAcquiredError,
-  LockUnavailableError,
-} from '../errors/lock.errors.js';
+import { LockNotAcquiredError, LockUnavailableError } from '../errors/lock.errors.js';
 import type { LockOptions } from '../interfaces/lock-options.interface.js';
 import {
   ATTEMPT_TIMEOUT,
   DEFAULT_FAIR_QUEUE_TIMEOUT,
   DEFAULT_KEY_PREFIX,
-  FINAL_ATTEMPT_GRACE,
-  QUEUE_REFRESHES_PER_TIMEOUT,
 } from '../redis-lock.constants.js';
-import {
-  attemptTimeoutMessage,
-  crossSlotMessage,
-  FAIR_UNAVAILABLE_WARNING,
-  invalidOptionMessage,
-  notReplicatedMessage,
-  releaseFailedWarning,
-} from '../redis-lock.messages.js';
-import { monotonicNow } from './abortable-delay.js';
+import { invalidOptionMessage, releaseFailedWarning } from '../redis-lock.messages.js';
+import { LockAcquirer, type AcquirerOwner } from './lock.acquirer.js';
 import {
   resolveClientDefaults,
   resolveLockOptions,
   type ResolvedLockOptions,
 } from './lock-options.resolver.js';
-import { answerWithin, raceAttempt } from './race-attempt.js';
-import { busyPttl } from './lock.scripts.js';
 import type { LockStore } from './lock-store.interface.js';
-import { isCluster, type RedisClient } from './redis-connection.js';
-import { RedisStore } from './redis.store.js';
-import { RedlockStore } from './redlock.store.js';
 import { lockTarget, type LockTarget } from './lock-target.js';
-import { LocalQueue, Wake } from './lock-wait.js';
-import { newLockToken } from './lock-token.js';
+import { answerWithin } from './race-attempt.js';
+import { isCluster, type RedisClient } from './redis-connection.js';
 import type {
   LockLogger,
   RedisLockClientOptions,
   ReplicaWait,
 } from './redis-lock-client.options.js';
-import { RedisLockHandle, type LockHandleOwner } from './redis-lock.handle.js';
+import { RedisLockHandle } from './redis-lock.handle.js';
+import { RedisStore } from './redis.store.js';
+import { RedlockStore } from './redlock.store.js';
 import { WakeUpHub } from './wake-up.hub.js';
 
 /** Locks held by the current async call chain, by Redis lock key: what reentrant calls join. */
@@ -48,35 +32,6 @@ type HeldInContext = ReadonlyMap<string, RedisLockHandle>;
 
 /** One key, or several to lock together (all or nothing). */
 export type LockKeys = string | readonly string[];
-
-/** One acquire call, across its attempts. */
-interface Acquisition {
-  readonly target: LockTarget;
-  readonly opts: ResolvedLockOptions;
-  /**
-   * One token for all attempts: in fair mode it is also the waiter's place in the queues (with
-   * ':m' for several keys, which a release must not hand over one by one).
-   */
-  readonly token: string;
-  readonly started: number;
-  /** Monotonic time the wait ends (equal to `started` for a single attempt). */
-  readonly deadline: number;
-  /**
-   * Monotonic send time of the last attempt that found the lock busy: a release that hands the
-   * lock over later did so after that attempt ran, so the lease it grants counts from no earlier.
-   */
-  lastBusyAt: number;
-  /**
-   * Waits in the key's queue in Redis, and is handed the lock by a release: every fair waiter,
-   * and in the default mode the first waiter of each process (so processes take turns).
-   */
-  queued: boolean;
-}
-
-/** A busy reply: the remaining lease of the key in the way (-2: free, but not our turn yet). */
-interface Busy {
-  readonly pttl: number;
-}
 
 /**
  * A lock entered through `enter()`: either taken now (`owned`) or joined from the caller.
@@ -92,36 +47,29 @@ export interface LockScope {
 }
 
 /**
- * The Nest-free core: takes, waits for, renews and releases locks on one Redis. `LockService`
- * is a thin Nest wrapper around it; use it directly in scripts or other frameworks.
+ * The Nest-free core: takes, waits for, renews and releases locks on one Redis (also through
+ * Sentinel), a Redis Cluster, or a Redlock quorum of masters. Scopes and reentrancy live here;
+ * the acquiring and waiting in `LockAcquirer`, the Redis side in a `LockStore`. `LockService` is
+ * a thin Nest wrapper around it; use it directly in scripts or other frameworks.
  *
  * @example
  * const locks = new RedisLockClient({ redis: new Redis('redis://localhost:6379') });
  * await locks.run('report:daily', async (lock) => buildReport({ signal: lock.signal }));
  * await locks.close();
  */
-export class RedisLockClient implements LockHandleOwner {
+export class RedisLockClient implements AcquirerOwner {
   /** The Redis (or Cluster) the locks live on; undefined with Redlock. */
   readonly redis?: RedisClient;
   /** @internal where the locks live, for the handles. */
   readonly store: LockStore;
   readonly logger: LockLogger;
-  /** The single Redis or Cluster store, when that is where locks live. */
-  private readonly redisStore?: RedisStore;
-  private fairUnavailableWarned = false;
-  private readonly waitForReplicas?: ReplicaWait;
   private readonly keyPrefix: string;
   private readonly defaults: ResolvedLockOptions;
-  private readonly fairQueueTimeout: number;
+  private readonly acquirer: LockAcquirer;
   private readonly wakeUps?: WakeUpHub;
   private readonly held = new Set<RedisLockHandle>();
-  /** Waiters of this process by key set (not fair mode): only the first contends in Redis. */
-  private readonly localQueues = new Map<string, LocalQueue>();
-  /** Every waiter's doorbell, rung on close so no one sleeps through it. */
-  private readonly waiting = new Set<Wake>();
   // One per client: two Nest apps in one process never join each other's locks.
   private readonly context = new AsyncLocalStorage<HeldInContext>();
-  private closed = false;
 
   constructor(options: RedisLockClientOptions) {
     if ((options.redis === undefined) === (options.redlock === undefined)) {
@@ -131,18 +79,16 @@ export class RedisLockClient implements LockHandleOwner {
     this.keyPrefix = options.keyPrefix ?? DEFAULT_KEY_PREFIX;
     this.logger = options.logger ?? { warn: (message) => process.emitWarning(message) };
     this.defaults = resolveClientDefaults(options);
-    this.fairQueueTimeout = options.fairQueueTimeout ?? DEFAULT_FAIR_QUEUE_TIMEOUT;
-    if (!Number.isInteger(this.fairQueueTimeout) || this.fairQueueTimeout <= 0) {
+    const fairQueueTimeout = options.fairQueueTimeout ?? DEFAULT_FAIR_QUEUE_TIMEOUT;
+    if (!Number.isInteger(fairQueueTimeout) || fairQueueTimeout <= 0) {
       throw new RangeError(
-        invalidOptionMessage(
-          'fairQueueTimeout',
-          this.fairQueueTimeout,
-          'a positive integer of milliseconds',
-        ),
+        invalidOptionMessage('fairQueueTimeout', fairQueueTimeout, 'a positive integer of ms'),
       );
     }
     // A fair hand-over lasts one spot timeout unless the new holder extends it: a waiter that
     // crashed just before its turn blocks the others no longer than its place would have.
+    let redisStore: RedisStore | undefined;
+    let waitForReplicas: ReplicaWait | undefined;
     if (options.redlock) {
       this.store = new RedlockStore(options.redlock);
       if (options.waitForReplicas !== undefined) {
@@ -152,10 +98,18 @@ export class RedisLockClient implements LockHandleOwner {
       }
     } else {
       const redis = options.redis as RedisClient;
-      this.store = this.redisStore = new RedisStore(redis, this.fairQueueTimeout);
-      this.waitForReplicas = checkReplicaWait(options.waitForReplicas, isCluster(redis));
+      this.store = redisStore = new RedisStore(redis, fairQueueTimeout);
+      waitForReplicas = checkReplicaWait(options.waitForReplicas, isCluster(redis));
       if (options.pubSub !== false) this.wakeUps = new WakeUpHub(redis, this.logger);
     }
+    this.acquirer = new LockAcquirer(this, {
+      store: this.store,
+      redisStore,
+      wakeUps: this.wakeUps,
+      fairQueueTimeout,
+      waitForReplicas,
+      logger: this.logger,
+    });
   }
 
   /**
@@ -258,8 +212,7 @@ export class RedisLockClient implements LockHandleOwner {
    * pub/sub connection. Leaves `redis` open.
    */
   async close(): Promise<void> {
-    this.closed = true;
-    for (const wake of this.waiting) wake.ring();
+    this.acquirer.close();
     this.wakeUps?.close();
     await Promise.all([...this.held].map((handle) => this.exit({ handle, owned: true })));
   }
@@ -269,26 +222,13 @@ export class RedisLockClient implements LockHandleOwner {
     this.held.delete(handle);
   }
 
+  /** @internal called by the acquirer for every lock it grants. */
+  track(handle: RedisLockHandle): void {
+    this.held.add(handle);
+  }
+
   private async acquireWith(key: LockKeys, options: LockOptions): Promise<RedisLockHandle> {
     return this.acquireTarget(lockTarget(this.keyPrefix, key), options);
-  }
-
-  /** Fair mode needs one copy of the queue: with Redlock, locks are granted as in default mode. */
-  private fairUnavailable(): false {
-    if (!this.fairUnavailableWarned) this.logger.warn(FAIR_UNAVAILABLE_WARNING);
-    this.fairUnavailableWarned = true;
-    return false;
-  }
-
-  /**
-   * A fair lock's queues must move in one script: on a Cluster, its keys must share a slot
-   * (a default-mode lock across slots is taken slot by slot instead).
-   * @throws InvalidLockKeyError naming the keys when they hash to different slots.
-   */
-  private checkFairSlots(target: LockTarget, fair: boolean): void {
-    if (fair && this.redisStore && this.redisStore.slotParts(target).length > 1) {
-      throw new InvalidLockKeyError(crossSlotMessage(target.name));
-    }
   }
 
   /** `once`: a single attempt whatever `waitTimeout` says (`tryAcquire`). */
@@ -297,284 +237,7 @@ export class RedisLockClient implements LockHandleOwner {
     options: LockOptions,
     once = false,
   ): Promise<RedisLockHandle> {
-    const opts = resolveLockOptions(options, this.defaults, once);
-    if (opts.fair && !this.store.coordinated) opts.fair = this.fairUnavailable();
-    this.checkFairSlots(target, opts.fair);
-    const started = monotonicNow();
-    const call: Acquisition = {
-      target,
-      opts,
-      // A waiter for several keys is never handed them one by one: ':m' tells the release.
-      token: target.keys.length > 1 ? `${newLockToken()}:m` : newLockToken(),
-      started,
-      deadline: started + opts.waitTimeout,
-      lastBusyAt: started,
-      queued: opts.fair && opts.waitTimeout > 0,
-    };
-    if (opts.signal?.aborted) throw this.notAcquired(call, true);
-    const handle = await this.obtain(call);
-    if (this.waitForReplicas) await this.confirmReplicated(handle, this.waitForReplicas);
-    return handle;
-  }
-
-  private async obtain(call: Acquisition): Promise<RedisLockHandle> {
-    const { target, opts } = call;
-    const queue = opts.fair ? undefined : this.localQueues.get(target.id);
-    try {
-      // Others of this process wait for these keys already: queue behind them, do not barge.
-      if (!queue || opts.waitTimeout === 0) {
-        const first = await this.attempt(call);
-        if (first instanceof RedisLockHandle) return first;
-        if (first === 'aborted') throw this.notAcquired(call, true);
-        if (first === 'deadline' || opts.waitTimeout === 0) throw this.notAcquired(call, false);
-      }
-      return await this.waitInLine(call);
-    } catch (err) {
-      if (call.queued) await this.leaveFairQueue(call);
-      throw err;
-    }
-  }
-
-  /**
-   * `WAIT` on the connection that wrote the grant: fails the acquire (and releases the lock)
-   * unless enough replicas acknowledged it, so a failover right after it is less likely to lose
-   * it. It covers every earlier write of this connection, so a hand-over (written by the
-   * releaser) is covered by the extend this waiter sent after it.
-   */
-  private async confirmReplicated(handle: RedisLockHandle, { replicas, timeout }: ReplicaWait) {
-    let acknowledged: number;
-    try {
-      const reply = this.redisStore!.replicasHaving(replicas, timeout);
-      acknowledged = await answerWithin(reply, timeout + ATTEMPT_TIMEOUT);
-    } catch (err) {
-      await this.exit({ handle, owned: true });
-      throw new LockUnavailableError(handle.key, err);
-    }
-    if (acknowledged >= replicas) return;
-    await this.exit({ handle, owned: true });
-    throw new LockUnavailableError(
-      handle.key,
-      notReplicatedMessage(acknowledged, replicas, timeout),
-    );
-  }
-
-  /** Waits for this process's earlier waiters on the same keys (not in fair mode), then contends. */
-  private async waitInLine(call: Acquisition): Promise<RedisLockHandle> {
-    const { target, opts } = call;
-    if (opts.fair) return this.contend(call);
-    let queue = this.localQueues.get(target.id);
-    if (!queue) {
-      const created = new LocalQueue(() => {
-        if (this.localQueues.get(target.id) === created) this.localQueues.delete(target.id);
-      });
-      this.localQueues.set(target.id, (queue = created));
-    }
-    const place = queue.join();
-    try {
-      const wake = new Wake();
-      void place.turn.then(() => wake.ring());
-      const outcome = await this.sleep(wake, call.deadline - monotonicNow(), opts.signal);
-      if (outcome !== 'woken') throw this.notAcquired(call, outcome === 'aborted');
-      // First of its process: it takes the process's place in the queue in Redis, so a release
-      // hands the lock to the processes in turn rather than to whichever reacts fastest (the
-      // releasing one, which is awake, would win nearly every time). A lock whose keys span
-      // Cluster slots cannot queue (its keys move in more than one script), and neither can a
-      // waiter that would not hear the hand-over (no pub/sub).
-      call.queued = !!this.wakeUps && this.redisStore?.slotParts(target).length === 1;
-      return await this.contend(call);
-    } finally {
-      place.leave();
-    }
-  }
-
-  /**
-   * Subscribes first, then tries, then sleeps until a release wakes it (or the lease it saw would
-   * have run out, or the deadline): a release between a failed attempt and the subscription is
-   * never missed, because the attempt after subscribing sees it.
-   */
-  private async contend(call: Acquisition): Promise<RedisLockHandle> {
-    const { opts } = call;
-    const wake = new Wake();
-    // A queued waiter's message may hand it the lock; the others only say "try now".
-    const stopListening = await this.listen(call, (message) =>
-      call.queued ? wake.ring(message ?? undefined) : wake.ring(),
-    );
-    // Without wake-ups a default-mode waiter polls instead of queueing (it would not hear a
-    // hand-over); a fair one keeps its place and finds a hand-over on its next attempt.
-    if (!stopListening && !opts.fair) call.queued = false;
-    try {
-      for (let attempt = 1; ; attempt++) {
-        wake.reset();
-        const outcome = await this.attempt(call);
-        if (outcome instanceof RedisLockHandle) return outcome;
-        if (outcome === 'aborted') throw this.notAcquired(call, true);
-        const remaining = call.deadline - monotonicNow();
-        if (outcome === 'deadline' || remaining <= 0) throw this.notAcquired(call, false);
-        const pause = stopListening
-          ? this.recheckAfter(outcome, call, attempt)
-          : opts.retry(attempt);
-        if (pause === null || !Number.isFinite(pause)) throw this.notAcquired(call, false);
-        const woke = await this.sleep(wake, Math.min(Math.max(0, pause), remaining), opts.signal);
-        if (woke === 'aborted') throw this.notAcquired(call, true);
-        if (wake.message && !this.closed) return await this.handedOver(call, wake.message);
-      }
-    } finally {
-      stopListening?.();
-    }
-  }
-
-  /**
-   * The lock a release handed this fair waiter ("<fencing token>:<lease ms>"). The lease counts
-   * from the last busy attempt; it is then brought to the waiter's own ttl, at once when little of
-   * it is left, else while the caller already works.
-   */
-  private async handedOver(call: Acquisition, message: string): Promise<RedisLockHandle> {
-    const [fence, lease] = message.split(':');
-    const { target, opts, token, lastBusyAt } = call;
-    const granted = Number(lease);
-    const handle = new RedisLockHandle(
-      this,
-      target,
-      token,
-      BigInt(fence),
-      opts.ttl,
-      lastBusyAt,
-      opts.autoRenew,
-      granted,
-    );
-    this.held.add(handle);
-    const extended = granted === opts.ttl ? undefined : handle.extend();
-    const leaseLeft = lastBusyAt + granted - monotonicNow();
-    // With waitForReplicas, the WAIT that follows must come after a write of this connection.
-    if (extended && (leaseLeft < Math.min(granted, opts.ttl) / 2 || this.waitForReplicas)) {
-      await extended.catch(() => undefined);
-    } else {
-      // A failure shows through the handle: a lost lock aborts its signal, an unreachable Redis
-      // leaves it the hand-over lease.
-      extended?.catch(() => undefined);
-    }
-    return handle;
-  }
-
-  /** Subscribes to the keys' release channels; `undefined` when waiters must poll instead. */
-  private async listen(
-    call: Acquisition,
-    listener: (message: string | null) => void,
-  ): Promise<(() => void) | undefined> {
-    if (!this.wakeUps) return undefined;
-    const timeout = Math.min(ATTEMPT_TIMEOUT, Math.max(1, call.deadline - monotonicNow()));
-    try {
-      // Fair waiters are woken one by one on their own channels; the others share the key's.
-      const { channels } = call.target;
-      const own = call.queued ? channels.map((c) => `${c}:${call.token}`) : channels;
-      return await this.wakeUps.listen(own, listener, timeout);
-    } catch {
-      return undefined; // reported by the hub; this wait polls with its retry strategy
-    }
-  }
-
-  /**
-   * With wake-ups, how long to sleep when no release message comes: a message can be lost (a
-   * reconnect) and a crashed holder sends none, so look again when the lease seen would have run
-   * out; in fair mode also often enough to keep our place in the queues.
-   */
-  private recheckAfter(busy: Busy, call: Acquisition, attempt: number): number | null {
-    const leaseLeft = busy.pttl >= 0 ? busy.pttl + 1 : busy.pttl === -2 ? Infinity : null;
-    if (!call.queued) return leaseLeft ?? call.opts.retry(attempt);
-    return Math.min(leaseLeft ?? Infinity, this.fairQueueTimeout / QUEUE_REFRESHES_PER_TIMEOUT);
-  }
-
-  private async sleep(wake: Wake, ms: number, signal?: AbortSignal) {
-    this.waiting.add(wake);
-    try {
-      return await wake.wait(ms, signal);
-    } finally {
-      this.waiting.delete(wake);
-    }
-  }
-
-  /**
-   * One acquire script. The lease counts from when it was sent, so a reply that arrives after the
-   * lease ran out is not a lock. An attempt given up on (deadline, abort, no answer) releases
-   * what it may still be granted, so no orphan key blocks others for a whole ttl.
-   */
-  private async attempt(
-    call: Acquisition,
-  ): Promise<RedisLockHandle | Busy | 'deadline' | 'aborted'> {
-    const { target, opts, token } = call;
-    if (this.closed) throw new LockUnavailableError(target.name, 'the lock client was closed');
-    const sentAt = monotonicNow();
-    const reply = this.runAcquireScript(call);
-    const answerTimeout = Math.max(Math.min(opts.ttl, ATTEMPT_TIMEOUT), this.store.slowestAnswer);
-    let outcome: Awaited<ReturnType<typeof raceAttempt<unknown>>>;
-    try {
-      // An attempt sent right at the deadline still gets a moment to be answered.
-      const deadlineIn =
-        opts.waitTimeout > 0
-          ? Math.max(0, call.deadline - sentAt) + FINAL_ATTEMPT_GRACE
-          : undefined;
-      outcome = await raceAttempt(reply, answerTimeout, deadlineIn, opts.signal);
-    } catch (err) {
-      throw new LockUnavailableError(target.name, err);
-    }
-    if (outcome.kind !== 'reply') {
-      reply
-        .then(async (r) => {
-          if ((r as number) > 0) await this.releaseOrphan(call);
-        })
-        .catch(() => undefined);
-      if (outcome.kind === 'timeout') {
-        throw new LockUnavailableError(target.name, attemptTimeoutMessage(answerTimeout));
-      }
-      return outcome.kind;
-    }
-    const fence = outcome.value as number;
-    if (fence < 0) {
-      call.lastBusyAt = sentAt;
-      return { pttl: busyPttl(fence) };
-    }
-    // Redlock trusts a grant for less than its ttl (clock drift between the masters).
-    const lease = this.store.lease(opts.ttl);
-    if (monotonicNow() - sentAt >= lease) {
-      await this.releaseOrphan(call);
-      return { pttl: 0 };
-    }
-    const handle = new RedisLockHandle(
-      this,
-      target,
-      token,
-      BigInt(fence),
-      opts.ttl,
-      sentAt,
-      opts.autoRenew,
-      lease,
-    );
-    this.held.add(handle);
-    return handle;
-  }
-
-  private runAcquireScript({ target, opts, token, deadline, started, queued }: Acquisition) {
-    // The default mode's first attempt may take a free lock whoever waits (barging).
-    if (!opts.fair && !queued) return this.store.acquire(target, token, opts.ttl);
-    // A single try takes no place in the queues.
-    const spotTimeout = deadline > started ? this.fairQueueTimeout : 0;
-    return this.store.acquire(target, token, opts.ttl, spotTimeout);
-  }
-
-  /** A fair waiter that gives up leaves the queues at once rather than after its spot timeout. */
-  private async leaveFairQueue({ target, token }: Acquisition): Promise<void> {
-    await answerWithin(this.store.leaveQueue(target, token), ATTEMPT_TIMEOUT).catch(
-      () => undefined,
-    );
-  }
-
-  private async releaseOrphan({ target, token }: Acquisition) {
-    await this.store.release(target, token).catch(() => undefined);
-  }
-
-  private notAcquired({ target, opts, started }: Acquisition, aborted: boolean) {
-    const waited = opts.waitTimeout > 0 ? Math.round(monotonicNow() - started) : 0;
-    return new LockNotAcquiredError(target.name, waited, aborted);
+    return this.acquirer.acquire(target, resolveLockOptions(options, this.defaults, once));
   }
 }
 
