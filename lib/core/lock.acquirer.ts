@@ -140,7 +140,7 @@ export class LockAcquirer {
    * queue, wake-ups, the queue in Redis and hand-overs.
    * @throws LockNotAcquiredError, LockUnavailableError, InvalidLockKeyError.
    */
-  async acquire(target: LockTarget, opts: ResolvedLockOptions): Promise<RedisLockHandle> {
+  acquire(target: LockTarget, opts: ResolvedLockOptions): Promise<RedisLockHandle> {
     if (opts.fair && !this.store.coordinated) opts.fair = this.fairUnavailable();
     this.checkFairSlots(target, opts.fair);
     const started = monotonicNow();
@@ -155,9 +155,13 @@ export class LockAcquirer {
       queued: opts.fair && opts.waitTimeout > 0,
     };
     if (opts.signal?.aborted) throw this.notAcquired(call, true);
-    const handle = await this.obtain(call);
-    if (this.waitForReplicas) await this.confirmReplicated(handle, this.waitForReplicas);
-    return handle;
+    // Not an async function: every promise layer on this path is a measurable share of a lock.
+    const { waitForReplicas } = this;
+    if (!waitForReplicas) return this.obtain(call);
+    return this.obtain(call).then(async (handle) => {
+      await this.confirmReplicated(handle, waitForReplicas);
+      return handle;
+    });
   }
 
   private async obtain(call: Acquisition): Promise<RedisLockHandle> {

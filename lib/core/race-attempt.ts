@@ -97,8 +97,31 @@ export function raceAttempt<T>(
  * The reply, or a rejection once `ms` pass without one: a client that keeps retrying a command
  * (ioredis' default is 20 reconnect attempts) must not hold up a release, renewal or check.
  */
-export async function answerWithin<T>(reply: Promise<T>, ms: number): Promise<T> {
-  const outcome = await raceAttempt(reply, ms, undefined, undefined);
-  if (outcome.kind !== 'reply') throw new NoAnswerError(attemptTimeoutMessage(ms));
-  return outcome.value;
+export function answerWithin<T>(reply: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    let done = false;
+    const overdue: Overdue = {
+      at: monotonicNow() + ms,
+      expire: () => {
+        if (done) return;
+        done = true;
+        reject(new NoAnswerError(attemptTimeoutMessage(ms)));
+      },
+    };
+    watch(overdue);
+    reply.then(
+      (value) => {
+        if (done) return;
+        done = true;
+        awaiting.delete(overdue);
+        resolve(value);
+      },
+      (err: unknown) => {
+        if (done) return;
+        done = true;
+        awaiting.delete(overdue);
+        reject(err);
+      },
+    );
+  });
 }

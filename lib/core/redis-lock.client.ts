@@ -232,7 +232,7 @@ export class RedisLockClient implements AcquirerOwner {
   }
 
   /** `once`: a single attempt whatever `waitTimeout` says (`tryAcquire`). */
-  private async acquireTarget(
+  private acquireTarget(
     target: LockTarget,
     options: LockOptions,
     once = false,

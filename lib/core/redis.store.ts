@@ -76,16 +76,16 @@ export class RedisStore implements LockStore {
   }
 
   /** Every release may hand over: waiters of either mode queue here (see LockStore). */
-  async release(target: LockTarget, token: string): Promise<boolean> {
+  release(target: LockTarget, token: string): Promise<boolean> {
     const parts = this.slotParts(target);
     if (parts.length > 1) {
-      const held = await Promise.all(parts.map((part) => this.release(part, token)));
-      return held.every(Boolean);
+      return Promise.all(parts.map((part) => this.release(part, token))).then((held) =>
+        held.every(Boolean),
+      );
     }
+    const n = target.locks.length;
     const args = [token, this.handOverLease];
-    return (
-      (await this.scripts.release.run(this.redis, target.releaseKeys, args)) === target.locks.length
-    );
+    return this.scripts.release.run(this.redis, target.releaseKeys, args).then((r) => r === n);
   }
 
   async leaveQueue(target: LockTarget, token: string): Promise<void> {
