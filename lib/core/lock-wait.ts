@@ -59,10 +59,6 @@ export class LocalQueue {
 
   constructor(private readonly onEmpty: () => void) {}
 
-  get size(): number {
-    return this.places.length;
-  }
-
   /** Takes a place at the back; `turn` resolves when it is first. `leave` is safe to repeat. */
   join(): { turn: Promise<void>; leave: () => void } {
     let start!: () => void;

@@ -14,7 +14,7 @@ import {
   FAIR_UNAVAILABLE_WARNING,
   notReplicatedMessage,
 } from '../redis-lock.messages.js';
-import { monotonicNow } from './abortable-delay.js';
+import { monotonicNow } from './monotonic-clock.js';
 import type { ResolvedLockOptions } from './lock-options.resolver.js';
 import type { LockStore } from './lock-store.interface.js';
 import type { LockTarget } from './lock-target.js';

@@ -1,5 +1,5 @@
 import { attemptTimeoutMessage } from '../redis-lock.messages.js';
-import { monotonicNow } from './abortable-delay.js';
+import { monotonicNow } from './monotonic-clock.js';
 
 /** How an in-flight Redis command ended, from the waiter's point of view. */
 export type AttemptOutcome<T> =

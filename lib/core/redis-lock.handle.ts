@@ -9,7 +9,7 @@ import {
   lockLostWarning,
 } from '../redis-lock.messages.js';
 import { ATTEMPT_TIMEOUT, RENEW_DIVISOR } from '../redis-lock.constants.js';
-import { monotonicNow } from './abortable-delay.js';
+import { monotonicNow } from './monotonic-clock.js';
 import type { LockTarget } from './lock-target.js';
 import type { LockStore } from './lock-store.interface.js';
 import { answerWithin } from './race-attempt.js';
