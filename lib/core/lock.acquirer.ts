@@ -21,7 +21,7 @@ import type { LockTarget } from './lock-target.js';
 import { LocalQueue, Wake } from './lock-wait.js';
 import { busyPttl } from './lock.scripts.js';
 import { newLockToken } from './lock-token.js';
-import { answerWithin, raceAttempt } from './race-attempt.js';
+import { answerWithin, NoAnswerError, raceAttempt } from './race-attempt.js';
 import type { LockLogger, ReplicaWait } from './redis-lock-client.options.js';
 import { RedisLockHandle, type LockHandleOwner } from './redis-lock.handle.js';
 import type { RedisStore } from './redis.store.js';
@@ -353,29 +353,29 @@ export class LockAcquirer {
     const sentAt = monotonicNow();
     const reply = this.runAcquireScript(call);
     const answerTimeout = Math.max(Math.min(opts.ttl, ATTEMPT_TIMEOUT), this.store.slowestAnswer);
-    let outcome: Awaited<ReturnType<typeof raceAttempt<unknown>>>;
+    // An attempt sent right at the deadline still gets a moment to be answered.
+    const deadlineIn =
+      opts.waitTimeout > 0 ? Math.max(0, call.deadline - sentAt) + FINAL_ATTEMPT_GRACE : undefined;
+    let fence: number;
     try {
-      // An attempt sent right at the deadline still gets a moment to be answered.
-      const deadlineIn =
-        opts.waitTimeout > 0
-          ? Math.max(0, call.deadline - sentAt) + FINAL_ATTEMPT_GRACE
-          : undefined;
-      outcome = await raceAttempt(reply, answerTimeout, deadlineIn, opts.signal);
+      if (deadlineIn === undefined && !opts.signal) {
+        // The common single try: only Redis not answering can end it early (a lighter race).
+        fence = (await answerWithin(reply, answerTimeout)) as number;
+      } else {
+        const outcome = await raceAttempt(reply, answerTimeout, deadlineIn, opts.signal);
+        if (outcome.kind === 'timeout') {
+          throw new NoAnswerError(attemptTimeoutMessage(answerTimeout));
+        }
+        if (outcome.kind !== 'reply') {
+          this.releaseIfGrantedLate(call, reply);
+          return outcome.kind;
+        }
+        fence = outcome.value as number;
+      }
     } catch (err) {
+      if (err instanceof NoAnswerError) this.releaseIfGrantedLate(call, reply);
       throw new LockUnavailableError(target.name, err);
     }
-    if (outcome.kind !== 'reply') {
-      reply
-        .then(async (r) => {
-          if ((r as number) > 0) await this.releaseOrphan(call);
-        })
-        .catch(() => undefined);
-      if (outcome.kind === 'timeout') {
-        throw new LockUnavailableError(target.name, attemptTimeoutMessage(answerTimeout));
-      }
-      return outcome.kind;
-    }
-    const fence = outcome.value as number;
     if (fence < 0) {
       call.lastBusyAt = sentAt;
       return { pttl: busyPttl(fence) };
@@ -398,6 +398,15 @@ export class LockAcquirer {
     );
     this.owner.track(handle);
     return handle;
+  }
+
+  /** An attempt given up on may still be granted: release it then, so it blocks nobody. */
+  private releaseIfGrantedLate(call: Acquisition, reply: Promise<number>): void {
+    reply
+      .then(async (fence) => {
+        if (fence > 0) await this.releaseOrphan(call);
+      })
+      .catch(() => undefined);
   }
 
   private runAcquireScript({ target, opts, token, deadline, started, queued }: Acquisition) {
