@@ -31,6 +31,23 @@ export const QUEUE_REFRESHES_PER_TIMEOUT = 3;
  */
 export const FENCE_RETENTION = 3_600_000;
 
+/**
+ * Default mode: how many times in a row a released lock may go straight to the next waiter of the
+ * same process (no round trip, no wake-up of another process) before it goes back to Redis, where
+ * the other processes' waiters are in line. Bounded, so a busy process cannot keep a key.
+ */
+export const MAX_LOCAL_PASSES = 3;
+
+/**
+ * Redis steps each key's fencing counter by this much per grant, leaving the numbers in between
+ * to the locks passed on within a process (see MAX_LOCAL_PASSES): every token is still strictly
+ * greater than all earlier ones.
+ */
+export const FENCE_STRIDE = MAX_LOCAL_PASSES + 1;
+
+/** A lock with less lease left than this (ms) is released in Redis, not passed on. */
+export const MIN_PASSED_LEASE = 100;
+
 /** Default retry: exponential backoff with full jitter between these bounds (milliseconds). */
 export const DEFAULT_RETRY_BASE = 25;
 export const DEFAULT_RETRY_CAP = 500;

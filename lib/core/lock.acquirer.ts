@@ -6,7 +6,9 @@ import {
 import {
   ATTEMPT_TIMEOUT,
   FINAL_ATTEMPT_GRACE,
+  MAX_LOCAL_PASSES,
   QUEUE_REFRESHES_PER_TIMEOUT,
+  RENEW_DIVISOR,
 } from '../redis-lock.constants.js';
 import {
   attemptTimeoutMessage,
@@ -19,6 +21,7 @@ import type { ResolvedLockOptions } from './lock-options.resolver.js';
 import type { LockStore } from './lock-store.interface.js';
 import type { LockTarget } from './lock-target.js';
 import { LocalQueue, Wake } from './lock-wait.js';
+import { LocalPasses, type Candidacy, type PassedLock } from './local-passes.js';
 import { busyPttl } from './lock.scripts.js';
 import { newLockToken } from './lock-token.js';
 import { answerWithin, NoAnswerError, raceAttempt } from './race-attempt.js';
@@ -86,6 +89,8 @@ export interface AcquirerSettings {
 export class LockAcquirer {
   /** Waiters of this process by key set (not fair mode): only the first contends in Redis. */
   private readonly localQueues = new Map<string, LocalQueue>();
+  /** Default mode: releases pass locks straight to the first of those waiters. */
+  private readonly passes = new LocalPasses();
   /** Every waiter's doorbell, rung on close so no one sleeps through it. */
   private readonly waiting = new Set<Wake>();
   private readonly store: LockStore;
@@ -114,7 +119,25 @@ export class LockAcquirer {
   /** Ends every wait (each fails as the client is closed) and takes no new locks. */
   close(): void {
     this.closed = true;
+    this.passes.close();
     for (const wake of this.waiting) wake.ring();
+  }
+
+  /** A lock being released may go to a waiter of this process instead (see `LocalPasses`). */
+  passOn(handle: RedisLockHandle, leaseEnds: number): boolean {
+    return this.passes.offer(handle, leaseEnds);
+  }
+
+  /** A lock was released or lost. */
+  settled(handle: RedisLockHandle): void {
+    this.passes.settled(handle);
+  }
+
+  /** Every lock this acquirer grants goes through here. */
+  private holding(handle: RedisLockHandle): RedisLockHandle {
+    this.owner.track(handle);
+    this.passes.granted(handle);
+    return handle;
   }
 
   /** Fair mode needs one copy of the queue: with Redlock, locks are granted as in default mode. */
@@ -227,8 +250,8 @@ export class LockAcquirer {
       // releasing one, which is awake, would win nearly every time). A lock whose keys span
       // Cluster slots cannot queue (its keys move in more than one script), and neither can a
       // waiter that would not hear the hand-over (no pub/sub).
-      call.queued = !!this.wakeUps && this.redisStore?.slotParts(target).length === 1;
-      return await this.contend(call);
+      const queue = !!this.wakeUps && this.redisStore?.slotParts(target).length === 1;
+      return await this.contend(call, queue);
     } finally {
       place.leave();
     }
@@ -237,24 +260,50 @@ export class LockAcquirer {
   /**
    * Subscribes first, then tries, then sleeps until a release wakes it (or the lease it saw would
    * have run out, or the deadline): a release between a failed attempt and the subscription is
-   * never missed, because the attempt after subscribing sees it.
+   * never missed, because the attempt after subscribing sees it. `queue`: whether to wait in the
+   * key's queue in Redis (see `Acquisition.queued`).
    */
-  private async contend(call: Acquisition): Promise<RedisLockHandle> {
-    const { opts } = call;
+  private async contend(call: Acquisition, queue = call.queued): Promise<RedisLockHandle> {
+    const { opts, target } = call;
     const wake = new Wake();
-    // A queued waiter's message may hand it the lock; the others only say "try now".
-    const stopListening = await this.listen(call, (message) =>
-      call.queued ? wake.ring(message ?? undefined) : wake.ring(),
-    );
-    // Without wake-ups a default-mode waiter polls instead of queueing (it would not hear a
-    // hand-over); a fair one keeps its place and finds a hand-over on its next attempt.
-    if (!stopListening && !opts.fair) call.queued = false;
+    // Default mode: a release in this process may pass the lock straight to this waiter. It is
+    // taken at once, not after a subscription or attempt in flight: their replies may sit behind
+    // the releaser's work on this event loop, and need a round trip besides.
+    const candidacy = opts.fair
+      ? undefined
+      : this.passes.candidate(target.id, { deadline: call.deadline, signal: opts.signal, wake });
+    const orPassed = <T>(pending: Promise<T>) =>
+      candidacy ? Promise.race([pending, candidacy.passed]) : pending;
+    let stopListening: (() => void) | undefined;
     try {
+      if (candidacy && this.passes.willPass(target.id)) {
+        const passed = await this.awaitPass(call, candidacy, wake);
+        if (passed) return passed;
+      }
+      call.queued = queue;
+      // A queued waiter's message may hand it the lock; the others only say "try now".
+      const listening = this.listen(call, (message) =>
+        call.queued ? wake.ring(message ?? undefined) : wake.ring(),
+      );
+      const listened = await orPassed(listening);
+      if (listened === 'passed') {
+        void listening.then((stop) => stop?.());
+        return this.takePassed(call, candidacy!.lock!);
+      }
+      stopListening = listened;
+      // Without wake-ups a default-mode waiter polls instead of queueing (it would not hear a
+      // hand-over); a fair one keeps its place and finds a hand-over on its next attempt.
+      if (!stopListening && !opts.fair) call.queued = false;
       for (let attempt = 1; ; attempt++) {
         wake.reset();
-        const outcome = await this.attempt(call);
+        const reply = this.attempt(call);
+        const outcome = await orPassed(reply);
+        if (candidacy?.lock) {
+          return this.takePassed(call, candidacy.lock, outcome === 'passed' ? reply : outcome);
+        }
         if (outcome instanceof RedisLockHandle) return outcome;
-        if (outcome === 'aborted') throw this.notAcquired(call, true);
+        // ('passed' always comes with a lock, taken above.)
+        if (outcome === 'aborted' || outcome === 'passed') throw this.notAcquired(call, true);
         const remaining = call.deadline - monotonicNow();
         if (outcome === 'deadline' || remaining <= 0) throw this.notAcquired(call, false);
         const pause = stopListening
@@ -262,38 +311,132 @@ export class LockAcquirer {
           : opts.retry(attempt);
         if (pause === null || !Number.isFinite(pause)) throw this.notAcquired(call, false);
         const woke = await this.sleep(wake, Math.min(Math.max(0, pause), remaining), opts.signal);
+        // Passed before the abort was seen: granted while still wanted, like a late reply.
+        if (candidacy?.lock) return this.takePassed(call, candidacy.lock);
         if (woke === 'aborted') throw this.notAcquired(call, true);
         if (wake.message && !this.closed) return await this.handedOver(call, wake.message);
       }
+    } catch (err) {
+      // An attempt failed (Redis unreachable, say) after a lock was passed: that lock needs none.
+      if (candidacy?.lock) return this.takePassed(call, candidacy.lock);
+      throw err;
     } finally {
+      candidacy?.withdraw();
       stopListening?.();
     }
   }
 
   /**
-   * The lock a release handed this fair waiter ("<fencing token>:<lease ms>"). The lease counts
-   * from the last busy attempt; it is then brought to the waiter's own ttl, at once when little of
-   * it is left, else while the caller already works.
+   * Waits while this process holds the keys and may pass them on: they come to this waiter from
+   * here, so it neither subscribes nor queues in Redis meanwhile. Returns the lock passed, or
+   * `undefined` when the holder let go of it otherwise (the waiter then contends in Redis).
    */
-  private async handedOver(call: Acquisition, message: string): Promise<RedisLockHandle> {
+  private async awaitPass(
+    call: Acquisition,
+    candidacy: Candidacy,
+    wake: Wake,
+  ): Promise<RedisLockHandle | undefined> {
+    while (this.passes.willPass(call.target.id)) {
+      const woke = await this.sleep(wake, call.deadline - monotonicNow(), call.opts.signal);
+      if (candidacy.lock) return this.takePassed(call, candidacy.lock);
+      if (woke !== 'woken') throw this.notAcquired(call, woke === 'aborted');
+      wake.reset();
+    }
+    return undefined;
+  }
+
+  /**
+   * Takes up the lock a release of this process passed to this waiter. Its own place in the queue
+   * in Redis goes (sent before any later release of the lock, on the same connection, so a
+   * release never hands the lock to it). `attempt`: this waiter's own attempt, still in flight
+   * (dropped) or with what it brought back.
+   */
+  private takePassed(
+    call: Acquisition,
+    passed: PassedLock,
+    attempt?: unknown,
+  ): Promise<RedisLockHandle> {
+    if (call.queued) {
+      call.queued = false;
+      void this.leaveFairQueue(call);
+    }
+    if (attempt instanceof Promise) this.dropAttempt(attempt);
+    if (this.closed || attempt instanceof RedisLockHandle) {
+      // The passed lease lapsed and the attempt took the keys anew (or the client was closed):
+      // the passed token holds nothing, or must not be kept.
+      void this.store.release(call.target, passed.token).catch(() => undefined);
+      if (attempt instanceof RedisLockHandle) return Promise.resolve(attempt);
+      return Promise.reject(
+        new LockUnavailableError(call.target.name, 'the lock client was closed'),
+      );
+    }
+    const now = monotonicNow();
+    const { token, fencingToken, leaseEnds, passesLeft } = passed;
+    return this.takeOver(call, token, fencingToken, now, leaseEnds - now, passesLeft);
+  }
+
+  /** An attempt overtaken by a pass: a lock it still brings back (a lapsed lease) is released. */
+  private dropAttempt(reply: Promise<unknown>): void {
+    reply
+      .then((outcome) => {
+        if (outcome instanceof RedisLockHandle) {
+          return this.owner.exit({ handle: outcome, owned: true });
+        }
+      })
+      .catch(() => undefined);
+  }
+
+  /**
+   * The lock a release in Redis handed this queued waiter ("<fencing token>:<lease ms>"). The
+   * lease counts from the last busy attempt.
+   */
+  private handedOver(call: Acquisition, message: string): Promise<RedisLockHandle> {
     const [fence, lease] = message.split(':');
-    const { target, opts, token, lastBusyAt } = call;
-    const granted = Number(lease);
+    const passesLeft = call.opts.fair ? 0 : MAX_LOCAL_PASSES;
+    return this.takeOver(
+      call,
+      call.token,
+      BigInt(fence),
+      call.lastBusyAt,
+      Number(lease),
+      passesLeft,
+    );
+  }
+
+  /**
+   * A lock this waiter got without an attempt of its own (handed over in Redis, or passed on in
+   * this process), with `lease` ms counted from `since`. Brought to the waiter's own ttl unless
+   * the watchdog will see to it in time: at once when little of the lease is left, else while the
+   * caller already works.
+   */
+  private async takeOver(
+    call: Acquisition,
+    token: string,
+    fencingToken: bigint,
+    since: number,
+    lease: number,
+    passesLeft: number,
+  ): Promise<RedisLockHandle> {
+    const { target, opts } = call;
     const handle = new RedisLockHandle(
       this.owner,
       target,
       token,
-      BigInt(fence),
+      fencingToken,
       opts.ttl,
-      lastBusyAt,
+      since,
       opts.autoRenew,
-      granted,
+      lease,
+      passesLeft,
     );
-    this.owner.track(handle);
-    const extended = granted === opts.ttl ? undefined : handle.extend();
-    const leaseLeft = lastBusyAt + granted - monotonicNow();
+    this.holding(handle);
+    const leaseLeft = since + lease - monotonicNow();
+    // The watchdog's first renewal comes after ttl / RENEW_DIVISOR: enough lease must last that.
+    const watched = opts.autoRenew && leaseLeft >= opts.ttl - opts.ttl / RENEW_DIVISOR;
     // With waitForReplicas, the WAIT that follows must come after a write of this connection.
-    if (extended && (leaseLeft < Math.min(granted, opts.ttl) / 2 || this.waitForReplicas)) {
+    const extend = this.waitForReplicas || (lease !== opts.ttl && !watched);
+    const extended = extend ? handle.extend() : undefined;
+    if (extended && (leaseLeft < Math.min(lease, opts.ttl) / 2 || this.waitForReplicas)) {
       await extended.catch(() => undefined);
     } else {
       // A failure shows through the handle: a lost lock aborts its signal, an unreachable Redis
@@ -395,9 +538,9 @@ export class LockAcquirer {
       sentAt,
       opts.autoRenew,
       lease,
+      opts.fair ? 0 : MAX_LOCAL_PASSES,
     );
-    this.owner.track(handle);
-    return handle;
+    return this.holding(handle);
   }
 
   /** An attempt given up on may still be granted: release it then, so it blocks nobody. */

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { RedisClient } from './redis-connection.js';
-import { FENCE_RETENTION } from '../redis-lock.constants.js';
+import { FENCE_RETENTION, FENCE_STRIDE } from '../redis-lock.constants.js';
 import { CHANNEL_SUFFIX } from './lock-target.js';
 
 /**
@@ -12,7 +12,8 @@ import { CHANNEL_SUFFIX } from './lock-target.js';
  * - Times come from Redis (`TIME`), never from a client: queue spots and fencing tokens must not
  *   depend on which machine's clock asked.
  * - A fencing token comes from a counter per key, seeded from Redis' clock in microseconds when it
- *   is created. Incrementing makes tokens strictly increasing; seeding from the clock keeps them
+ *   is created. Stepping it up by FENCE_STRIDE makes tokens strictly increasing and leaves the
+ *   numbers in between to locks passed on inside a process; seeding from the clock keeps them
  *   increasing when the counter is gone (expired, or lost with a Redis restarted without
  *   persistence), as long as that server's clock has not gone back meanwhile.
  * - A release wakes waiters: when a fair queue holds waiters, it hands the lock to the first and
@@ -35,21 +36,22 @@ local function purgeStale(queue, timeouts, nowMs)
 end`;
 
 /**
- * Issues the next fencing token for fence keys first..last and returns it. One key: INCR, seeded
+ * Issues the next fencing token for fence keys first..last and returns it. One key: INCRBY, seeded
  * from Redis' clock when the counter is new (and given its retention then, so one-off keys do
  * not pile up; a counter that expires is re-seeded from the clock, which is past every token it
- * issued). Several keys: one token above all of their counters, stored in each.
+ * issued). Several keys: one token at least FENCE_STRIDE above all of their counters, stored in
+ * each.
  */
 const ISSUE_FENCE = `
 local function issueFence(first, last)
   if first == last then
-    local fence = redis.call('incr', KEYS[first])
-    if fence > 1 then return fence end
+    local fence = redis.call('incrby', KEYS[first], ${FENCE_STRIDE})
+    if fence > ${FENCE_STRIDE} then return fence end
   end
   local fence = clock()
   for i = first, last do
     local previous = tonumber(redis.call('get', KEYS[i]))
-    if previous and previous >= fence then fence = previous + 1 end
+    if previous and previous + ${FENCE_STRIDE} > fence then fence = previous + ${FENCE_STRIDE} end
   end
   for i = first, last do
     redis.call('set', KEYS[i], string.format('%.0f', fence), 'PX', ${FENCE_RETENTION})

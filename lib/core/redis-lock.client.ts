@@ -220,6 +220,12 @@ export class RedisLockClient implements AcquirerOwner {
   /** @internal called by a handle once it is released or lost. */
   settled(handle: RedisLockHandle): void {
     this.held.delete(handle);
+    this.acquirer.settled(handle);
+  }
+
+  /** @internal called by a handle being released: may pass the lock to a waiter instead. */
+  passOn(handle: RedisLockHandle, leaseEnds: number): boolean {
+    return this.acquirer.passOn(handle, leaseEnds);
   }
 
   /** @internal called by the acquirer for every lock it grants. */

@@ -22,6 +22,11 @@ export interface LockHandleOwner {
   readonly logger: LockLogger;
   /** Called once when the handle is released or lost, so the client stops tracking it. */
   settled(handle: RedisLockHandle): void;
+  /**
+   * Offered a lock that is being released, still held in Redis until `leaseEnds` (monotonic ms):
+   * true when a waiter of this process took it over, so nothing is to be released in Redis.
+   */
+  passOn(handle: RedisLockHandle, leaseEnds: number): boolean;
 }
 
 /** Shortest pause between renewal retries while Redis is failing (milliseconds). */
@@ -65,6 +70,11 @@ export class RedisLockHandle implements LockHandle {
     private readonly autoRenew: boolean,
     /** The lease granted, when not `ttl` (a hand-over, which `extend` then brings to `ttl`). */
     lease = ttl,
+    /**
+     * How many more times this lock may go straight to the next waiter of this process on release
+     * before it goes back to Redis (0: never, as in fair mode).
+     */
+    readonly passesLeft = 0,
   ) {
     this.key = target.name;
     this.keys = target.keys;
@@ -152,12 +162,14 @@ export class RedisLockHandle implements LockHandle {
     this.stopTimers();
     this.owner.settled(this);
     // Without the expiry timer (no watchdog, no listener) a lapsed lease is noticed here.
-    if (!this.lostError && monotonicNow() >= this.expiresAt) {
-      this.owner.logger.warn(lockLostWarning(this.key, LOST_LEASE_EXPIRED));
-    }
+    const lapsed = !this.lostError && monotonicNow() >= this.expiresAt;
+    if (lapsed) this.owner.logger.warn(lockLostWarning(this.key, LOST_LEASE_EXPIRED));
     if (this.controller && !this.controller.signal.aborted) {
       this.controller.abort(releasedReason(this.key));
     }
+    // A waiter of this process takes the lock over as it stands in Redis: no round trip.
+    const held = !this.lostError && !lapsed;
+    if (held && this.passesLeft > 0 && this.owner.passOn(this, this.expiresAt)) return true;
     try {
       const reply = this.owner.store.release(this.target, this.token);
       // True only if this handle still held every key.

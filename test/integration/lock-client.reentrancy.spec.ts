@@ -3,7 +3,7 @@ import type { RedisLockHandle } from '../../lib/core/redis-lock.handle.js';
 import { LockNotAcquiredError } from '../../lib/errors/lock.errors.js';
 import { startRedis, stopAllRedis, type RedisServer } from '../support/redis-server.js';
 import { waitFor } from '../support/wait-for.js';
-import { gate, LockClients, nowMs, rejectionOf, subscribed, uniqueKey } from './helpers.js';
+import { commandCalls, gate, LockClients, nowMs, rejectionOf, uniqueKey } from './helpers.js';
 
 describe('RedisLockClient.run: scoping and reentrancy', () => {
   let redis: RedisServer;
@@ -142,9 +142,13 @@ describe('RedisLockClient.run: scoping and reentrancy', () => {
     expect(calledFn).toBe(false);
     await expect(locks.tryAcquire(key)).resolves.toBeNull();
 
+    const attemptsBefore = await commandCalls(admin, 'evalsha');
     const waiter = locks.run(key, () => order.push('waiter'), { waitTimeout: 10_000 });
-    // The waiter has been turned away and sleeps until a release wakes it.
-    await subscribed(admin, key);
+    // The waiter's attempt reached Redis, which turned it away: it waits for the holder to let
+    // go (here it will be passed the lock, as both are in this process).
+    await waitFor(async () => (await commandCalls(admin, 'evalsha')) > attemptsBefore, {
+      message: "the waiter's attempt to reach Redis",
+    });
     expect(order).toEqual(['outer start']);
     releaseOuter.open();
     await Promise.all([outer, waiter]);

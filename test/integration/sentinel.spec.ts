@@ -1,6 +1,7 @@
 import type { Redis, RedisOptions } from 'ioredis';
 import type { RedisLockHandle } from '../../lib/core/redis-lock.handle.js';
 import { LockLostError, LockUnavailableError } from '../../lib/errors/lock.errors.js';
+import { FENCE_STRIDE } from '../../lib/redis-lock.constants.js';
 import { stopAllRedis, type RedisServer } from '../support/redis-server.js';
 import {
   startSentinelGroup,
@@ -142,7 +143,7 @@ describe('RedisLockClient through Redis Sentinel: failovers and waitForReplicas'
     await expect(handle.release()).resolves.toBe(true);
     const next = await contender.tryAcquire(key);
     expect(next).not.toBeNull();
-    expect(next!.fencingToken).toBe(handle.fencingToken + 1n);
+    expect(next!.fencingToken).toBe(handle.fencingToken + BigInt(FENCE_STRIDE));
     expect((await lockOn(replicaAdmin, redisKey)).value).toBe(next!.token);
   });
 
@@ -247,7 +248,7 @@ describe('RedisLockClient through Redis Sentinel: failovers and waitForReplicas'
       { message: 'the resumed replica to be linked to its master' },
     );
     const handle = await locks.acquire(key, { ttl: 30_000 });
-    expect(handle.fencingToken).toBe(refusedFence + 1n);
+    expect(handle.fencingToken).toBe(refusedFence + BigInt(FENCE_STRIDE));
     expect((await lockOn(masterAdmin, redisKey)).value).toBe(handle.token);
     expect((await lockOn(replicaAdmin, redisKey)).value).toBe(handle.token);
     await handle.release();
