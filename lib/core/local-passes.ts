@@ -62,11 +62,14 @@ export class LocalPasses {
   }
 
   /**
-   * True while this process holds the keys and may pass them on: their next waiter can wait for
-   * that instead of subscribing and queueing in Redis.
+   * While this process holds the keys and may pass them on, how long its lease lasts (ms): their
+   * next waiter can wait that long for a pass instead of subscribing and queueing in Redis.
+   * `undefined` otherwise, also once that lease ran out (a holder without a watchdog that never
+   * let go): the waiter then contends in Redis, where the key has expired.
    */
-  willPass(id: string): boolean {
-    return !this.closed && this.holders.has(id);
+  passWithin(id: string): number | undefined {
+    const holder = this.closed ? undefined : this.holders.get(id);
+    return holder?.isHeld() ? holder.leaseLeft() : undefined;
   }
 
   /** Makes a waiter the one a release of these keys passes to. */

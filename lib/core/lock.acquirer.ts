@@ -276,7 +276,7 @@ export class LockAcquirer {
       candidacy ? Promise.race([pending, candidacy.passed]) : pending;
     let stopListening: (() => void) | undefined;
     try {
-      if (candidacy && this.passes.willPass(target.id)) {
+      if (candidacy && this.passes.passWithin(target.id) !== undefined) {
         const passed = await this.awaitPass(call, candidacy, wake);
         if (passed) return passed;
       }
@@ -336,13 +336,17 @@ export class LockAcquirer {
     candidacy: Candidacy,
     wake: Wake,
   ): Promise<RedisLockHandle | undefined> {
-    while (this.passes.willPass(call.target.id)) {
-      const woke = await this.sleep(wake, call.deadline - monotonicNow(), call.opts.signal);
+    for (;;) {
+      const leaseLeft = this.passes.passWithin(call.target.id);
+      if (leaseLeft === undefined) return undefined;
+      const remaining = call.deadline - monotonicNow();
+      // Looks again when the holder's lease would run out: a holder may never let go.
+      const woke = await this.sleep(wake, Math.min(remaining, leaseLeft + 1), call.opts.signal);
       if (candidacy.lock) return this.takePassed(call, candidacy.lock);
-      if (woke !== 'woken') throw this.notAcquired(call, woke === 'aborted');
+      if (woke === 'aborted') throw this.notAcquired(call, true);
+      if (woke === 'timer' && remaining <= leaseLeft + 1) throw this.notAcquired(call, false);
       wake.reset();
     }
-    return undefined;
   }
 
   /**

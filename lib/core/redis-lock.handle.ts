@@ -106,6 +106,11 @@ export class RedisLockHandle implements LockHandle {
     return this.controller.signal;
   }
 
+  /** @internal ms until the lease runs out unless extended (as far as this process knows). */
+  leaseLeft(): number {
+    return this.expiresAt - monotonicNow();
+  }
+
   isHeld(): boolean {
     return !this.released && !this.lostError && monotonicNow() < this.expiresAt;
   }
