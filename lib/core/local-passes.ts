@@ -1,4 +1,5 @@
 import { MIN_PASSED_LEASE } from '../redis-lock.constants.js';
+import type { LockTarget } from './lock-target.js';
 import type { Wake } from './lock-wait.js';
 import { monotonicNow } from './monotonic-clock.js';
 import type { RedisLockHandle } from './redis-lock.handle.js';
@@ -31,45 +32,77 @@ export interface Candidacy {
   withdraw(): void;
 }
 
+/** A lock released while a waiter of this process waited for it, until someone takes it. */
+interface Vacancy {
+  readonly lock: PassedLock;
+  readonly target: LockTarget;
+}
+
 /**
- * Default mode: hands a lock being released straight to the next waiter of the same process for
- * the same keys, as it stands in Redis (token, lease and keys), with the next fencing token. No
- * round trip, and above all no other process to wake: that costs far more than the command. A
- * grant from Redis may be passed on `MAX_LOCAL_PASSES` times before it goes back to Redis, where
- * the other processes' waiters are in line, so they still get their turns (a cohort lock).
+ * Default mode: hands a lock being released to another caller of the same process for the same
+ * keys, as it stands in Redis (token, lease and keys), with the next fencing token. No round
+ * trip, and above all no other process to wake: that costs far more than the command. A grant
+ * from Redis may be passed on `MAX_LOCAL_PASSES` times before it goes back to Redis, where the
+ * other processes' waiters are in line, so they still get their turns (a cohort lock).
+ *
+ * Who gets it: a caller that asks for the keys in the same turn of the event loop as the release
+ * (typically the releasing caller, asking again), else the first waiter. That is the non-fair
+ * mutex's trade, as in Go's `sync.Mutex`: the caller that is running takes the lock before a
+ * sleeping waiter is woken, which serves more callers per second, and MAX_LOCAL_PASSES bounds it.
  *
  * The numbers after a grant's fencing token are left free for these passes (`FENCE_STRIDE`).
  *
  * @example
+ * const passes = new LocalPasses((target, token) => store.release(target, token));
  * const candidacy = passes.candidate(target.id, { deadline, signal, wake });
  * try { ...wait... if (candidacy.lock) return takeOver(candidacy.lock); } finally { candidacy.withdraw(); }
  */
 export class LocalPasses {
   /** The first waiter of each local queue, by key set: the one a release passes to. */
   private readonly candidates = new Map<string, PassCandidate & { take(lock: PassedLock): void }>();
-  /** Locks this process holds that can still be passed on, by key set. */
+  /** Default-mode locks this process holds, by key set: its waiters wait for them to be let go. */
   private readonly holders = new Map<string, RedisLockHandle>();
+  /** Locks released to this process's callers, until the end of the event loop's turn. */
+  private readonly vacancies = new Map<string, Vacancy>();
   private closed = false;
 
-  /** Passes nothing from now on: every release goes to Redis. */
+  /** @param release Releases a lock in Redis that nobody here took after all. */
+  constructor(private readonly release: (target: LockTarget, token: string) => void) {}
+
+  /** Passes nothing from now on: every release goes to Redis, and so do the vacant locks. */
   close(): void {
     this.closed = true;
+    for (const { lock, target } of this.vacancies.values()) this.release(target, lock.token);
+    this.vacancies.clear();
   }
 
-  /** Records a granted lock; one with passes left is where its waiters' turns come from. */
+  /** Records a granted default-mode lock: the first waiter waits for it to be let go. */
   granted(handle: RedisLockHandle): void {
-    if (handle.passesLeft > 0) this.holders.set(handle.target.id, handle);
+    this.holders.set(handle.target.id, handle);
   }
 
   /**
-   * While this process holds the keys and may pass them on, how long its lease lasts (ms): their
-   * next waiter can wait that long for a pass instead of subscribing and queueing in Redis.
-   * `undefined` otherwise, also once that lease ran out (a holder without a watchdog that never
-   * let go): the waiter then contends in Redis, where the key has expired.
+   * While this process holds the keys, how long its lease lasts (ms): their first waiter can wait
+   * that long for the holder to let go (passing it the lock, or releasing it in Redis when no
+   * passes are left) instead of subscribing and queueing in Redis, where the other processes'
+   * waiters would be in its way only sooner. `undefined` otherwise, also once that lease ran out
+   * (a holder without a watchdog that never let go): the waiter then contends in Redis, where the
+   * key has expired.
    */
   passWithin(id: string): number | undefined {
-    const holder = this.closed ? undefined : this.holders.get(id);
+    if (this.closed) return undefined;
+    const vacancy = this.vacancies.get(id);
+    if (vacancy) return vacancy.lock.leaseEnds - monotonicNow();
+    const holder = this.holders.get(id);
     return holder?.isHeld() ? holder.leaseLeft() : undefined;
+  }
+
+  /** A lock on these keys released in this turn of the event loop, for a caller now asking. */
+  claim(id: string): PassedLock | undefined {
+    const vacancy = this.vacancies.get(id);
+    if (!vacancy || this.closed) return undefined;
+    this.vacancies.delete(id);
+    return vacancy.lock;
   }
 
   /** Makes a waiter the one a release of these keys passes to. */
@@ -105,17 +138,19 @@ export class LocalPasses {
   offer(handle: RedisLockHandle, leaseEnds: number): boolean {
     const id = handle.target.id;
     const next = this.candidates.get(id);
-    if (!next || this.closed || handle.passesLeft <= 0 || next.signal?.aborted) return false;
-    const now = monotonicNow();
-    if (leaseEnds - now < MIN_PASSED_LEASE || now >= next.deadline) return false;
-    // One pass per candidate: it stops being one as it takes the lock.
-    this.candidates.delete(id);
-    next.take({
-      token: handle.token,
-      fencingToken: handle.fencingToken + 1n,
-      leaseEnds,
-      passesLeft: handle.passesLeft - 1,
-    });
+    if (!next || this.closed || handle.passesLeft <= 0 || !wants(next, leaseEnds)) return false;
+    const vacancy: Vacancy = {
+      target: handle.target,
+      lock: {
+        token: handle.token,
+        fencingToken: handle.fencingToken + 1n,
+        leaseEnds,
+        passesLeft: handle.passesLeft - 1,
+      },
+    };
+    // Callers asking before the next turn of the event loop take it first (see the class).
+    this.vacancies.set(id, vacancy);
+    setImmediate(() => this.fill(id, vacancy));
     return true;
   }
 
@@ -123,10 +158,30 @@ export class LocalPasses {
    * A handle was released or lost (called before `offer`). The candidate waiting for it to be
    * passed on looks again: it takes the pass if one comes, else it contends in Redis.
    */
+  /** Gives a vacant lock nobody claimed to the first waiter, or back to Redis if it left. */
+  private fill(id: string, vacancy: Vacancy): void {
+    if (this.vacancies.get(id) !== vacancy) return;
+    this.vacancies.delete(id);
+    const next = this.candidates.get(id);
+    if (next && wants(next, vacancy.lock.leaseEnds)) {
+      // One pass per candidate: it stops being one as it takes the lock.
+      this.candidates.delete(id);
+      next.take(vacancy.lock);
+    } else {
+      this.release(vacancy.target, vacancy.lock.token);
+    }
+  }
+
   settled(handle: RedisLockHandle): void {
     const id = handle.target.id;
     if (this.holders.get(id) !== handle) return;
     this.holders.delete(id);
     this.candidates.get(id)?.wake.ring();
   }
+}
+
+/** Whether a waiter still wants a lock whose lease ends then, and it is worth passing. */
+function wants(waiter: PassCandidate, leaseEnds: number): boolean {
+  const now = monotonicNow();
+  return !waiter.signal?.aborted && now < waiter.deadline && leaseEnds - now >= MIN_PASSED_LEASE;
 }

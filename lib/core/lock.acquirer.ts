@@ -90,7 +90,7 @@ export class LockAcquirer {
   /** Waiters of this process by key set (not fair mode): only the first contends in Redis. */
   private readonly localQueues = new Map<string, LocalQueue>();
   /** Default mode: releases pass locks straight to the first of those waiters. */
-  private readonly passes = new LocalPasses();
+  private readonly passes: LocalPasses;
   /** Every waiter's doorbell, rung on close so no one sleeps through it. */
   private readonly waiting = new Set<Wake>();
   private readonly store: LockStore;
@@ -114,6 +114,9 @@ export class LockAcquirer {
       waitForReplicas: this.waitForReplicas,
       logger: this.logger,
     } = settings);
+    this.passes = new LocalPasses((target, token) => {
+      this.store.release(target, token).catch(() => undefined);
+    });
   }
 
   /** Ends every wait (each fails as the client is closed) and takes no new locks. */
@@ -134,9 +137,9 @@ export class LockAcquirer {
   }
 
   /** Every lock this acquirer grants goes through here. */
-  private holding(handle: RedisLockHandle): RedisLockHandle {
+  private holding(handle: RedisLockHandle, fair: boolean): RedisLockHandle {
     this.owner.track(handle);
-    this.passes.granted(handle);
+    if (!fair) this.passes.granted(handle);
     return handle;
   }
 
@@ -189,6 +192,9 @@ export class LockAcquirer {
 
   private async obtain(call: Acquisition): Promise<RedisLockHandle> {
     const { target, opts } = call;
+    // Released in this process a moment ago, with a waiter of ours in line: it is ours to take.
+    const vacant = opts.fair ? undefined : this.passes.claim(target.id);
+    if (vacant) return this.takePassed(call, vacant);
     const queue = opts.fair ? undefined : this.localQueues.get(target.id);
     try {
       // Others of this process wait for these keys already: queue behind them, do not barge.
@@ -433,19 +439,18 @@ export class LockAcquirer {
       lease,
       passesLeft,
     );
-    this.holding(handle);
+    this.holding(handle, opts.fair);
     const leaseLeft = since + lease - monotonicNow();
     // The watchdog's first renewal comes after ttl / RENEW_DIVISOR: enough lease must last that.
     const watched = opts.autoRenew && leaseLeft >= opts.ttl - opts.ttl / RENEW_DIVISOR;
     // With waitForReplicas, the WAIT that follows must come after a write of this connection.
-    const extend = this.waitForReplicas || (lease !== opts.ttl && !watched);
-    const extended = extend ? handle.extend() : undefined;
-    if (extended && (leaseLeft < Math.min(lease, opts.ttl) / 2 || this.waitForReplicas)) {
-      await extended.catch(() => undefined);
-    } else {
-      // A failure shows through the handle: a lost lock aborts its signal, an unreachable Redis
-      // leaves it the hand-over lease.
-      extended?.catch(() => undefined);
+    if (this.waitForReplicas || leaseLeft < Math.min(lease, opts.ttl) / 2) {
+      await handle.extend().catch(() => undefined);
+    } else if (lease !== opts.ttl && !watched) {
+      // After the caller has started: sending the command is not for its critical path. A
+      // failure shows through the handle: a lost lock aborts its signal, an unreachable Redis
+      // leaves it the lease it got; released meanwhile, there is nothing to extend.
+      setImmediate(() => handle.extend().catch(() => undefined));
     }
     return handle;
   }
@@ -544,7 +549,7 @@ export class LockAcquirer {
       lease,
       opts.fair ? 0 : MAX_LOCAL_PASSES,
     );
-    return this.holding(handle);
+    return this.holding(handle, opts.fair);
   }
 
   /** An attempt given up on may still be granted: release it then, so it blocks nobody. */
