@@ -10,6 +10,8 @@ export interface PassedLock {
   readonly fencingToken: bigint;
   /** Monotonic time its lease in Redis ends. */
   readonly leaseEnds: number;
+  /** The lease it was last given in Redis (ms): the releaser's ttl. */
+  readonly leaseGiven: number;
   readonly passesLeft: number;
 }
 
@@ -145,6 +147,7 @@ export class LocalPasses {
         token: handle.token,
         fencingToken: handle.fencingToken + 1n,
         leaseEnds,
+        leaseGiven: handle.ttl,
         passesLeft: handle.passesLeft - 1,
       },
     };

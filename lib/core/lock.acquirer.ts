@@ -382,7 +382,8 @@ export class LockAcquirer {
     }
     const now = monotonicNow();
     const { token, fencingToken, leaseEnds, passesLeft } = passed;
-    return this.takeOver(call, token, fencingToken, now, leaseEnds - now, passesLeft);
+    const { leaseGiven } = passed;
+    return this.takeOver(call, token, fencingToken, now, leaseEnds - now, passesLeft, leaseGiven);
   }
 
   /** An attempt overtaken by a pass: a lock it still brings back (a lapsed lease) is released. */
@@ -426,6 +427,8 @@ export class LockAcquirer {
     since: number,
     lease: number,
     passesLeft: number,
+    /** The lease the lock was last given in Redis, if longer than `lease` (a lock passed on). */
+    leaseGiven = lease,
   ): Promise<RedisLockHandle> {
     const { target, opts } = call;
     const handle = new RedisLockHandle(
@@ -444,7 +447,7 @@ export class LockAcquirer {
     // The watchdog's first renewal comes after ttl / RENEW_DIVISOR: enough lease must last that.
     const watched = opts.autoRenew && leaseLeft >= opts.ttl - opts.ttl / RENEW_DIVISOR;
     // With waitForReplicas, the WAIT that follows must come after a write of this connection.
-    if (this.waitForReplicas || leaseLeft < Math.min(lease, opts.ttl) / 2) {
+    if (this.waitForReplicas || leaseLeft < Math.min(leaseGiven, opts.ttl) / 2) {
       await handle.extend().catch(() => undefined);
     } else if (lease !== opts.ttl && !watched) {
       // After the caller has started: sending the command is not for its critical path. A
