@@ -10,7 +10,7 @@ export interface PassedLock {
   readonly fencingToken: bigint;
   /** Monotonic time its lease in Redis ends. */
   readonly leaseEnds: number;
-  /** The lease it was last given in Redis (ms): the releaser's ttl. */
+  /** The lease it was last given in Redis (ms). */
   readonly leaseGiven: number;
   readonly passesLeft: number;
 }
@@ -147,7 +147,7 @@ export class LocalPasses {
         token: handle.token,
         fencingToken: handle.fencingToken + 1n,
         leaseEnds,
-        leaseGiven: handle.ttl,
+        leaseGiven: handle.leaseGiven,
         passesLeft: handle.passesLeft - 1,
       },
     };

@@ -48,6 +48,8 @@ export class RedisLockHandle implements LockHandle {
   private controller?: AbortController;
   /** Monotonic time at which the lease runs out unless extended. */
   private expiresAt: number;
+  /** @internal The lease last set in Redis (ms): by the grant or the last extend. */
+  leaseGiven: number;
   private releasing?: Promise<boolean>;
   private released = false;
   private lostError?: LockLostError;
@@ -79,6 +81,7 @@ export class RedisLockHandle implements LockHandle {
     this.key = target.name;
     this.keys = target.keys;
     this.expiresAt = sentAt + lease;
+    this.leaseGiven = lease;
     if (autoRenew) {
       this.armExpiry();
       this.scheduleRenewal(ttl / RENEW_DIVISOR);
@@ -137,7 +140,8 @@ export class RedisLockHandle implements LockHandle {
     if (this.lostError) throw this.lostError;
     if (!extended) throw this.markLost(LOST_TAKEN);
     // PEXPIRE replaced the lease, even with a shorter one: the local clock must not outlast Redis.
-    this.expiresAt = sentAt + this.owner.store.lease(ttl);
+    this.leaseGiven = this.owner.store.lease(ttl);
+    this.expiresAt = sentAt + this.leaseGiven;
     if (this.autoRenew || this.controller) this.armExpiry();
   }
 
