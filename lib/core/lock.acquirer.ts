@@ -3,15 +3,8 @@ import {
   LockNotAcquiredError,
   LockUnavailableError,
 } from '../errors/lock.errors.js';
+import { ATTEMPT_TIMEOUT, QUEUE_REFRESHES_PER_TIMEOUT } from '../redis-lock.constants.js';
 import {
-  ATTEMPT_TIMEOUT,
-  FINAL_ATTEMPT_GRACE,
-  MAX_LOCAL_PASSES,
-  QUEUE_REFRESHES_PER_TIMEOUT,
-  RENEW_DIVISOR,
-} from '../redis-lock.constants.js';
-import {
-  attemptTimeoutMessage,
   crossSlotMessage,
   FAIR_UNAVAILABLE_WARNING,
   notReplicatedMessage,
@@ -22,47 +15,16 @@ import type { LockStore } from './lock-store.interface.js';
 import type { LockTarget } from './lock-target.js';
 import { LocalQueue, Wake } from './lock-wait.js';
 import { LocalPasses, type Candidacy, type PassedLock } from './local-passes.js';
-import { busyPttl } from './lock.scripts.js';
 import { newLockToken } from './lock-token.js';
-import { answerWithin, NoAnswerError, raceAttempt } from './race-attempt.js';
+import { answerWithin } from './race-attempt.js';
 import type { LockLogger, ReplicaWait } from './redis-lock-client.options.js';
-import { RedisLockHandle, type LockHandleOwner } from './redis-lock.handle.js';
+import { RedisLockHandle } from './redis-lock.handle.js';
 import type { RedisStore } from './redis.store.js';
 import type { WakeUpHub } from './wake-up.hub.js';
-
-/** One acquire call, across its attempts. */
-interface Acquisition {
-  readonly target: LockTarget;
-  readonly opts: ResolvedLockOptions;
-  /**
-   * One token for all attempts: in fair mode it is also the waiter's place in the queues (with
-   * ':m' for several keys, which a release must not hand over one by one).
-   */
-  readonly token: string;
-  readonly started: number;
-  /** Monotonic time the wait ends (equal to `started` for a single attempt). */
-  readonly deadline: number;
-  /**
-   * Monotonic send time of the last attempt that found the lock busy: a release that hands the
-   * lock over later did so after that attempt ran, so the lease it grants counts from no earlier.
-   */
-  lastBusyAt: number;
-  /**
-   * Waits in the key's queue in Redis, and is handed the lock by a release: every fair waiter,
-   * and in the default mode the first waiter of each process (so processes take turns).
-   */
-  queued: boolean;
-}
-
-/** A busy reply: the remaining lease of the key in the way (-2: free, but not our turn yet). */
-interface Busy {
-  readonly pttl: number;
-}
+import { LockGrants, type Acquisition, type Busy, type GrantOwner } from './lock-grants.js';
 
 /** What the acquirer needs from the client it works for. */
-export interface AcquirerOwner extends LockHandleOwner {
-  /** Starts tracking a handle it granted (close releases it). */
-  track(handle: RedisLockHandle): void;
+export interface AcquirerOwner extends GrantOwner {
   /** Releases a handle, logging a failure. */
   exit(scope: { handle: RedisLockHandle; owned: boolean }): Promise<void>;
 }
@@ -91,6 +53,8 @@ export class LockAcquirer {
   private readonly localQueues = new Map<string, LocalQueue>();
   /** Default mode: releases pass locks straight to the first of those waiters. */
   private readonly passes: LocalPasses;
+  /** Attempts, hand-overs and passes turned into handles. */
+  private readonly grants: LockGrants;
   /** Every waiter's doorbell, rung on close so no one sleeps through it. */
   private readonly waiting = new Set<Wake>();
   private readonly store: LockStore;
@@ -117,11 +81,18 @@ export class LockAcquirer {
     this.passes = new LocalPasses((target, token) => {
       this.store.release(target, token).catch(() => undefined);
     });
+    this.grants = new LockGrants(owner, {
+      store: this.store,
+      passes: this.passes,
+      fairQueueTimeout: this.fairQueueTimeout,
+      waitsForReplicas: !!this.waitForReplicas,
+    });
   }
 
   /** Ends every wait (each fails as the client is closed) and takes no new locks. */
   close(): void {
     this.closed = true;
+    this.grants.close();
     this.passes.close();
     for (const wake of this.waiting) wake.ring();
   }
@@ -134,13 +105,6 @@ export class LockAcquirer {
   /** A lock was released or lost. */
   settled(handle: RedisLockHandle): void {
     this.passes.settled(handle);
-  }
-
-  /** Every lock this acquirer grants goes through here. */
-  private holding(handle: RedisLockHandle, fair: boolean): RedisLockHandle {
-    this.owner.track(handle);
-    if (!fair) this.passes.granted(handle);
-    return handle;
   }
 
   /** Fair mode needs one copy of the queue: with Redlock, locks are granted as in default mode. */
@@ -199,14 +163,14 @@ export class LockAcquirer {
     try {
       // Others of this process wait for these keys already: queue behind them, do not barge.
       if (!queue || opts.waitTimeout === 0) {
-        const first = await this.attempt(call);
+        const first = await this.grants.attempt(call);
         if (first instanceof RedisLockHandle) return first;
         if (first === 'aborted') throw this.notAcquired(call, true);
         if (first === 'deadline' || opts.waitTimeout === 0) throw this.notAcquired(call, false);
       }
       return await this.waitInLine(call);
     } catch (err) {
-      if (call.queued) await this.leaveFairQueue(call);
+      if (call.queued) await this.grants.leaveQueue(call);
       throw err;
     }
   }
@@ -302,7 +266,7 @@ export class LockAcquirer {
       if (!stopListening && !opts.fair) call.queued = false;
       for (let attempt = 1; ; attempt++) {
         wake.reset();
-        const reply = this.attempt(call);
+        const reply = this.grants.attempt(call);
         const outcome = await orPassed(reply);
         if (candidacy?.lock) {
           return this.takePassed(call, candidacy.lock, outcome === 'passed' ? reply : outcome);
@@ -320,7 +284,7 @@ export class LockAcquirer {
         // Passed before the abort was seen: granted while still wanted, like a late reply.
         if (candidacy?.lock) return this.takePassed(call, candidacy.lock);
         if (woke === 'aborted') throw this.notAcquired(call, true);
-        if (wake.message && !this.closed) return await this.handedOver(call, wake.message);
+        if (wake.message && !this.closed) return await this.grants.handedOver(call, wake.message);
       }
     } catch (err) {
       // An attempt failed (Redis unreachable, say) after a lock was passed: that lock needs none.
@@ -368,7 +332,7 @@ export class LockAcquirer {
   ): Promise<RedisLockHandle> {
     if (call.queued) {
       call.queued = false;
-      void this.leaveFairQueue(call);
+      void this.grants.leaveQueue(call);
     }
     if (attempt instanceof Promise) this.dropAttempt(attempt);
     if (this.closed || attempt instanceof RedisLockHandle) {
@@ -383,7 +347,15 @@ export class LockAcquirer {
     const now = monotonicNow();
     const { token, fencingToken, leaseEnds, passesLeft } = passed;
     const { leaseGiven } = passed;
-    return this.takeOver(call, token, fencingToken, now, leaseEnds - now, passesLeft, leaseGiven);
+    return this.grants.takeOver(
+      call,
+      token,
+      fencingToken,
+      now,
+      leaseEnds - now,
+      passesLeft,
+      leaseGiven,
+    );
   }
 
   /** An attempt overtaken by a pass: a lock it still brings back (a lapsed lease) is released. */
@@ -395,67 +367,6 @@ export class LockAcquirer {
         }
       })
       .catch(() => undefined);
-  }
-
-  /**
-   * The lock a release in Redis handed this queued waiter ("<fencing token>:<lease ms>"). The
-   * lease counts from the last busy attempt.
-   */
-  private handedOver(call: Acquisition, message: string): Promise<RedisLockHandle> {
-    const [fence, lease] = message.split(':');
-    const passesLeft = call.opts.fair ? 0 : MAX_LOCAL_PASSES;
-    return this.takeOver(
-      call,
-      call.token,
-      BigInt(fence),
-      call.lastBusyAt,
-      Number(lease),
-      passesLeft,
-    );
-  }
-
-  /**
-   * A lock this waiter got without an attempt of its own (handed over in Redis, or passed on in
-   * this process), with `lease` ms counted from `since`. Brought to the waiter's own ttl unless
-   * the watchdog will see to it in time: at once when little of the lease is left, else while the
-   * caller already works.
-   */
-  private async takeOver(
-    call: Acquisition,
-    token: string,
-    fencingToken: bigint,
-    since: number,
-    lease: number,
-    passesLeft: number,
-    /** The lease the lock was last given in Redis, if longer than `lease` (a lock passed on). */
-    leaseGiven = lease,
-  ): Promise<RedisLockHandle> {
-    const { target, opts } = call;
-    const handle = new RedisLockHandle(
-      this.owner,
-      target,
-      token,
-      fencingToken,
-      opts.ttl,
-      since,
-      opts.autoRenew,
-      lease,
-      passesLeft,
-    );
-    this.holding(handle, opts.fair);
-    const leaseLeft = since + lease - monotonicNow();
-    // The watchdog's first renewal comes after ttl / RENEW_DIVISOR: enough lease must last that.
-    const watched = opts.autoRenew && leaseLeft >= opts.ttl - opts.ttl / RENEW_DIVISOR;
-    // With waitForReplicas, the WAIT that follows must come after a write of this connection.
-    if (this.waitForReplicas || leaseLeft < Math.min(leaseGiven, opts.ttl) / 2) {
-      await handle.extend().catch(() => undefined);
-    } else if (lease !== opts.ttl && !watched) {
-      // After the caller has started: sending the command is not for its critical path. A
-      // failure shows through the handle: a lost lock aborts its signal, an unreachable Redis
-      // leaves it the lease it got; released meanwhile, there is nothing to extend.
-      setImmediate(() => handle.extend().catch(() => undefined));
-    }
-    return handle;
   }
 
   /** Subscribes to the keys' release channels; `undefined` when waiters must poll instead. */
@@ -493,94 +404,6 @@ export class LockAcquirer {
     } finally {
       this.waiting.delete(wake);
     }
-  }
-
-  /**
-   * One acquire script. The lease counts from when it was sent, so a reply that arrives after the
-   * lease ran out is not a lock. An attempt given up on (deadline, abort, no answer) releases
-   * what it may still be granted, so no orphan key blocks others for a whole ttl.
-   */
-  private async attempt(
-    call: Acquisition,
-  ): Promise<RedisLockHandle | Busy | 'deadline' | 'aborted'> {
-    const { target, opts, token } = call;
-    if (this.closed) throw new LockUnavailableError(target.name, 'the lock client was closed');
-    const sentAt = monotonicNow();
-    const reply = this.runAcquireScript(call);
-    const answerTimeout = Math.max(Math.min(opts.ttl, ATTEMPT_TIMEOUT), this.store.slowestAnswer);
-    // An attempt sent right at the deadline still gets a moment to be answered.
-    const deadlineIn =
-      opts.waitTimeout > 0 ? Math.max(0, call.deadline - sentAt) + FINAL_ATTEMPT_GRACE : undefined;
-    let fence: number;
-    try {
-      if (deadlineIn === undefined && !opts.signal) {
-        // The common single try: only Redis not answering can end it early (a lighter race).
-        fence = (await answerWithin(reply, answerTimeout)) as number;
-      } else {
-        const outcome = await raceAttempt(reply, answerTimeout, deadlineIn, opts.signal);
-        if (outcome.kind === 'timeout') {
-          throw new NoAnswerError(attemptTimeoutMessage(answerTimeout));
-        }
-        if (outcome.kind !== 'reply') {
-          this.releaseIfGrantedLate(call, reply);
-          return outcome.kind;
-        }
-        fence = outcome.value as number;
-      }
-    } catch (err) {
-      if (err instanceof NoAnswerError) this.releaseIfGrantedLate(call, reply);
-      throw new LockUnavailableError(target.name, err);
-    }
-    if (fence < 0) {
-      call.lastBusyAt = sentAt;
-      return { pttl: busyPttl(fence) };
-    }
-    // Redlock trusts a grant for less than its ttl (clock drift between the masters).
-    const lease = this.store.lease(opts.ttl);
-    if (monotonicNow() - sentAt >= lease) {
-      await this.releaseOrphan(call);
-      return { pttl: 0 };
-    }
-    const handle = new RedisLockHandle(
-      this.owner,
-      target,
-      token,
-      BigInt(fence),
-      opts.ttl,
-      sentAt,
-      opts.autoRenew,
-      lease,
-      opts.fair ? 0 : MAX_LOCAL_PASSES,
-    );
-    return this.holding(handle, opts.fair);
-  }
-
-  /** An attempt given up on may still be granted: release it then, so it blocks nobody. */
-  private releaseIfGrantedLate(call: Acquisition, reply: Promise<number>): void {
-    reply
-      .then(async (fence) => {
-        if (fence > 0) await this.releaseOrphan(call);
-      })
-      .catch(() => undefined);
-  }
-
-  private runAcquireScript({ target, opts, token, deadline, started, queued }: Acquisition) {
-    // The default mode's first attempt may take a free lock whoever waits (barging).
-    if (!opts.fair && !queued) return this.store.acquire(target, token, opts.ttl);
-    // A single try takes no place in the queues.
-    const spotTimeout = deadline > started ? this.fairQueueTimeout : 0;
-    return this.store.acquire(target, token, opts.ttl, spotTimeout);
-  }
-
-  /** A fair waiter that gives up leaves the queues at once rather than after its spot timeout. */
-  private async leaveFairQueue({ target, token }: Acquisition): Promise<void> {
-    await answerWithin(this.store.leaveQueue(target, token), ATTEMPT_TIMEOUT).catch(
-      () => undefined,
-    );
-  }
-
-  private async releaseOrphan({ target, token }: Acquisition) {
-    await this.store.release(target, token).catch(() => undefined);
   }
 
   private notAcquired({ target, opts, started }: Acquisition, aborted: boolean) {

@@ -1,0 +1,246 @@
+import { LockUnavailableError } from '../errors/lock.errors.js';
+import {
+  ATTEMPT_TIMEOUT,
+  FINAL_ATTEMPT_GRACE,
+  MAX_LOCAL_PASSES,
+  RENEW_DIVISOR,
+} from '../redis-lock.constants.js';
+import { attemptTimeoutMessage } from '../redis-lock.messages.js';
+import type { LocalPasses } from './local-passes.js';
+import type { ResolvedLockOptions } from './lock-options.resolver.js';
+import type { LockStore } from './lock-store.interface.js';
+import type { LockTarget } from './lock-target.js';
+import { busyPttl } from './lock.scripts.js';
+import { monotonicNow } from './monotonic-clock.js';
+import { answerWithin, NoAnswerError, raceAttempt } from './race-attempt.js';
+import { RedisLockHandle, type LockHandleOwner } from './redis-lock.handle.js';
+
+/** One acquire call, across its attempts. */
+export interface Acquisition {
+  readonly target: LockTarget;
+  readonly opts: ResolvedLockOptions;
+  /**
+   * One token for all attempts: in fair mode it is also the waiter's place in the queues (with
+   * ':m' for several keys, which a release must not hand over one by one).
+   */
+  readonly token: string;
+  readonly started: number;
+  /** Monotonic time the wait ends (equal to `started` for a single attempt). */
+  readonly deadline: number;
+  /**
+   * Monotonic send time of the last attempt that found the lock busy: a release that hands the
+   * lock over later did so after that attempt ran, so the lease it grants counts from no earlier.
+   */
+  lastBusyAt: number;
+  /**
+   * Waits in the key's queue in Redis, and is handed the lock by a release: every fair waiter,
+   * and in the default mode the first waiter of each process (so processes take turns).
+   */
+  queued: boolean;
+}
+
+/** A busy reply: the remaining lease of the key in the way (-2: free, but not our turn yet). */
+export interface Busy {
+  readonly pttl: number;
+}
+
+/** What granting needs from the client it works for. */
+export interface GrantOwner extends LockHandleOwner {
+  /** Starts tracking a handle it granted (close releases it). */
+  track(handle: RedisLockHandle): void;
+}
+
+/** How grants reach Redis, fixed when the client is made. */
+export interface GrantSettings {
+  readonly store: LockStore;
+  /** Default-mode locks are recorded there, so the process's waiters wait for them. */
+  readonly passes: LocalPasses;
+  readonly fairQueueTimeout: number;
+  /** Set when grants must be acknowledged by replicas (a WAIT follows each). */
+  readonly waitsForReplicas: boolean;
+}
+
+/**
+ * Where a waiter's handle comes from: its own acquire attempts, a hand-over in Redis, or a lock
+ * passed on in this process. Owns the lease arithmetic, and the clean-up of attempts given up on
+ * (a late grant is released, so no orphan key blocks others for a whole ttl). `LockAcquirer`
+ * decides when to try; this decides what a reply means.
+ *
+ * @example
+ * const outcome = await grants.attempt(call); // a RedisLockHandle, a Busy reply, 'deadline' or 'aborted'
+ */
+export class LockGrants {
+  private closed = false;
+
+  constructor(
+    private readonly owner: GrantOwner,
+    private readonly settings: GrantSettings,
+  ) {}
+
+  private get store(): LockStore {
+    return this.settings.store;
+  }
+
+  /** Tries no more: an attempt from now on fails as the client is closed. */
+  close(): void {
+    this.closed = true;
+  }
+
+  /**
+   * One acquire script. The lease counts from when it was sent, so a reply that arrives after the
+   * lease ran out is not a lock. An attempt given up on (deadline, abort, no answer) releases
+   * what it may still be granted, so no orphan key blocks others for a whole ttl.
+   */
+  async attempt(call: Acquisition): Promise<RedisLockHandle | Busy | 'deadline' | 'aborted'> {
+    const { target, opts, token } = call;
+    if (this.closed) throw new LockUnavailableError(target.name, 'the lock client was closed');
+    const sentAt = monotonicNow();
+    const reply = this.runAcquireScript(call);
+    const answerTimeout = Math.max(Math.min(opts.ttl, ATTEMPT_TIMEOUT), this.store.slowestAnswer);
+    // An attempt sent right at the deadline still gets a moment to be answered.
+    const deadlineIn =
+      opts.waitTimeout > 0 ? Math.max(0, call.deadline - sentAt) + FINAL_ATTEMPT_GRACE : undefined;
+    let fence: number;
+    try {
+      if (deadlineIn === undefined && !opts.signal) {
+        // The common single try: only Redis not answering can end it early (a lighter race).
+        fence = (await answerWithin(reply, answerTimeout)) as number;
+      } else {
+        const outcome = await raceAttempt(reply, answerTimeout, deadlineIn, opts.signal);
+        if (outcome.kind === 'timeout') {
+          throw new NoAnswerError(attemptTimeoutMessage(answerTimeout));
+        }
+        if (outcome.kind !== 'reply') {
+          this.releaseIfGrantedLate(call, reply);
+          return outcome.kind;
+        }
+        fence = outcome.value as number;
+      }
+    } catch (err) {
+      if (err instanceof NoAnswerError) this.releaseIfGrantedLate(call, reply);
+      throw new LockUnavailableError(target.name, err);
+    }
+    if (fence < 0) {
+      call.lastBusyAt = sentAt;
+      return { pttl: busyPttl(fence) };
+    }
+    // Redlock trusts a grant for less than its ttl (clock drift between the masters).
+    const lease = this.store.lease(opts.ttl);
+    if (monotonicNow() - sentAt >= lease) {
+      await this.releaseOrphan(call);
+      return { pttl: 0 };
+    }
+    const handle = new RedisLockHandle(
+      this.owner,
+      target,
+      token,
+      BigInt(fence),
+      opts.ttl,
+      sentAt,
+      opts.autoRenew,
+      lease,
+      opts.fair ? 0 : MAX_LOCAL_PASSES,
+    );
+    return this.holding(handle, opts.fair);
+  }
+
+  /** An attempt given up on may still be granted: release it then, so it blocks nobody. */
+  private releaseIfGrantedLate(call: Acquisition, reply: Promise<number>): void {
+    reply
+      .then(async (fence) => {
+        if (fence > 0) await this.releaseOrphan(call);
+      })
+      .catch(() => undefined);
+  }
+
+  private runAcquireScript({ target, opts, token, deadline, started, queued }: Acquisition) {
+    // The default mode's first attempt may take a free lock whoever waits (barging).
+    if (!opts.fair && !queued) return this.store.acquire(target, token, opts.ttl);
+    // A single try takes no place in the queues.
+    const spotTimeout = deadline > started ? this.settings.fairQueueTimeout : 0;
+    return this.store.acquire(target, token, opts.ttl, spotTimeout);
+  }
+
+  /**
+   * A waiter queued in Redis that gives up (or was passed the lock in this process) leaves the
+   * queues at once, rather than after its spot timeout.
+   */
+  async leaveQueue({ target, token }: Acquisition): Promise<void> {
+    await answerWithin(this.store.leaveQueue(target, token), ATTEMPT_TIMEOUT).catch(
+      () => undefined,
+    );
+  }
+
+  /** Releases what an attempt given up on may have been granted. */
+  private async releaseOrphan({ target, token }: Acquisition) {
+    await this.store.release(target, token).catch(() => undefined);
+  }
+
+  /**
+   * The lock a release in Redis handed this queued waiter ("<fencing token>:<lease ms>"). The
+   * lease counts from the last busy attempt.
+   */
+  handedOver(call: Acquisition, message: string): Promise<RedisLockHandle> {
+    const [fence, lease] = message.split(':');
+    const passesLeft = call.opts.fair ? 0 : MAX_LOCAL_PASSES;
+    return this.takeOver(
+      call,
+      call.token,
+      BigInt(fence),
+      call.lastBusyAt,
+      Number(lease),
+      passesLeft,
+    );
+  }
+
+  /**
+   * A lock this waiter got without an attempt of its own (handed over in Redis, or passed on in
+   * this process), with `lease` ms counted from `since`. Brought to the waiter's own ttl unless
+   * the watchdog will see to it in time: at once when little of the lease is left, else while the
+   * caller already works.
+   */
+  async takeOver(
+    call: Acquisition,
+    token: string,
+    fencingToken: bigint,
+    since: number,
+    lease: number,
+    passesLeft: number,
+    /** The lease the lock was last given in Redis, if longer than `lease` (a lock passed on). */
+    leaseGiven = lease,
+  ): Promise<RedisLockHandle> {
+    const { target, opts } = call;
+    const handle = new RedisLockHandle(
+      this.owner,
+      target,
+      token,
+      fencingToken,
+      opts.ttl,
+      since,
+      opts.autoRenew,
+      lease,
+      passesLeft,
+    );
+    this.holding(handle, opts.fair);
+    const leaseLeft = since + lease - monotonicNow();
+    // The watchdog's first renewal comes after ttl / RENEW_DIVISOR: enough lease must last that.
+    const watched = opts.autoRenew && leaseLeft >= opts.ttl - opts.ttl / RENEW_DIVISOR;
+    // With waitForReplicas, the WAIT that follows must come after a write of this connection.
+    if (this.settings.waitsForReplicas || leaseLeft < Math.min(leaseGiven, opts.ttl) / 2) {
+      await handle.extend().catch(() => undefined);
+    } else if (lease !== opts.ttl && !watched) {
+      // After the caller has started: sending the command is not for its critical path. A
+      // failure shows through the handle: a lost lock aborts its signal, an unreachable Redis
+      // leaves it the lease it got; released meanwhile, there is nothing to extend.
+      setImmediate(() => handle.extend().catch(() => undefined));
+    }
+    return handle;
+  }
+
+  /** Every lock granted goes through here. */
+  private holding(handle: RedisLockHandle, fair: boolean): RedisLockHandle {
+    this.owner.track(handle);
+    if (!fair) this.settings.passes.granted(handle);
+    return handle;
+  }
+}
