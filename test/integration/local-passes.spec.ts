@@ -1,7 +1,11 @@
 import type { Redis } from 'ioredis';
 import { LockScripts } from '../../lib/core/lock.scripts.js';
 import type { RedisLockHandle } from '../../lib/core/redis-lock.handle.js';
-import { LockLostError, LockNotAcquiredError } from '../../lib/errors/lock.errors.js';
+import {
+  LockLostError,
+  LockNotAcquiredError,
+  LockUnavailableError,
+} from '../../lib/errors/lock.errors.js';
 import { FENCE_STRIDE, MAX_LOCAL_PASSES } from '../../lib/redis-lock.constants.js';
 import { killAllWorkers } from '../support/fork-worker.js';
 import { startRedis, stopAllRedis, type RedisServer } from '../support/redis-server.js';
@@ -554,6 +558,23 @@ describe('local passes: a released lock goes to the next waiter of the same proc
     const second = await late;
     expect(second.fencingToken).toBe(holder.fencingToken + 2n);
     await second.release();
+  });
+
+  it('closing the client in the turn of a release gives the lock back to Redis, and the waiter fails as closed', async () => {
+    const key = uniqueKey('close-vacant');
+    const { locks, connection } = lockClient();
+    const opts = { ttl: LONG_TTL, waitTimeout: 10_000 };
+    const holder = await locks.acquire(key, opts);
+    const { pending } = await startWaiting(connection, () => locks.acquire(key, opts));
+    // Released to this process (the waiter would get it at the end of this turn)...
+    await expect(holder.release()).resolves.toBe(true);
+    // ...but the client closes first: nobody here may keep it.
+    await locks.close();
+    const { error } = await rejectionOf(pending);
+    expect(error).toBeInstanceOf(LockUnavailableError);
+    await waitFor(async () => (await admin.exists(holder.redisKey)) === 0, {
+      message: 'the lock to be released in Redis',
+    });
   });
 
   it('keeps mutual exclusion and rising fencing tokens over 900 grants to 3 processes x 3 waiters, with passes and grants from Redis', async () => {

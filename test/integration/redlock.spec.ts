@@ -9,6 +9,7 @@
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import type { RedisLockClientOptions } from '../../lib/core/redis-lock-client.options.js';
+import { LockScripts } from '../../lib/core/lock.scripts.js';
 import { RedisLockClient } from '../../lib/core/redis-lock.client.js';
 import type { RedisLockHandle } from '../../lib/core/redis-lock.handle.js';
 import { LockLostError, LockUnavailableError } from '../../lib/errors/lock.errors.js';
@@ -394,6 +395,46 @@ describe('Redlock on 5 masters: faults', () => {
       expect(lock.isHeld()).toBe(false);
       expect(logger.messages.filter((m) => m.includes(`"${key}" was lost`))).toHaveLength(1);
     });
+  });
+
+  it('passes a lock to a waiter of the same process without a script on any master; a release with no waiter frees every master', async () => {
+    const locks = await redlockClient();
+    const key = uniqueKey('passes');
+    // Every script in each master's cache: each run below is then one EVALSHA, counted once.
+    for (const node of masters) {
+      for (const script of Object.values(LockScripts))
+        await admin(node).script('LOAD', script.source);
+    }
+    const opts = { ttl: 10_000, autoRenew: true };
+    const first = await locks.acquire(key, opts);
+    const before = await Promise.all(masters.map((node) => scriptCalls(admin(node))));
+    const waiting = locks.acquire(key, { ...opts, waitTimeout: 5_000 });
+    // Its attempt, then the undo of that refused attempt, ran on every master; the round trips
+    // that follow let this process handle their answers, after which the waiter waits for the
+    // holder of its own process.
+    const scriptsBefore = before.map((n) => n + 2);
+    await waitFor(
+      async () => {
+        const now = await Promise.all(masters.map((node) => scriptCalls(admin(node))));
+        return now.every((n, i) => n >= scriptsBefore[i]);
+      },
+      { message: 'the waiter to find the lock busy on every master' },
+    );
+    await Promise.all(masters.map((node) => admin(node).ping()));
+
+    expect(await first.release()).toBe(true);
+    const second = await waiting;
+    expect(second.token).toBe(first.token);
+    expect(second.fencingToken).toBe(first.fencingToken + 1n);
+    // Passed in this process: not one script ran on a master, and each still has the lock.
+    await expect(Promise.all(masters.map((node) => scriptCalls(admin(node))))).resolves.toEqual(
+      scriptsBefore,
+    );
+    for (const node of masters) {
+      await expect(admin(node).get(`lock:{${key}}`)).resolves.toBe(first.token);
+    }
+    expect(await second.release()).toBe(true);
+    for (const node of masters) await expect(admin(node).exists(`lock:{${key}}`)).resolves.toBe(0);
   });
 
   it('fair: true warns once through the logger and grants as the default mode', async () => {
