@@ -86,10 +86,10 @@ export class LocalPasses {
   /**
    * While this process holds the keys, how long its lease lasts (ms): their first waiter can wait
    * that long for the holder to let go (passing it the lock, or releasing it in Redis when no
-   * passes are left) instead of subscribing and queueing in Redis, where the other processes'
-   * waiters would be in its way only sooner. `undefined` otherwise, also once that lease ran out
-   * (a holder without a watchdog that never let go): the waiter then contends in Redis, where the
-   * key has expired.
+   * passes are left) rather than subscribe and queue in Redis, where the process's next turn
+   * would only come after the other processes' anyway. `undefined` otherwise, also once that
+   * lease ran out (a holder without a watchdog that never let go): the waiter then contends in
+   * Redis, where the key has expired.
    */
   passWithin(id: string): number | undefined {
     if (this.closed) return undefined;
@@ -157,10 +157,6 @@ export class LocalPasses {
     return true;
   }
 
-  /**
-   * A handle was released or lost (called before `offer`). The candidate waiting for it to be
-   * passed on looks again: it takes the pass if one comes, else it contends in Redis.
-   */
   /** Gives a vacant lock nobody claimed to the first waiter, or back to Redis if it left. */
   private fill(id: string, vacancy: Vacancy): void {
     if (this.vacancies.get(id) !== vacancy) return;
@@ -175,6 +171,10 @@ export class LocalPasses {
     }
   }
 
+  /**
+   * A handle was released or lost (called before `offer`). The candidate waiting for it to be
+   * passed on looks again: it takes the pass if one comes, else it contends in Redis.
+   */
   settled(handle: RedisLockHandle): void {
     const id = handle.target.id;
     if (this.holders.get(id) !== handle) return;
