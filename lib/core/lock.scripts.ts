@@ -215,6 +215,20 @@ end
 return released`;
 
 /**
+ * KEYS: fence 1..n. ARGV: a fencing token. Raises each counter below it to it: a lock over keys
+ * of several Cluster slots has one token, the largest its slots issued, and every key's next
+ * token must still be above it.
+ */
+const RAISE_FENCE = `
+for i = 1, #KEYS do
+  local fence = tonumber(redis.call('get', KEYS[i]))
+  if not fence or fence < tonumber(ARGV[1]) then
+    redis.call('set', KEYS[i], ARGV[1], 'PX', ${FENCE_RETENTION})
+  end
+end
+return 1`;
+
+/**
  * A fair waiter gives up: leaves every queue; passes on a key a release handed it meanwhile, and
  * where a key is free, reminds the new first waiter. KEYS and ARGV as HAND_OVER.
  */
@@ -264,6 +278,7 @@ function scriptSet(publish: 'publish' | 'spublish') {
     release: script(RELEASE),
     releaseUnqueued: script(RELEASE_UNQUEUED),
     leaveQueue: script(LEAVE_QUEUE),
+    raiseFence: script(RAISE_FENCE),
   } as const;
 }
 

@@ -95,7 +95,8 @@ export class RedisStore implements LockStore {
   /**
    * Takes the slots one by one; the first busy one ends the attempt, and the parts already taken
    * are released (never holding some while waiting for others, so no deadlock). The fencing
-   * token is the largest of the parts': each slot has its own counters.
+   * token is the largest of the parts' (each slot has its own counters), and the counters of the
+   * other parts are raised to it, so each key's next token is above it too.
    */
   private async acquireParts(parts: LockTarget[], token: string, ttl: number): Promise<number> {
     const taken: LockTarget[] = [];
@@ -113,6 +114,10 @@ export class RedisStore implements LockStore {
         taken.push(part);
         fence = Math.max(fence, reply);
       }
+      const floor = String(fence);
+      await Promise.all(
+        parts.map((part) => this.scripts.raiseFence.run(this.redis, part.fences, [floor])),
+      );
       return fence;
     } catch (err) {
       await Promise.all(taken.map((held) => this.release(held, token).catch(() => false)));

@@ -328,13 +328,18 @@ describe('Redis Cluster', () => {
       const all = await locks.acquire([c, a, b], { ttl: LONG_TTL });
       expect(all.keys).toEqual([a, b, c].sort());
       for (const lockKey of lockKeys) await expect(client.get(lockKey)).resolves.toBe(all.token);
-      // Every slot issued a token; the handle carries the largest.
+      // Every slot issued a token; the handle carries the largest, and every key's counter was
+      // raised to it.
       const fences = await Promise.all(lockKeys.map((k) => client.get(`${k}:fence`)));
-      expect(all.fencingToken).toBe(
-        fences.map((f) => BigInt(f!)).reduce((x, y) => (y > x ? y : x)),
-      );
+      expect(fences).toEqual(lockKeys.map(() => all.fencingToken.toString()));
       await expect(all.extend(LONG_TTL)).resolves.toBeUndefined();
       await expect(all.release()).resolves.toBe(true);
+      // So each key's next token is above it, whichever slot issued the largest.
+      for (const key of [a, b, c]) {
+        const single = await locks.acquire(key, { ttl: LONG_TTL });
+        expect(single.fencingToken).toBeGreaterThan(all.fencingToken);
+        await single.release();
+      }
       // One EXISTS per key: a Cluster refuses one command over keys of several slots.
       const held = async () => (await Promise.all(lockKeys.map((k) => client.exists(k)))).join('');
       await expect(held()).resolves.toBe('000');
