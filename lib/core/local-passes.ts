@@ -34,6 +34,9 @@ export interface Candidacy {
   withdraw(): void;
 }
 
+/** A waiter as a release sees it: `take` hands it the lock. */
+type Candidate = PassCandidate & { take(lock: PassedLock): void };
+
 /** A lock released while a waiter of this process waited for it, until someone takes it. */
 interface Vacancy {
   readonly lock: PassedLock;
@@ -52,6 +55,10 @@ interface Vacancy {
  * mutex's trade, as in Go's `sync.Mutex`: the caller that is running takes the lock before a
  * sleeping waiter is woken, which serves more callers per second, and MAX_LOCAL_PASSES bounds it.
  *
+ * Fair mode keeps strict arrival order, so only one pass is possible there: to the waiter that
+ * is next in the queue in Redis, known when a waiter of this process stood right behind the
+ * place the releasing lock came through (`inLine`). It is passed at once, nobody may go first.
+ *
  * The numbers after a grant's fencing token are left free for these passes (`FENCE_STRIDE`).
  *
  * @example
@@ -61,7 +68,12 @@ interface Vacancy {
  */
 export class LocalPasses {
   /** The first waiter of each local queue, by key set: the one a release passes to. */
-  private readonly candidates = new Map<string, PassCandidate & { take(lock: PassedLock): void }>();
+  private readonly candidates = new Map<string, Candidate>();
+  /**
+   * Fair waiters of this process, by key set and the queue place (token) just ahead of theirs:
+   * a lock on other keys coming through that place is not theirs to take.
+   */
+  private readonly behind = new Map<string, Candidate>();
   /** Default-mode locks this process holds, by key set: its waiters wait for them to be let go. */
   private readonly holders = new Map<string, RedisLockHandle>();
   /** Locks released to this process's callers, until the end of the event loop's turn. */
@@ -109,27 +121,15 @@ export class LocalPasses {
 
   /** Makes a waiter the one a release of these keys passes to. */
   candidate(id: string, waiter: PassCandidate): Candidacy {
-    let lock: PassedLock | undefined;
-    let resolve!: (value: 'passed') => void;
-    const passed = new Promise<'passed'>((r) => (resolve = r));
-    const entry = {
-      ...waiter,
-      take: (given: PassedLock) => {
-        lock = given;
-        waiter.wake.ring();
-        resolve('passed');
-      },
-    };
-    this.candidates.set(id, entry);
-    return {
-      get lock() {
-        return lock;
-      },
-      passed,
-      withdraw: () => {
-        if (this.candidates.get(id) === entry) this.candidates.delete(id);
-      },
-    };
+    return enrol(this.candidates, id, waiter);
+  }
+
+  /**
+   * Fair mode: makes a waiter the one a release passes to when the lock came through the queue
+   * place `ahead` (the waiter just ahead of it), since its turn is next then.
+   */
+  inLine(id: string, ahead: string, waiter: PassCandidate): Candidacy {
+    return enrol(this.behind, `${id}\n${ahead}`, waiter);
   }
 
   /**
@@ -138,22 +138,26 @@ export class LocalPasses {
    * @returns true when passed (nothing is to be released in Redis).
    */
   offer(handle: RedisLockHandle, leaseEnds: number): boolean {
+    if (this.closed || handle.passesLeft <= 0) return false;
+    if (handle.queueToken !== undefined)
+      return this.passInOrder(handle, handle.queueToken, leaseEnds);
     const id = handle.target.id;
     const next = this.candidates.get(id);
-    if (!next || this.closed || handle.passesLeft <= 0 || !wants(next, leaseEnds)) return false;
-    const vacancy: Vacancy = {
-      target: handle.target,
-      lock: {
-        token: handle.token,
-        fencingToken: handle.fencingToken + 1n,
-        leaseEnds,
-        leaseGiven: handle.leaseGiven,
-        passesLeft: handle.passesLeft - 1,
-      },
-    };
+    if (!next || !wants(next, leaseEnds)) return false;
+    const vacancy: Vacancy = { target: handle.target, lock: passed(handle, leaseEnds) };
     // Callers asking before the next turn of the event loop take it first (see the class).
     this.vacancies.set(id, vacancy);
     setImmediate(() => this.fill(id, vacancy));
+    return true;
+  }
+
+  /** Fair mode: to the waiter right behind the place this lock came through, if it is ours. */
+  private passInOrder(handle: RedisLockHandle, place: string, leaseEnds: number): boolean {
+    const key = `${handle.target.id}\n${place}`;
+    const next = this.behind.get(key);
+    if (!next || !wants(next, leaseEnds)) return false;
+    this.behind.delete(key);
+    next.take(passed(handle, leaseEnds));
     return true;
   }
 
@@ -187,4 +191,40 @@ export class LocalPasses {
 function wants(waiter: PassCandidate, leaseEnds: number): boolean {
   const now = monotonicNow();
   return !waiter.signal?.aborted && now < waiter.deadline && leaseEnds - now >= MIN_PASSED_LEASE;
+}
+
+/** Enrols a waiter in `registry` under `key`; the candidacy learns of the lock it is passed. */
+function enrol(registry: Map<string, Candidate>, key: string, waiter: PassCandidate): Candidacy {
+  let lock: PassedLock | undefined;
+  let resolve!: (value: 'passed') => void;
+  const passed = new Promise<'passed'>((r) => (resolve = r));
+  const entry: Candidate = {
+    ...waiter,
+    take: (given) => {
+      lock = given;
+      waiter.wake.ring();
+      resolve('passed');
+    },
+  };
+  registry.set(key, entry);
+  return {
+    get lock() {
+      return lock;
+    },
+    passed,
+    withdraw: () => {
+      if (registry.get(key) === entry) registry.delete(key);
+    },
+  };
+}
+
+/** The lock `handle` holds, as passed on: same token and lease, the next fencing token. */
+function passed(handle: RedisLockHandle, leaseEnds: number): PassedLock {
+  return {
+    token: handle.token,
+    fencingToken: handle.fencingToken + 1n,
+    leaseEnds,
+    leaseGiven: handle.leaseGiven,
+    passesLeft: handle.passesLeft - 1,
+  };
 }

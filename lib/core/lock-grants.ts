@@ -37,6 +37,8 @@ export interface Acquisition {
    * and in the default mode the first waiter of each process (so processes take turns).
    */
   queued: boolean;
+  /** Fair mode, one key: who was just ahead of this waiter in the queue at its last attempt. */
+  ahead?: string;
 }
 
 /** A busy reply: the remaining lease of the key in the way (-2: free, but not our turn yet). */
@@ -139,7 +141,8 @@ export class LockGrants {
       sentAt,
       opts.autoRenew,
       lease,
-      opts.fair ? 0 : MAX_LOCAL_PASSES,
+      MAX_LOCAL_PASSES,
+      opts.fair ? token : undefined,
     );
     return this.holding(handle, opts.fair);
   }
@@ -153,12 +156,14 @@ export class LockGrants {
       .catch(() => undefined);
   }
 
-  private runAcquireScript({ target, opts, token, deadline, started, queued }: Acquisition) {
+  private runAcquireScript(call: Acquisition) {
+    const { target, opts, token, deadline, started, queued } = call;
     // The default mode's first attempt may take a free lock whoever waits (barging).
     if (!opts.fair && !queued) return this.store.acquire(target, token, opts.ttl);
     // A single try takes no place in the queues.
     const spotTimeout = deadline > started ? this.settings.fairQueueTimeout : 0;
-    return this.store.acquire(target, token, opts.ttl, spotTimeout);
+    const noteAhead = (ahead: string | undefined) => (call.ahead = ahead);
+    return this.store.acquire(target, token, opts.ttl, spotTimeout, noteAhead);
   }
 
   /**
@@ -182,15 +187,8 @@ export class LockGrants {
    */
   handedOver(call: Acquisition, message: string): Promise<RedisLockHandle> {
     const [fence, lease] = message.split(':');
-    const passesLeft = call.opts.fair ? 0 : MAX_LOCAL_PASSES;
-    return this.takeOver(
-      call,
-      call.token,
-      BigInt(fence),
-      call.lastBusyAt,
-      Number(lease),
-      passesLeft,
-    );
+    const since = call.lastBusyAt;
+    return this.takeOver(call, call.token, BigInt(fence), since, Number(lease), MAX_LOCAL_PASSES);
   }
 
   /**
@@ -220,6 +218,7 @@ export class LockGrants {
       opts.autoRenew,
       lease,
       passesLeft,
+      opts.fair ? call.token : undefined,
     );
     this.holding(handle, opts.fair);
     const leaseLeft = since + lease - monotonicNow();

@@ -25,9 +25,16 @@ export interface LockStore {
   /**
    * One attempt on every key of `target`: the fencing token (> 0) on a grant, else -3 minus the
    * PTTL of a busy key. `spotTimeout` (fair mode only): queue for the lock meanwhile, keeping the
-   * place this long without a refresh (0: a single try).
+   * place this long without a refresh (0: a single try); `onQueued` then learns who is just ahead
+   * in the queue of a single key (`undefined`: nobody, or not known).
    */
-  acquire(target: LockTarget, token: string, ttl: number, spotTimeout?: number): Promise<number>;
+  acquire(
+    target: LockTarget,
+    token: string,
+    ttl: number,
+    spotTimeout?: number,
+    onQueued?: (ahead: string | undefined) => void,
+  ): Promise<number>;
   /** Resets the lease of every key if `token` still holds them all. */
   extend(target: LockTarget, token: string, ttl: number): Promise<boolean>;
   /** Frees every key `token` holds (for the first waiter queued, if any); true if it held all. */

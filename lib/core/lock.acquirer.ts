@@ -236,17 +236,28 @@ export class LockAcquirer {
   private async contend(call: Acquisition, queue = call.queued): Promise<RedisLockHandle> {
     const { opts, target } = call;
     const wake = new Wake();
-    // Default mode: a release in this process may pass the lock straight to this waiter. It is
-    // taken at once, not after a subscription or attempt in flight: their replies may sit behind
-    // the releaser's work on this event loop, and need a round trip besides.
-    const candidacy = opts.fair
-      ? undefined
-      : this.passes.candidate(target.id, { deadline: call.deadline, signal: opts.signal, wake });
+    // A release in this process may pass the lock straight to this waiter: in default mode as the
+    // first waiter of its process, in fair mode when it stands right behind the releasing lock's
+    // place in the queue. It is taken at once, not after a subscription or attempt in flight:
+    // their replies may sit behind the releaser's work on this event loop, and need a round trip.
+    const waiter = { deadline: call.deadline, signal: opts.signal, wake };
+    let candidacy = opts.fair ? undefined : this.passes.candidate(target.id, waiter);
+    let inLineBehind: string | undefined;
+    const enrolInLine = () => {
+      if (!opts.fair || call.ahead === inLineBehind) return;
+      candidacy?.withdraw();
+      inLineBehind = call.ahead;
+      candidacy =
+        inLineBehind === undefined
+          ? undefined
+          : this.passes.inLine(target.id, inLineBehind, waiter);
+    };
     const orPassed = <T>(pending: Promise<T>) =>
       candidacy ? Promise.race([pending, candidacy.passed]) : pending;
     let stopListening: (() => void) | undefined;
     try {
-      if (candidacy && this.passes.passWithin(target.id) !== undefined) {
+      enrolInLine();
+      if (!opts.fair && candidacy && this.passes.passWithin(target.id) !== undefined) {
         const passed = await this.awaitPass(call, candidacy, wake);
         if (passed) return passed;
       }
@@ -274,6 +285,7 @@ export class LockAcquirer {
         if (outcome instanceof RedisLockHandle) return outcome;
         // ('passed' always comes with a lock, taken above.)
         if (outcome === 'aborted' || outcome === 'passed') throw this.notAcquired(call, true);
+        enrolInLine();
         const remaining = call.deadline - monotonicNow();
         if (outcome === 'deadline' || remaining <= 0) throw this.notAcquired(call, false);
         const pause = stopListening

@@ -94,7 +94,9 @@ return issueFence(n + 1, 2 * n)`;
  * KEYS: lock 1..n, fence 1..n, queue 1..n, timeouts 1..n.
  * ARGV: waiter id (its token), ttl ms, spot timeout ms.
  * Returns like ACQUIRE; the PTTL of a key not granted is -2 when it is free but another waiter is
- * first in its queue.
+ * first in its queue. A waiter queued for one key gets {that reply, the waiter just ahead of it
+ * ('' if none)}: when that one releases the lock, the turn is this waiter's, which lets a
+ * release in the same process pass the lock on without breaking the order.
  */
 const ACQUIRE_FAIR = `${CLOCK}${PURGE_STALE}${ISSUE_FENCE}
 local n = #KEYS / 4
@@ -142,6 +144,11 @@ if spotTimeout > 0 then
       redis.call('pexpire', queue, spotTimeout)
       redis.call('pexpire', timeouts, spotTimeout)
     end
+  end
+  if n == 1 then
+    local rank = redis.call('zrank', KEYS[3], token)
+    local ahead = rank > 0 and redis.call('zrange', KEYS[3], rank - 1, rank - 1)[1] or ''
+    return {-3 - blockedPttl, ahead}
   end
 end
 return -3 - blockedPttl`;

@@ -77,6 +77,11 @@ export class RedisLockHandle implements LockHandle {
      * before it goes back to Redis (0: never, as in fair mode).
      */
     readonly passesLeft = 0,
+    /**
+     * Fair mode: the place in the queue this lock came through (its taker's token). The waiter
+     * that was just behind it is next, so a release may pass the lock to it in this process.
+     */
+    readonly queueToken?: string,
   ) {
     this.key = target.name;
     this.keys = target.keys;

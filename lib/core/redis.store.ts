@@ -50,7 +50,13 @@ export class RedisStore implements LockStore {
     return ttl;
   }
 
-  acquire(target: LockTarget, token: string, ttl: number, spotTimeout?: number): Promise<number> {
+  acquire(
+    target: LockTarget,
+    token: string,
+    ttl: number,
+    spotTimeout?: number,
+    onQueued?: (ahead: string | undefined) => void,
+  ): Promise<number> {
     const parts = this.slotParts(target);
     if (parts.length > 1) return this.acquireParts(parts, token, ttl);
     if (spotTimeout === undefined) {
@@ -60,11 +66,17 @@ export class RedisStore implements LockStore {
       ]) as Promise<number>;
     }
     const { locks, fences, queues, timeouts } = target;
-    return this.scripts.acquireFair.run(
+    const reply = this.scripts.acquireFair.run(
       this.redis,
       [...locks, ...fences, ...queues, ...timeouts],
       [token, ttl, spotTimeout],
-    ) as Promise<number>;
+    ) as Promise<number | [number, string]>;
+    // Queued for one key, the reply also names who is just ahead.
+    return reply.then((r) => {
+      if (typeof r === 'number') return r;
+      onQueued?.(r[1] || undefined);
+      return r[0];
+    });
   }
 
   async extend(target: LockTarget, token: string, ttl: number): Promise<boolean> {

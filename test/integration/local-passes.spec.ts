@@ -438,45 +438,75 @@ describe('local passes: a released lock goes to the next waiter of the same proc
     await expect(admin.exists(holder.redisKey)).resolves.toBe(0);
   });
 
-  it('fair mode never passes: two fair waiters of the holder’s process get tokens of their own, fencing tokens FENCE_STRIDE apart, each through a release in Redis', async () => {
-    const key = uniqueKey('fair-no-pass');
-    const { locks } = lockClient({ fair: true });
+  it('fair mode passes only to the waiter right behind in the queue: the holder granted outside the queue releases in Redis, the next one passes to its neighbour of this process', async () => {
+    const key = uniqueKey('fair-in-line');
+    const { locks, connection } = lockClient({ fair: true });
     const log = await CommandLog.start(admin);
     try {
+      // Granted on a free key: it never stood in the queue, so nobody here is "right behind" it.
       const holder = await locks.acquire(key, { ttl: LONG_TTL });
       const opts = { ttl: LONG_TTL, waitTimeout: 10_000 };
-      const first = locks.acquire(key, opts);
-      await waitFor(async () => (await fairQueue(admin, key)).length === 1, {
-        message: 'the first fair waiter in the queue',
-      });
-      const second = locks.acquire(key, opts);
-      await waitFor(async () => (await fairQueue(admin, key)).length === 2, {
-        message: 'the second fair waiter in the queue',
-      });
+      const { pending: first } = await startWaiting(connection, () => locks.acquire(key, opts));
+      const { pending: second } = await startWaiting(connection, () => locks.acquire(key, opts));
+      expect(await fairQueue(admin, key)).toHaveLength(2);
 
       await expect(holder.release()).resolves.toBe(true);
       const a = await first;
+      // Handed over in Redis: a token of its own, issued there.
+      expect(a.token).not.toBe(holder.token);
+      expect(a.fencingToken - holder.fencingToken).toBeGreaterThanOrEqual(BigInt(FENCE_STRIDE));
       await expect(a.release()).resolves.toBe(true);
       const b = await second;
+      // Right behind `a` in the queue and in this process: passed, in the queue's order.
+      expect(b.token).toBe(a.token);
+      expect(b.fencingToken).toBe(a.fencingToken + 1n);
+      expect(await fairQueue(admin, key)).toEqual([]);
       await expect(b.release()).resolves.toBe(true);
       await expect(admin.exists(holder.redisKey)).resolves.toBe(0);
 
-      const handles = [holder, a, b];
-      expect(new Set(handles.map((h) => h.token)).size).toBe(3);
-      for (let i = 1; i < handles.length; i++) {
-        expect(handles[i].fencingToken - handles[i - 1].fencingToken).toBeGreaterThanOrEqual(
-          BigInt(FENCE_STRIDE),
-        );
-      }
       await monitorCaughtUp(admin, log);
-      for (const handle of handles) {
-        expect(log.scriptsOf(handle.token).filter((name) => name === 'release')).toEqual([
-          'release',
-        ]);
-      }
+      // One release in Redis per grant from Redis: the holder's and the last one's.
+      expect(acquiresAndReleasesOf(log, holder.token)).toEqual(['acquireFair', 'release']);
+      expect(log.scriptsOf(a.token).filter((name) => name === 'release')).toEqual(['release']);
     } finally {
       log.stop();
     }
+  });
+
+  it('fair mode keeps the order across processes: a waiter of this process behind a waiter of another one is not passed the lock past it', async () => {
+    const key = uniqueKey('fair-order');
+    const agent = await LockAgent.start(redis.url, { fair: true });
+    const { locks, connection } = lockClient({ fair: true });
+    const opts = { ttl: LONG_TTL, waitTimeout: 10_000 };
+    const holder = await locks.acquire(key, opts);
+    const order: string[] = [];
+    const { pending: first } = await startWaiting(connection, () =>
+      locks.acquire(key, opts).then((lock) => (order.push('first'), lock)),
+    );
+    agent.send({ type: 'acquire', id: 'remote', key, options: opts });
+    await waitFor(async () => (await fairQueue(admin, key)).length === 2, {
+      message: 'the other process’s waiter in the queue',
+    });
+    const { pending: last } = await startWaiting(connection, () =>
+      locks.acquire(key, opts).then((lock) => (order.push('last'), lock)),
+    );
+    expect(await fairQueue(admin, key)).toHaveLength(3);
+
+    await expect(holder.release()).resolves.toBe(true);
+    const a = await first;
+    await expect(a.release()).resolves.toBe(true);
+    // Not passed to `last` (a waiter of this process, but behind the other one): to Redis.
+    const remote = await agent.reply('remote', ['granted']);
+    expect(order).toEqual(['first']);
+    expect(BigInt(remote.fencingToken) - a.fencingToken).toBeGreaterThanOrEqual(
+      BigInt(FENCE_STRIDE),
+    );
+    agent.send({ type: 'release', id: 'remote' });
+    await agent.reply('remote', ['released']);
+    const c = await last;
+    expect(order).toEqual(['first', 'last']);
+    expect(c.fencingToken).toBeGreaterThan(BigInt(remote.fencingToken));
+    await c.release();
   });
 
   it('a passed lock is given the waiter’s own ttl: holder ttl 2 s, waiter ttl 20 s, PTTL in Redis rises above 10 s', async () => {
