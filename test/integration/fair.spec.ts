@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { FENCE_STRIDE } from '../../lib/redis-lock.constants.js';
 import { LockNotAcquiredError } from '../../lib/errors/lock.errors.js';
 import { exited, killAllWorkers } from '../support/fork-worker.js';
 import { startRedis, stopAllRedis, type RedisServer } from '../support/redis-server.js';
@@ -88,6 +89,60 @@ describe('fair mode: the lock goes to waiters in arrival order, across processes
     const tokens = replies.map((r) => BigInt((r as { fencingToken: string }).fencingToken));
     for (let i = 1; i < tokens.length; i++) expect(tokens[i]).toBeGreaterThan(tokens[i - 1]);
     // Nothing left behind: every waiter left the queues when it got the lock.
+    await expect(admin.exists(...queueKeys(key), `lock:{${key}}`)).resolves.toBe(0);
+  });
+
+  it('keeps enqueue order when neighbours in the queue share a process: the one behind is passed the lock there, the others get it through Redis', async () => {
+    const key = uniqueKey('order-neighbours');
+    const orderKey = `${key}:granted`;
+    const agents = await Promise.all([0, 1, 2].map(() => LockAgent.start(redis.url)));
+    const holder = await clients.create(redis.client(), { fair: true }).acquire(key, {
+      ttl: LONG_TTL,
+    });
+    // w2 stands right behind w1 in the same process, and w4 behind w3; w5 follows w4 but in
+    // another process.
+    const lineUp = [
+      { id: 'w1', agent: agents[0] },
+      { id: 'w2', agent: agents[0] },
+      { id: 'w3', agent: agents[1] },
+      { id: 'w4', agent: agents[1] },
+      { id: 'w5', agent: agents[0] },
+      { id: 'w6', agent: agents[2] },
+    ];
+    for (const [i, { id, agent }] of lineUp.entries()) {
+      agent.send({
+        type: 'acquire',
+        id,
+        key,
+        options: { fair: true, ttl: LONG_TTL, waitTimeout: 20_000 },
+        record: orderKey,
+        releaseAtOnce: true,
+      });
+      await queued(key, i + 1);
+    }
+    await expect(holder.release()).resolves.toBe(true);
+
+    const replies = await Promise.all(
+      lineUp.map(({ id, agent }) => agent.reply(id, ['granted', 'failed'])),
+    );
+    expect(replies.map((r) => r.type)).toEqual(Array(lineUp.length).fill('granted'));
+    await expect(admin.lrange(orderKey, 0, -1)).resolves.toEqual(lineUp.map((w) => w.id));
+    const granted = replies as { token: string; fencingToken: string }[];
+    const tokens = granted.map((r) => BigInt(r.fencingToken));
+    // Passed in the process: the same lock in Redis, the next fencing token.
+    for (const i of [1, 3]) {
+      expect(granted[i].token).toBe(granted[i - 1].token);
+      expect(tokens[i]).toBe(tokens[i - 1] + 1n);
+    }
+    // Through Redis: a token of its own, and a fencing token a whole step above the last one
+    // Redis issued (w1's, w3's, w5's).
+    const fromRedis = [0, 2, 4, 5];
+    for (const [n, i] of fromRedis.entries()) {
+      if (n === 0) continue;
+      expect(granted[i].token).not.toBe(granted[i - 1].token);
+      expect(tokens[i] - tokens[fromRedis[n - 1]]).toBeGreaterThanOrEqual(BigInt(FENCE_STRIDE));
+    }
+    for (let i = 1; i < tokens.length; i++) expect(tokens[i]).toBeGreaterThan(tokens[i - 1]);
     await expect(admin.exists(...queueKeys(key), `lock:{${key}}`)).resolves.toBe(0);
   });
 
