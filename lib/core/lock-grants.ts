@@ -6,7 +6,7 @@ import {
   RENEW_DIVISOR,
 } from '../redis-lock.constants.js';
 import { attemptTimeoutMessage } from '../redis-lock.messages.js';
-import type { LocalPasses } from './local-passes.js';
+import type { LocalPasses, PassedLock } from './local-passes.js';
 import type { ResolvedLockOptions } from './lock-options.resolver.js';
 import type { LockStore } from './lock-store.interface.js';
 import type { LockTarget } from './lock-target.js';
@@ -37,7 +37,11 @@ export interface Acquisition {
    * and in the default mode the first waiter of each process (so processes take turns).
    */
   queued: boolean;
-  /** Fair mode, one key: who was just ahead of this waiter in the queue at its last attempt. */
+  /**
+   * Fair mode, one key: who was last seen just ahead of this waiter in the queue. Kept when a
+   * later attempt finds nobody ahead: that one was handed the lock and may still hold it (one
+   * that gave up instead never releases it, and one that queued again stands behind).
+   */
   ahead?: string;
 }
 
@@ -50,6 +54,8 @@ export interface Busy {
 export interface GrantOwner extends LockHandleOwner {
   /** Starts tracking a handle it granted (close releases it). */
   track(handle: RedisLockHandle): void;
+  /** Releases a handle, logging a failure. */
+  exit(scope: { handle: RedisLockHandle; owned: boolean }): Promise<void>;
 }
 
 /** How grants reach Redis, fixed when the client is made. */
@@ -162,7 +168,9 @@ export class LockGrants {
     if (!opts.fair && !queued) return this.store.acquire(target, token, opts.ttl);
     // A single try takes no place in the queues.
     const spotTimeout = deadline > started ? this.settings.fairQueueTimeout : 0;
-    const noteAhead = (ahead: string | undefined) => (call.ahead = ahead);
+    const noteAhead = (ahead: string | undefined) => {
+      if (ahead !== undefined) call.ahead = ahead;
+    };
     return this.store.acquire(target, token, opts.ttl, spotTimeout, noteAhead);
   }
 
@@ -179,6 +187,43 @@ export class LockGrants {
   /** Releases what an attempt given up on may have been granted. */
   private async releaseOrphan({ target, token }: Acquisition) {
     await this.store.release(target, token).catch(() => undefined);
+  }
+
+  /**
+   * Takes up the lock a release of this process passed to this waiter. Its own place in the queue
+   * in Redis goes (sent before any later release of the lock, on the same connection, so a
+   * release never hands the lock to it). `attempt`: this waiter's own attempt, still in flight
+   * (dropped) or with what it brought back.
+   */
+  takePassed(call: Acquisition, passed: PassedLock, attempt?: unknown): Promise<RedisLockHandle> {
+    if (call.queued) {
+      call.queued = false;
+      void this.leaveQueue(call);
+    }
+    if (attempt instanceof Promise) this.dropAttempt(attempt);
+    if (this.closed || attempt instanceof RedisLockHandle) {
+      // The passed lease lapsed and the attempt took the keys anew (or the client was closed):
+      // the passed token holds nothing, or must not be kept.
+      void this.store.release(call.target, passed.token).catch(() => undefined);
+      if (attempt instanceof RedisLockHandle) return Promise.resolve(attempt);
+      return Promise.reject(
+        new LockUnavailableError(call.target.name, 'the lock client was closed'),
+      );
+    }
+    const now = monotonicNow();
+    const { token, fencingToken, leaseEnds, passesLeft, leaseGiven } = passed;
+    return this.takeOver(call, token, fencingToken, now, leaseEnds - now, passesLeft, leaseGiven);
+  }
+
+  /** An attempt overtaken by a pass: a lock it still brings back (a lapsed lease) is released. */
+  private dropAttempt(reply: Promise<unknown>): void {
+    reply
+      .then((outcome) => {
+        if (outcome instanceof RedisLockHandle) {
+          return this.owner.exit({ handle: outcome, owned: true });
+        }
+      })
+      .catch(() => undefined);
   }
 
   /**

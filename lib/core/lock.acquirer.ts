@@ -14,7 +14,7 @@ import type { ResolvedLockOptions } from './lock-options.resolver.js';
 import type { LockStore } from './lock-store.interface.js';
 import type { LockTarget } from './lock-target.js';
 import { LocalQueue, Wake } from './lock-wait.js';
-import { LocalPasses, type Candidacy, type PassedLock } from './local-passes.js';
+import { LocalPasses, type Candidacy } from './local-passes.js';
 import { newLockToken } from './lock-token.js';
 import { answerWithin } from './race-attempt.js';
 import type { LockLogger, ReplicaWait } from './redis-lock-client.options.js';
@@ -24,10 +24,7 @@ import type { WakeUpHub } from './wake-up.hub.js';
 import { LockGrants, type Acquisition, type Busy, type GrantOwner } from './lock-grants.js';
 
 /** What the acquirer needs from the client it works for. */
-export interface AcquirerOwner extends GrantOwner {
-  /** Releases a handle, logging a failure. */
-  exit(scope: { handle: RedisLockHandle; owned: boolean }): Promise<void>;
-}
+export type AcquirerOwner = GrantOwner;
 
 /** How the acquirer reaches Redis and waits, fixed when the client is made. */
 export interface AcquirerSettings {
@@ -158,7 +155,7 @@ export class LockAcquirer {
     const { target, opts } = call;
     // Released in this process a moment ago, with a waiter of ours in line: it is ours to take.
     const vacant = opts.fair ? undefined : this.passes.claim(target.id);
-    if (vacant) return this.takePassed(call, vacant);
+    if (vacant) return this.grants.takePassed(call, vacant);
     const queue = opts.fair ? undefined : this.localQueues.get(target.id);
     try {
       // Others of this process wait for these keys already: queue behind them, do not barge.
@@ -269,7 +266,7 @@ export class LockAcquirer {
       const listened = await orPassed(listening);
       if (listened === 'passed') {
         void listening.then((stop) => stop?.());
-        return this.takePassed(call, candidacy!.lock!);
+        return this.grants.takePassed(call, candidacy!.lock!);
       }
       stopListening = listened;
       // Without wake-ups a default-mode waiter polls instead of queueing (it would not hear a
@@ -280,7 +277,11 @@ export class LockAcquirer {
         const reply = this.grants.attempt(call);
         const outcome = await orPassed(reply);
         if (candidacy?.lock) {
-          return this.takePassed(call, candidacy.lock, outcome === 'passed' ? reply : outcome);
+          return this.grants.takePassed(
+            call,
+            candidacy.lock,
+            outcome === 'passed' ? reply : outcome,
+          );
         }
         if (outcome instanceof RedisLockHandle) return outcome;
         // ('passed' always comes with a lock, taken above.)
@@ -294,13 +295,13 @@ export class LockAcquirer {
         if (pause === null || !Number.isFinite(pause)) throw this.notAcquired(call, false);
         const woke = await this.sleep(wake, Math.min(Math.max(0, pause), remaining), opts.signal);
         // Passed before the abort was seen: granted while still wanted, like a late reply.
-        if (candidacy?.lock) return this.takePassed(call, candidacy.lock);
+        if (candidacy?.lock) return this.grants.takePassed(call, candidacy.lock);
         if (woke === 'aborted') throw this.notAcquired(call, true);
         if (wake.message && !this.closed) return await this.grants.handedOver(call, wake.message);
       }
     } catch (err) {
       // An attempt failed (Redis unreachable, say) after a lock was passed: that lock needs none.
-      if (candidacy?.lock) return this.takePassed(call, candidacy.lock);
+      if (candidacy?.lock) return this.grants.takePassed(call, candidacy.lock);
       throw err;
     } finally {
       candidacy?.withdraw();
@@ -324,61 +325,11 @@ export class LockAcquirer {
       const remaining = call.deadline - monotonicNow();
       // Looks again when the holder's lease would run out: a holder may never let go.
       const woke = await this.sleep(wake, Math.min(remaining, leaseLeft + 1), call.opts.signal);
-      if (candidacy.lock) return this.takePassed(call, candidacy.lock);
+      if (candidacy.lock) return this.grants.takePassed(call, candidacy.lock);
       if (woke === 'aborted') throw this.notAcquired(call, true);
       if (woke === 'timer' && remaining <= leaseLeft + 1) throw this.notAcquired(call, false);
       wake.reset();
     }
-  }
-
-  /**
-   * Takes up the lock a release of this process passed to this waiter. Its own place in the queue
-   * in Redis goes (sent before any later release of the lock, on the same connection, so a
-   * release never hands the lock to it). `attempt`: this waiter's own attempt, still in flight
-   * (dropped) or with what it brought back.
-   */
-  private takePassed(
-    call: Acquisition,
-    passed: PassedLock,
-    attempt?: unknown,
-  ): Promise<RedisLockHandle> {
-    if (call.queued) {
-      call.queued = false;
-      void this.grants.leaveQueue(call);
-    }
-    if (attempt instanceof Promise) this.dropAttempt(attempt);
-    if (this.closed || attempt instanceof RedisLockHandle) {
-      // The passed lease lapsed and the attempt took the keys anew (or the client was closed):
-      // the passed token holds nothing, or must not be kept.
-      void this.store.release(call.target, passed.token).catch(() => undefined);
-      if (attempt instanceof RedisLockHandle) return Promise.resolve(attempt);
-      return Promise.reject(
-        new LockUnavailableError(call.target.name, 'the lock client was closed'),
-      );
-    }
-    const now = monotonicNow();
-    const { token, fencingToken, leaseEnds, passesLeft } = passed;
-    const { leaseGiven } = passed;
-    return this.grants.takeOver(
-      call,
-      token,
-      fencingToken,
-      now,
-      leaseEnds - now,
-      passesLeft,
-      leaseGiven,
-    );
-  }
-
-  /** An attempt overtaken by a pass: a lock it still brings back (a lapsed lease) is released. */
-  private dropAttempt(reply: Promise<unknown>): void {
-    reply
-      .then((outcome) => {
-        if (outcome instanceof RedisLockHandle) {
-          return this.owner.exit({ handle: outcome, owned: true });
-        }
-      })
-      .catch(() => undefined);
   }
 
   /** Subscribes to the keys' release channels; `undefined` when waiters must poll instead. */

@@ -77,7 +77,7 @@ describe('local passes: a released lock goes to the next waiter of the same proc
   });
 
   /** A lock client on a connection of its own, and that connection. */
-  function lockClient(options: { fair?: boolean } = {}) {
+  function lockClient(options: { fair?: boolean; fairQueueTimeout?: number } = {}) {
     const connection = redis.client();
     return { locks: clients.create(connection, options), connection };
   }
@@ -471,6 +471,32 @@ describe('local passes: a released lock goes to the next waiter of the same proc
     } finally {
       log.stop();
     }
+  });
+
+  it('fair mode: the waiter behind still gets the pass after its own refreshes found nobody ahead in Redis (the one ahead was handed the lock and holds it)', async () => {
+    const key = uniqueKey('fair-kept-ahead');
+    // Places are refreshed every 100 ms.
+    const { locks, connection } = lockClient({ fair: true, fairQueueTimeout: 300 });
+    const opts = { ttl: LONG_TTL, waitTimeout: 10_000 };
+    const holder = await locks.acquire(key, opts);
+    const { pending: first } = await startWaiting(connection, () => locks.acquire(key, opts));
+    const { pending: second } = await startWaiting(connection, () => locks.acquire(key, opts));
+    await expect(holder.release()).resolves.toBe(true);
+    const a = await first;
+    expect(await fairQueue(admin, key)).toHaveLength(1);
+    // While `a` holds, `second` refreshes its place (first in the queue in Redis now) more than
+    // once; the extend that brings `a` to its ttl is one script more.
+    const before = await commandCalls(admin, 'evalsha');
+    await waitFor(async () => (await commandCalls(admin, 'evalsha')) >= before + 3, {
+      message: 'the second waiter to refresh its place',
+    });
+    await connection.ping();
+    await admin.ping();
+    await expect(a.release()).resolves.toBe(true);
+    const b = await second;
+    expect(b.token).toBe(a.token);
+    expect(b.fencingToken).toBe(a.fencingToken + 1n);
+    await b.release();
   });
 
   it('fair mode keeps the order across processes: a waiter of this process behind a waiter of another one is not passed the lock past it', async () => {
