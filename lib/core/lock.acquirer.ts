@@ -52,6 +52,8 @@ export class LockAcquirer {
   private readonly passes: LocalPasses;
   /** Attempts, hand-overs and passes turned into handles. */
   private readonly grants: LockGrants;
+  /** How many fair waiters of this process contend for each key set. */
+  private readonly fairWaiters = new Map<string, number>();
   /** Every waiter's doorbell, rung on close so no one sleeps through it. */
   private readonly waiting = new Set<Wake>();
   private readonly store: LockStore;
@@ -157,9 +159,12 @@ export class LockAcquirer {
     const vacant = opts.fair ? undefined : this.passes.claim(target.id);
     if (vacant) return this.grants.takePassed(call, vacant);
     const queue = opts.fair ? undefined : this.localQueues.get(target.id);
+    // Fair waiters of this process queue for these keys already: an attempt now would only find
+    // the lock busy, so this waiter subscribes and joins the queue with a single attempt.
+    const contended = opts.fair && opts.waitTimeout > 0 && this.fairWaiters.has(target.id);
     try {
       // Others of this process wait for these keys already: queue behind them, do not barge.
-      if (!queue || opts.waitTimeout === 0) {
+      if ((!queue && !contended) || opts.waitTimeout === 0) {
         const first = await this.grants.attempt(call);
         if (first instanceof RedisLockHandle) return first;
         if (first === 'aborted') throw this.notAcquired(call, true);
@@ -252,6 +257,7 @@ export class LockAcquirer {
     const orPassed = <T>(pending: Promise<T>) =>
       candidacy ? Promise.race([pending, candidacy.passed]) : pending;
     let stopListening: (() => void) | undefined;
+    if (opts.fair) this.count(this.fairWaiters, target.id, +1);
     try {
       enrolInLine();
       if (!opts.fair && candidacy && this.passes.passWithin(target.id) !== undefined) {
@@ -304,9 +310,16 @@ export class LockAcquirer {
       if (candidacy?.lock) return this.grants.takePassed(call, candidacy.lock);
       throw err;
     } finally {
+      if (opts.fair) this.count(this.fairWaiters, target.id, -1);
       candidacy?.withdraw();
       stopListening?.();
     }
+  }
+
+  private count(counts: Map<string, number>, id: string, by: 1 | -1): void {
+    const n = (counts.get(id) ?? 0) + by;
+    if (n > 0) counts.set(id, n);
+    else counts.delete(id);
   }
 
   /**

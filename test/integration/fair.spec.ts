@@ -9,10 +9,12 @@ import {
   fairQueue,
   LockAgent,
   LockClients,
+  monitorCaughtUp,
   nowMs,
   processState,
   rejectionOf,
   runContendLoop,
+  subscribed,
   uniqueKey,
 } from './helpers.js';
 import { grantsOf, type LoopConfig } from './workers/protocol.js';
@@ -144,6 +146,36 @@ describe('fair mode: the lock goes to waiters in arrival order, across processes
     }
     for (let i = 1; i < tokens.length; i++) expect(tokens[i]).toBeGreaterThan(tokens[i - 1]);
     await expect(admin.exists(...queueKeys(key), `lock:{${key}}`)).resolves.toBe(0);
+  });
+
+  it('a fair waiter whose process already has a fair waiter for the key subscribes first and joins the queue with a single attempt', async () => {
+    const key = uniqueKey('one-attempt');
+    const locks = clients.create(redis.client(), { fair: true });
+    // The fair acquire script loaded, so each attempt below is one EVALSHA in the log.
+    await (await locks.acquire(uniqueKey('warm-up'))).release();
+    const holder = await locks.acquire(key, { ttl: LONG_TTL });
+    const log = await CommandLog.start(admin);
+    try {
+      const opts = { ttl: LONG_TTL, waitTimeout: 10_000 };
+      const first = locks.acquire(key, opts);
+      // Subscribed: past its first attempt, it now waits in this process.
+      await subscribed(admin, key, 1);
+      const second = locks.acquire(key, opts);
+      await queued(key, 2);
+      await expect(holder.release()).resolves.toBe(true);
+      const a = await first;
+      await expect(a.release()).resolves.toBe(true);
+      const b = await second;
+      await expect(b.release()).resolves.toBe(true);
+      await monitorCaughtUp(admin, log);
+      const attempts = (queueToken: string | undefined) =>
+        log.scriptsOf(queueToken!).filter((name) => name === 'acquireFair').length;
+      // The first: an attempt, then another once subscribed. The second: only the one.
+      expect(attempts(a.queueToken)).toBe(2);
+      expect(attempts(b.queueToken)).toBe(1);
+    } finally {
+      log.stop();
+    }
   });
 
   it('keeps mutual exclusion and rising fencing tokens over 600 fair hand-overs between 3 processes x 2 waiters', async () => {
