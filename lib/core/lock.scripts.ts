@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { RedisClient } from './redis-connection.js';
+import { coalesceWrites, type RedisClient } from './redis-connection.js';
 import { FENCE_RETENTION, FENCE_STRIDE } from '../redis-lock.constants.js';
 import { CHANNEL_SUFFIX } from './lock-target.js';
 
@@ -268,6 +268,7 @@ export class LuaScript {
   }
 
   run(redis: RedisClient, keys: readonly string[], args: (string | number)[]): Promise<unknown> {
+    coalesceWrites(redis);
     return redis.evalsha(this.sha, keys.length, ...keys, ...args).catch((err: unknown) => {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
       return redis.eval(this.source, keys.length, ...keys, ...args);

@@ -1,0 +1,92 @@
+import type { Redis } from 'ioredis';
+import { WRITE_BATCH } from '../../lib/redis-lock.constants.js';
+import { startRedis, stopAllRedis, type RedisServer } from '../support/redis-server.js';
+import { LockClients, uniqueKey } from './helpers.js';
+
+/** Records how many commands each write on the client's socket carried. */
+function watchWrites(redis: Redis): number[] {
+  const sizes: number[] = [];
+  const socket = redis.stream as unknown as {
+    _write: (...args: unknown[]) => void;
+    _writev: (chunks: unknown[], cb: unknown) => void;
+  };
+  const write = socket._write.bind(socket);
+  const writev = socket._writev.bind(socket);
+  socket._write = (...args) => {
+    sizes.push(1);
+    write(...args);
+  };
+  socket._writev = (chunks, cb) => {
+    sizes.push(chunks.length);
+    writev(chunks, cb);
+  };
+  return sizes;
+}
+
+const nextMacrotask = () => new Promise((resolve) => setImmediate(resolve));
+
+describe('Write batching: lock commands of one tick share socket writes', () => {
+  let server: RedisServer;
+  const clients = new LockClients();
+
+  beforeAll(async () => {
+    server = await startRedis();
+  });
+  afterEach(() => clients.closeAll());
+  afterAll(() => stopAllRedis());
+
+  async function readyClient(): Promise<Redis> {
+    const redis = server.client();
+    await redis.ping();
+    return redis;
+  }
+
+  it('sends the scripts of locks taken in one tick in writes of WRITE_BATCH commands', async () => {
+    const redis = await readyClient();
+    const locks = clients.create(redis);
+    const keys = Array.from({ length: 2 * WRITE_BATCH + 8 }, (_, i) => uniqueKey(`batch${i}`));
+    const writes = watchWrites(redis);
+
+    const held = await Promise.all(keys.map((key) => locks.tryAcquire(key)));
+    expect(held.every((lock) => lock?.isHeld())).toBe(true);
+    expect(writes).toEqual([WRITE_BATCH, WRITE_BATCH, 8]);
+
+    writes.length = 0;
+    await Promise.all(held.map((lock) => lock!.release()));
+    expect(writes).toEqual([WRITE_BATCH, WRITE_BATCH, 8]);
+    const admin = server.client();
+    const left = await Promise.all(keys.map((key) => admin.exists(`lock:{${key}}`)));
+    expect(left.every((n) => n === 0)).toBe(true);
+    expect(redis.stream.writableCorked).toBe(0);
+  });
+
+  it('sends a lone lock command when its tick ends, leaving the socket uncorked', async () => {
+    const redis = await readyClient();
+    const locks = clients.create(redis);
+    const writes = watchWrites(redis);
+
+    const lock = await locks.tryAcquire(uniqueKey('lone'));
+    expect(lock?.isHeld()).toBe(true);
+    expect(writes).toEqual([1]);
+    expect(redis.stream.writableCorked).toBe(0);
+  });
+
+  it('leaves a socket corked by someone else to them: the lock goes out when they uncork', async () => {
+    const redis = await readyClient();
+    const locks = clients.create(redis);
+    const key = uniqueKey('theirs');
+    redis.stream.cork();
+
+    let settled = false;
+    const pending = locks.tryAcquire(key).finally(() => (settled = true));
+    await nextMacrotask();
+    await nextMacrotask();
+    expect(redis.stream.writableCorked).toBe(1);
+    expect(settled).toBe(false);
+    await expect(server.client().exists(`lock:{${key}}`)).resolves.toBe(0);
+
+    redis.stream.uncork();
+    const lock = await pending;
+    expect(lock?.isHeld()).toBe(true);
+  });
+});
