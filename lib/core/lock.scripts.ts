@@ -271,6 +271,7 @@ export class LuaScript {
     coalesceWrites(redis);
     return redis.evalsha(this.sha, keys.length, ...keys, ...args).catch((err: unknown) => {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+      coalesceWrites(redis);
       return redis.eval(this.source, keys.length, ...keys, ...args);
     });
   }

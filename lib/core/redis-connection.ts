@@ -34,9 +34,9 @@ const corked = new WeakMap<Redis['stream'], number>();
  * in the same tick (their replies arrive together and their callers go on together), and a write
  * per command is a system call each: the largest single cost of an uncontended lock on the client.
  * A batch leaves as soon as it is full, so Redis works on it while the next one is built. Nothing
- * waits past the current tick and the order of commands is unchanged. Left alone: a Cluster
- * (each command goes to its own node's socket), a client not ready (ioredis queues its commands)
- * and a socket corked by someone else (who will uncork it).
+ * waits past the current tick and the order of commands is unchanged. Corks nest, so a socket
+ * someone else corked stays corked until they uncork it. Left alone: a Cluster (each command goes
+ * to its own node's socket) and a client not ready (ioredis queues its commands then).
  *
  * @example
  * coalesceWrites(redis);
@@ -48,7 +48,6 @@ export function coalesceWrites(client: RedisClient): void {
   if (!stream?.writable) return;
   const written = corked.get(stream);
   if (written === undefined) {
-    if (stream.writableCorked > 0) return;
     stream.cork();
     corked.set(stream, 1);
     process.nextTick(uncork, stream);

@@ -35,9 +35,11 @@ describe('Write batching: lock commands of one tick share socket writes', () => 
   afterEach(() => clients.closeAll());
   afterAll(() => stopAllRedis());
 
+  /** A connected client, on a server that has the acquire and release scripts loaded. */
   async function readyClient(): Promise<Redis> {
     const redis = server.client();
-    await redis.ping();
+    const lock = await clients.create(redis).acquire(uniqueKey('load-scripts'));
+    await lock.release();
     return redis;
   }
 
