@@ -58,10 +58,12 @@ async function main(options: BenchOptions): Promise<void> {
   console.log(
     `## Uncontended: ${options.concurrency} concurrent callers, distinct keys, one connection\n`,
   );
-  const [lib, raw, redlock, semaphore] = await comparePairs(
+  const [lib, raw, rawBatched, redlock, semaphore] = await comparePairs(
     [
       libraryPair(server.client()),
       await rawPair(server.client()),
+      // The library sends the commands of one tick in shared writes; this is ioredis' own way.
+      await rawPair(server.client({ enableAutoPipelining: true })),
       redlockPair(server.client()),
       semaphorePair(server.client()),
     ],
@@ -92,6 +94,7 @@ async function main(options: BenchOptions): Promise<void> {
       [
         pairRow('library: tryAcquire + release', lib),
         pairRow('raw ioredis: SET NX PX + EVALSHA', raw),
+        pairRow('raw ioredis, enableAutoPipelining: true', rawBatched),
         pairRow('@sesamecare-oss/redlock: acquire + release', redlock),
         pairRow('redis-semaphore: Mutex acquire + release', semaphore),
       ],
