@@ -25,18 +25,23 @@ export function isCluster(client: RedisClient): client is Cluster {
   return (client as Cluster).isCluster === true;
 }
 
-/** Lock commands written to each socket corked in this tick so far, by {@link coalesceWrites}. */
-const corked = new WeakMap<Redis['stream'], number>();
+/**
+ * Per socket, for the current tick: how many lock commands wait in its cork (0: the tick's first
+ * command went out alone and nothing is corked yet). See {@link coalesceWrites}.
+ */
+const batches = new WeakMap<Redis['stream'], number>();
 
 /**
- * Gathers the commands written to `client` in this tick into few socket writes: one per
- * WRITE_BATCH commands, and the rest when the tick ends. Under load many locks send their scripts
- * in the same tick (their replies arrive together and their callers go on together), and a write
- * per command is a system call each: the largest single cost of an uncontended lock on the client.
- * A batch leaves as soon as it is full, so Redis works on it while the next one is built. Nothing
- * waits past the current tick and the order of commands is unchanged. Corks nest, so a socket
- * someone else corked stays corked until they uncork it. Left alone: a Cluster (each command goes
- * to its own node's socket) and a client not ready (ioredis queues its commands then).
+ * Gathers the lock commands written to `client` in one tick into few socket writes. The tick's
+ * first command is written at once: alone it must not wait, and it is often the one a waiter in
+ * another process is waiting for (a release). Later ones in the same tick are corked and leave in
+ * writes of WRITE_BATCH commands, the rest when the tick ends. Under load many locks send their
+ * scripts in the same tick (their replies arrive together and their callers go on together), and
+ * a write per command is a system call each: the largest single cost of a lock on the client. A
+ * batch leaves as soon as it is full, so Redis works on it while the next is built. The order of
+ * commands is unchanged, and corks nest: a socket someone else corked stays corked until they
+ * uncork it. Left alone: a Cluster (each command goes to its own node's socket) and a client not
+ * ready (ioredis queues its commands then).
  *
  * @example
  * coalesceWrites(redis);
@@ -46,24 +51,27 @@ export function coalesceWrites(client: RedisClient): void {
   if (isCluster(client) || client.status !== 'ready') return;
   const stream = client.stream;
   if (!stream?.writable) return;
-  const written = corked.get(stream);
-  if (written === undefined) {
+  const waiting = batches.get(stream);
+  if (waiting === undefined) {
+    batches.set(stream, 0);
+    process.nextTick(endTick, stream);
+  } else if (waiting === 0) {
     stream.cork();
-    corked.set(stream, 1);
-    process.nextTick(uncork, stream);
-  } else if (written < WRITE_BATCH) {
-    corked.set(stream, written + 1);
+    batches.set(stream, 1);
+  } else if (waiting < WRITE_BATCH) {
+    batches.set(stream, waiting + 1);
   } else {
     // Send the full batch; the socket stays corked for the rest of the tick.
     stream.uncork();
     stream.cork();
-    corked.set(stream, 1);
+    batches.set(stream, 1);
   }
 }
 
-function uncork(stream: Redis['stream']): void {
-  corked.delete(stream);
-  stream.uncork();
+function endTick(stream: Redis['stream']): void {
+  const waiting = batches.get(stream);
+  batches.delete(stream);
+  if (waiting) stream.uncork();
 }
 
 /*
