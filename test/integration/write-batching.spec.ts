@@ -67,9 +67,10 @@ describe('Write batching: lock commands of one tick share socket writes', () => 
     const events: (number | 'tick ended')[] = [];
     watchWrites(redis, events as number[]);
 
-    const pending = locks.tryAcquire(uniqueKey('lone'));
-    // Runs once this tick's promise callbacks are done, so after a write made during them.
+    // Runs once this tick's promise callbacks are done: after a write made during them, before a
+    // write left for the end of the tick (queued after this).
     process.nextTick(() => events.push('tick ended'));
+    const pending = locks.tryAcquire(uniqueKey('lone'));
     const lock = await pending;
     expect(lock?.isHeld()).toBe(true);
     expect(events).toEqual([1, 'tick ended']);
