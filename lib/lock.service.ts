@@ -40,6 +40,7 @@ export class LockService implements OnApplicationShutdown {
       fair: options.fair,
       pubSub: options.pubSub,
       fairQueueTimeout: options.fairQueueTimeout,
+      maxLocalPasses: options.maxLocalPasses,
       waitForReplicas: options.waitForReplicas,
       logger: this.logger,
     });

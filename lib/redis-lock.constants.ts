@@ -32,18 +32,25 @@ export const QUEUE_REFRESHES_PER_TIMEOUT = 3;
 export const FENCE_RETENTION = 3_600_000;
 
 /**
- * Default mode: how many times in a row a released lock may go straight to the next waiter of the
- * same process (no round trip, no wake-up of another process) before it goes back to Redis, where
- * the other processes' waiters are in line. Bounded, so a busy process cannot keep a key.
+ * Redis steps each key's fencing counter by this much per grant, leaving the numbers in between
+ * to the locks passed on within a process: every token is still strictly greater than all earlier
+ * ones. Fixed for the whole fleet (clients with another stride could hand out the same token), so
+ * it leaves room for the most passes any client may be configured with.
  */
-export const MAX_LOCAL_PASSES = 3;
+export const FENCE_STRIDE = 16;
+
+/** Upper bound of the `maxLocalPasses` option: the numbers a grant leaves free. */
+export const MAX_LOCAL_PASSES = FENCE_STRIDE - 1;
 
 /**
- * Redis steps each key's fencing counter by this much per grant, leaving the numbers in between
- * to the locks passed on within a process (see MAX_LOCAL_PASSES): every token is still strictly
- * greater than all earlier ones.
+ * Default of `maxLocalPasses`: how many times in a row a released lock may go straight to the
+ * next waiter of the same process (no round trip, no wake-up of another process) before it goes
+ * back to Redis, where the other processes' waiters are in line. A hand-over to another process
+ * costs tens of passes, so more passes serve more grants per second; fewer shorten the other
+ * processes' wait for their turn. 5: measured in bench/ (4 processes x 3 workers on one key),
+ * about 1.5 % more grants per second than 3 for about 110 ms more p99 wait (350 against 240).
  */
-export const FENCE_STRIDE = MAX_LOCAL_PASSES + 1;
+export const DEFAULT_LOCAL_PASSES = 5;
 
 /** A lock with less lease left than this (ms) is released in Redis, not passed on. */
 export const MIN_PASSED_LEASE = 100;

@@ -47,13 +47,13 @@ interface Vacancy {
  * Default mode: hands a lock being released to another caller of the same process for the same
  * keys, as it stands in Redis (token, lease and keys), with the next fencing token. No round
  * trip, and above all no other process to wake: that costs far more than the command. A grant
- * from Redis may be passed on `MAX_LOCAL_PASSES` times before it goes back to Redis, where the
+ * from Redis may be passed on `maxLocalPasses` times before it goes back to Redis, where the
  * other processes' waiters are in line, so they still get their turns (a cohort lock).
  *
  * Who gets it: a caller that asks for the keys in the same turn of the event loop as the release
  * (typically the releasing caller, asking again), else the first waiter. That is the non-fair
  * mutex's trade, as in Go's `sync.Mutex`: the caller that is running takes the lock before a
- * sleeping waiter is woken, which serves more callers per second, and MAX_LOCAL_PASSES bounds it.
+ * sleeping waiter is woken, which serves more callers per second, and `maxLocalPasses` bounds it.
  *
  * Fair mode keeps strict arrival order, so only one pass is possible there: to the waiter that
  * is next in the queue in Redis, known when a waiter of this process stood right behind the

@@ -1,10 +1,5 @@
 import { LockUnavailableError } from '../errors/lock.errors.js';
-import {
-  ATTEMPT_TIMEOUT,
-  FINAL_ATTEMPT_GRACE,
-  MAX_LOCAL_PASSES,
-  RENEW_DIVISOR,
-} from '../redis-lock.constants.js';
+import { ATTEMPT_TIMEOUT, FINAL_ATTEMPT_GRACE, RENEW_DIVISOR } from '../redis-lock.constants.js';
 import { attemptTimeoutMessage } from '../redis-lock.messages.js';
 import type { LocalPasses, PassedLock } from './local-passes.js';
 import type { ResolvedLockOptions } from './lock-options.resolver.js';
@@ -64,6 +59,8 @@ export interface GrantSettings {
   /** Default-mode locks are recorded there, so the process's waiters wait for them. */
   readonly passes: LocalPasses;
   readonly fairQueueTimeout: number;
+  /** Times in a row a grant from Redis may be passed on in this process. */
+  readonly maxLocalPasses: number;
   /** Set when grants must be acknowledged by replicas (a WAIT follows each). */
   readonly waitsForReplicas: boolean;
 }
@@ -147,7 +144,7 @@ export class LockGrants {
       sentAt,
       opts.autoRenew,
       lease,
-      MAX_LOCAL_PASSES,
+      this.settings.maxLocalPasses,
       opts.fair ? token : undefined,
     );
     return this.holding(handle, opts.fair);
@@ -233,7 +230,8 @@ export class LockGrants {
   handedOver(call: Acquisition, message: string): Promise<RedisLockHandle> {
     const [fence, lease] = message.split(':');
     const since = call.lastBusyAt;
-    return this.takeOver(call, call.token, BigInt(fence), since, Number(lease), MAX_LOCAL_PASSES);
+    const passes = this.settings.maxLocalPasses;
+    return this.takeOver(call, call.token, BigInt(fence), since, Number(lease), passes);
   }
 
   /**

@@ -34,6 +34,8 @@ export interface AcquirerSettings {
   /** Pub/sub wake-ups; none when off or with Redlock. */
   readonly wakeUps?: WakeUpHub;
   readonly fairQueueTimeout: number;
+  /** Times in a row a grant from Redis may be passed on in this process. */
+  readonly maxLocalPasses: number;
   readonly waitForReplicas?: ReplicaWait;
   readonly logger: LockLogger;
 }
@@ -84,6 +86,7 @@ export class LockAcquirer {
       store: this.store,
       passes: this.passes,
       fairQueueTimeout: this.fairQueueTimeout,
+      maxLocalPasses: settings.maxLocalPasses,
       waitsForReplicas: !!this.waitForReplicas,
     });
   }

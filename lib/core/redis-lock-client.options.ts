@@ -73,6 +73,15 @@ export interface RedisLockClientOptions {
    * fresh lock (replication stays asynchronous; `WAIT` does not make it strongly consistent).
    */
   waitForReplicas?: ReplicaWait;
+  /**
+   * Default mode: how many times in a row a released lock may be passed straight to another
+   * caller of this process waiting for the same keys (no Redis command, no other process woken)
+   * before it goes back to Redis, where the other processes' waiters are in line. More serves more
+   * grants per second under contention; fewer shortens the other processes' wait for their turn;
+   * 0 turns passing off. An integer from 0 to 15. Default 5. (Fair mode passes only to the waiter
+   * next in line in Redis, within the same bound.)
+   */
+  maxLocalPasses?: number;
   /** Receives warnings (lost locks, failed releases). Default: `process.emitWarning`. */
   logger?: LockLogger;
 }

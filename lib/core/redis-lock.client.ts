@@ -5,6 +5,8 @@ import {
   ATTEMPT_TIMEOUT,
   DEFAULT_FAIR_QUEUE_TIMEOUT,
   DEFAULT_KEY_PREFIX,
+  DEFAULT_LOCAL_PASSES,
+  MAX_LOCAL_PASSES,
 } from '../redis-lock.constants.js';
 import { invalidOptionMessage, releaseFailedWarning } from '../redis-lock.messages.js';
 import { LockAcquirer, type AcquirerOwner } from './lock.acquirer.js';
@@ -85,6 +87,20 @@ export class RedisLockClient implements AcquirerOwner {
         invalidOptionMessage('fairQueueTimeout', fairQueueTimeout, 'a positive integer of ms'),
       );
     }
+    const maxLocalPasses = options.maxLocalPasses ?? DEFAULT_LOCAL_PASSES;
+    if (
+      !Number.isInteger(maxLocalPasses) ||
+      maxLocalPasses < 0 ||
+      maxLocalPasses > MAX_LOCAL_PASSES
+    ) {
+      throw new RangeError(
+        invalidOptionMessage(
+          'maxLocalPasses',
+          maxLocalPasses,
+          `an integer from 0 to ${MAX_LOCAL_PASSES}`,
+        ),
+      );
+    }
     // A fair hand-over lasts one spot timeout unless the new holder extends it: a waiter that
     // crashed just before its turn blocks the others no longer than its place would have.
     let redisStore: RedisStore | undefined;
@@ -107,6 +123,7 @@ export class RedisLockClient implements AcquirerOwner {
       redisStore,
       wakeUps: this.wakeUps,
       fairQueueTimeout,
+      maxLocalPasses,
       waitForReplicas,
       logger: this.logger,
     });

@@ -45,6 +45,12 @@ export interface RedisLockModuleOptions {
    */
   fairQueueTimeout?: number;
   /**
+   * How many times in a row a released lock may go straight to another caller of this process
+   * waiting for it, before it goes back to Redis where the other processes wait their turn
+   * (0 to 15, 0 turns it off). Default 5. See `RedisLockClientOptions.maxLocalPasses`.
+   */
+  maxLocalPasses?: number;
+  /**
    * Require this many replicas to acknowledge each grant within `timeout` ms (Redis `WAIT`), or
    * release it and fail with `LockUnavailableError` (HTTP 503). For Sentinel or replicated setups;
    * see the README for what it does and does not guarantee.

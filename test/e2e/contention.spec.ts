@@ -1,11 +1,13 @@
 /**
  * The contention features through Nest: `@Lock` with several keys, `LockService` with several
- * keys, and the module options `fair`, `fairQueueTimeout` and `pubSub` reaching the locks.
+ * keys, and the module options `fair`, `fairQueueTimeout`, `pubSub` and `maxLocalPasses` reaching
+ * the locks.
  */
 import type { INestApplicationContext } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { LockNotAcquiredError, LockService } from '../../lib/index.js';
 import { startRedis, stopAllRedis, type RedisServer } from '../support/redis-server.js';
+import { commandCalls } from '../integration/helpers.js';
 import { waitFor } from '../support/wait-for.js';
 import { Gate } from './fixtures/gate.js';
 import { createJobsApp, LedgerService } from './fixtures/jobs.app.js';
@@ -84,6 +86,30 @@ describe('LockService and module options', () => {
     const next = await locks.acquire('x');
     expect(next.fencingToken).toBeGreaterThan(lock.fencingToken);
     await next.release();
+  });
+
+  it('maxLocalPasses reaches the client: the default passes a released lock to a waiter of the app, 0 does not', async () => {
+    for (const maxLocalPasses of [undefined, 0]) {
+      const locks = (await app(maxLocalPasses === undefined ? {} : { maxLocalPasses })).get(
+        LockService,
+      );
+      const key = `passes:${maxLocalPasses}`;
+      const holder = await locks.acquire(key);
+      const attempts = await commandCalls(raw, 'evalsha');
+      const waiting = locks.acquire(key, { waitTimeout: 10_000 });
+      // The waiter had its busy answer (and waits for the holder) before it is released: the
+      // answer went out before INFO counted the attempt, and is read before the PING's reply.
+      await waitFor(async () => (await commandCalls(raw, 'evalsha')) > attempts, {
+        interval: 5,
+        message: "the waiter's attempt",
+      });
+      await raw.ping();
+      await holder.release();
+      const next = await waiting;
+      // A pass keeps the lock in Redis as it stands: the next fencing token, right after.
+      expect(next.fencingToken === holder.fencingToken + 1n).toBe(maxLocalPasses === undefined);
+      await next.release();
+    }
   });
 
   it('fair: true queues waiters in Redis; fairQueueTimeout and pubSub reach the client', async () => {

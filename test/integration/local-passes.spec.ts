@@ -6,7 +6,7 @@ import {
   LockNotAcquiredError,
   LockUnavailableError,
 } from '../../lib/errors/lock.errors.js';
-import { FENCE_STRIDE, MAX_LOCAL_PASSES } from '../../lib/redis-lock.constants.js';
+import { FENCE_STRIDE, DEFAULT_LOCAL_PASSES } from '../../lib/redis-lock.constants.js';
 import { killAllWorkers } from '../support/fork-worker.js';
 import { startRedis, stopAllRedis, type RedisServer } from '../support/redis-server.js';
 import { waitFor } from '../support/wait-for.js';
@@ -49,11 +49,11 @@ function acquiresAndReleasesOf(log: CommandLog, token: string): string[] {
 /**
  * Default mode: a lock released while another caller of the same process (the same
  * `RedisLockClient`) waits for the same keys is passed straight to that waiter, with no Redis
- * command: same token, the next fencing token, the lease that is left. At most MAX_LOCAL_PASSES
+ * command: same token, the next fencing token, the lease that is left. At most DEFAULT_LOCAL_PASSES
  * passes in a row, then the lock goes back to Redis, where other processes' waiters are in line.
  * The first waiter of a process that holds the lock "parks": it neither subscribes nor queues in
  * Redis, but it still contends there when the holder lets go some other way (lost, lapsed, never
- * released). Fair mode never passes.
+ * released). Fair mode passes only to the waiter next in line in the queue in Redis.
  */
 describe('local passes: a released lock goes to the next waiter of the same process', () => {
   let redis: RedisServer;
@@ -77,7 +77,9 @@ describe('local passes: a released lock goes to the next waiter of the same proc
   });
 
   /** A lock client on a connection of its own, and that connection. */
-  function lockClient(options: { fair?: boolean; fairQueueTimeout?: number } = {}) {
+  function lockClient(
+    options: { fair?: boolean; fairQueueTimeout?: number; maxLocalPasses?: number } = {},
+  ) {
     const connection = redis.client();
     return { locks: clients.create(connection, options), connection };
   }
@@ -160,7 +162,7 @@ describe('local passes: a released lock goes to the next waiter of the same proc
     }
   });
 
-  it(`is bounded: after ${MAX_LOCAL_PASSES} passes the next release runs in Redis, and the next grant comes from Redis (new token, fencing token issued there)`, async () => {
+  it(`is bounded: after ${DEFAULT_LOCAL_PASSES} passes the next release runs in Redis, and the next grant comes from Redis (new token, fencing token issued there)`, async () => {
     const key = uniqueKey('bounded');
     const { locks, connection } = lockClient();
     const log = await CommandLog.start(admin);
@@ -168,17 +170,20 @@ describe('local passes: a released lock goes to the next waiter of the same proc
       const holder = await locks.acquire(key, { ttl: LONG_TTL });
       const opts = { ttl: LONG_TTL, waitTimeout: 10_000 };
       const { pending: first } = await startWaiting(connection, () => locks.acquire(key, opts));
-      const waiters = [first, ...Array.from({ length: 4 }, () => locks.acquire(key, opts))];
+      const waiters = [
+        first,
+        ...Array.from({ length: DEFAULT_LOCAL_PASSES + 1 }, () => locks.acquire(key, opts)),
+      ];
 
       let current = holder;
       const passed: RedisLockHandle[] = [];
-      for (const next of waiters.slice(0, MAX_LOCAL_PASSES)) {
+      for (const next of waiters.slice(0, DEFAULT_LOCAL_PASSES)) {
         await expect(current.release()).resolves.toBe(true);
         current = await next;
         await expect(admin.get(current.redisKey)).resolves.toBe(holder.token);
         passed.push(current);
       }
-      expect(passed.map((h) => h.token)).toEqual(Array(MAX_LOCAL_PASSES).fill(holder.token));
+      expect(passed.map((h) => h.token)).toEqual(Array(DEFAULT_LOCAL_PASSES).fill(holder.token));
       expect(passed.map((h) => h.fencingToken)).toEqual(
         passed.map((_, i) => holder.fencingToken + BigInt(i + 1)),
       );
@@ -191,7 +196,7 @@ describe('local passes: a released lock goes to the next waiter of the same proc
       await monitorCaughtUp(admin, log);
       expect(acquiresAndReleasesOf(log, holder.token)).toEqual(['acquire', 'release']);
 
-      const fromRedis = await waiters[MAX_LOCAL_PASSES];
+      const fromRedis = await waiters[DEFAULT_LOCAL_PASSES];
       expect(fromRedis.token).not.toBe(holder.token);
       await expect(admin.get(fromRedis.redisKey)).resolves.toBe(fromRedis.token);
       expect(fromRedis.fencingToken).toBeGreaterThan(lastPassed.fencingToken);
@@ -200,7 +205,7 @@ describe('local passes: a released lock goes to the next waiter of the same proc
 
       // A grant from Redis can be passed on again.
       await expect(fromRedis.release()).resolves.toBe(true);
-      const next = await waiters[MAX_LOCAL_PASSES + 1];
+      const next = await waiters[DEFAULT_LOCAL_PASSES + 1];
       expect(next.token).toBe(fromRedis.token);
       expect(next.fencingToken).toBe(fromRedis.fencingToken + 1n);
       await next.release();
@@ -209,7 +214,52 @@ describe('local passes: a released lock goes to the next waiter of the same proc
     }
   });
 
-  it(`is bounded across processes: a waiter of another process queued in Redis gets the lock within ${MAX_LOCAL_PASSES + 1} grants of a process whose waiters keep asking`, async () => {
+  it('maxLocalPasses sets the bound: 1 passes once, then the release runs in Redis; 0 never passes', async () => {
+    for (const maxLocalPasses of [1, 0]) {
+      const key = uniqueKey(`max-passes-${maxLocalPasses}`);
+      const { locks, connection } = lockClient({ maxLocalPasses });
+      const log = await CommandLog.start(admin);
+      try {
+        const holder = await locks.acquire(key, { ttl: LONG_TTL });
+        const opts = { ttl: LONG_TTL, waitTimeout: 10_000 };
+        const { pending: first } = await startWaiting(connection, () => locks.acquire(key, opts));
+        const second = locks.acquire(key, opts);
+
+        await expect(holder.release()).resolves.toBe(true);
+        const a = await first;
+        // Passed (same token, next fencing token) only while passes are left.
+        expect(a.token === holder.token).toBe(maxLocalPasses > 0);
+        await expect(a.release()).resolves.toBe(true);
+        const b = await second;
+        expect(b.token).not.toBe(a.token);
+        expect(b.fencingToken - a.fencingToken).toBeGreaterThanOrEqual(1n);
+        await b.release();
+
+        await monitorCaughtUp(admin, log);
+        const releasesInRedis = [holder, a, b]
+          .filter((h, i, all) => all.findIndex((o) => o.token === h.token) === i)
+          .flatMap((h) => acquiresAndReleasesOf(log, h.token))
+          .filter((name) => name === 'release').length;
+        // 1: the holder's grant passed once, then released; b's own. 0: each grant released.
+        expect(releasesInRedis).toBe(maxLocalPasses === 1 ? 2 : 3);
+      } finally {
+        log.stop();
+      }
+    }
+  });
+
+  it('maxLocalPasses must be an integer from 0 to FENCE_STRIDE - 1', () => {
+    for (const maxLocalPasses of [-1, 1.5, FENCE_STRIDE, Number.NaN]) {
+      expect(() => clients.create(redis.client(), { maxLocalPasses })).toThrow(
+        /maxLocalPasses.*an integer from 0 to 15/,
+      );
+    }
+    expect(() =>
+      clients.create(redis.client(), { maxLocalPasses: FENCE_STRIDE - 1 }),
+    ).not.toThrow();
+  });
+
+  it(`is bounded across processes: a waiter of another process queued in Redis gets the lock within ${DEFAULT_LOCAL_PASSES + 1} grants of a process whose waiters keep asking`, async () => {
     const LOCAL_WAITERS = 4;
     const key = uniqueKey('other-process');
     const agent = await LockAgent.start(redis.url);
@@ -258,10 +308,10 @@ describe('local passes: a released lock goes to the next waiter of the same proc
       const seen = granted.length;
       await waitFor(() => remoteAnswered || granted.length > seen, { message: 'the next grant' });
       // A process that kept the lock from the other would go on here until this fails.
-      if (remoteAnswered || granted.length > MAX_LOCAL_PASSES + 1) break;
+      if (remoteAnswered || granted.length > DEFAULT_LOCAL_PASSES + 1) break;
       granted[granted.length - 1].leave();
     }
-    expect(granted.length).toBeLessThanOrEqual(MAX_LOCAL_PASSES + 1);
+    expect(granted.length).toBeLessThanOrEqual(DEFAULT_LOCAL_PASSES + 1);
     const reply = await remote;
     if (reply.type !== 'granted')
       throw new Error(`the other process failed: ${JSON.stringify(reply)}`);
