@@ -82,6 +82,13 @@ export const WRITE_BATCH = 16;
 /** Random bytes in a lock token (128 bits). */
 export const TOKEN_BYTES = 16;
 
+/**
+ * Bytes of a lock client's id, which starts each of its tokens (as hex, twice as many
+ * characters): a release tells a queued waiter its turn on a channel of the waiter's client,
+ * named from the waiter's token, so a client subscribes once per key, not once per wait.
+ */
+export const CLIENT_ID_BYTES = 8;
+
 /** Watchdog rhythm: the lease is renewed every ttl / RENEW_DIVISOR (Redisson's rhythm). */
 export const RENEW_DIVISOR = 3;
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { TOKEN_BYTES } from '../redis-lock.constants.js';
+import { CLIENT_ID_BYTES, TOKEN_BYTES } from '../redis-lock.constants.js';
 
 /** Tokens drawn from one `randomBytes` call: a call per token was a seventh of an uncontended lock. */
 const TOKENS_PER_DRAW = 256;
@@ -22,4 +22,37 @@ export function newLockToken(): string {
   const token = pool.toString('hex', offset, offset + TOKEN_BYTES);
   offset += TOKEN_BYTES;
   return token;
+}
+
+/**
+ * A lock client's id: 64 random bits as 16 hex characters, put before each token the client makes
+ * (see CLIENT_ID_BYTES), so a token names the client whose waiter it is.
+ *
+ * @example
+ * const clientId = newClientId();
+ * const token = clientId + newLockToken(); // 48 hex characters, 128 of their bits random
+ */
+export function newClientId(): string {
+  return randomBytes(CLIENT_ID_BYTES).toString('hex');
+}
+
+/**
+ * Where a release tells a queued waiter it is its turn: the key's channel and the waiter's client
+ * id (the start of its token). Every waiter of that client for the key listens there and keeps
+ * the messages that name its own token (see `tellWaiter`).
+ *
+ * @example
+ * waiterChannel('lock:{a}:released', token); // 'lock:{a}:released:' + the token's client id
+ */
+export function waiterChannel(keyChannel: string, token: string): string {
+  return `${keyChannel}:${token.slice(0, 2 * CLIENT_ID_BYTES)}`;
+}
+
+/**
+ * A message on a waiter channel, for the waiter holding `token`: what it carries for that waiter
+ * ('' to try now, or a hand-over), or `undefined` when it is for another waiter of the client.
+ */
+export function messageFor(token: string, message: string): string | undefined {
+  if (!message.startsWith(token) || message.charCodeAt(token.length) !== 32) return undefined;
+  return message.slice(token.length + 1);
 }

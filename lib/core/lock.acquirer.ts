@@ -15,7 +15,7 @@ import type { LockStore } from './lock-store.interface.js';
 import type { LockTarget } from './lock-target.js';
 import { LocalQueue, Wake } from './lock-wait.js';
 import { LocalPasses, type Candidacy } from './local-passes.js';
-import { newLockToken } from './lock-token.js';
+import { messageFor, newClientId, newLockToken, waiterChannel } from './lock-token.js';
 import { answerWithin } from './race-attempt.js';
 import type { LockLogger, ReplicaWait } from './redis-lock-client.options.js';
 import { RedisLockHandle } from './redis-lock.handle.js';
@@ -56,6 +56,8 @@ export class LockAcquirer {
   private readonly grants: LockGrants;
   /** How many fair waiters of this process contend for each key set. */
   private readonly fairWaiters = new Map<string, number>();
+  /** Starts every token of this client: a queued waiter is told its turn on its client's channel. */
+  private readonly clientId = newClientId();
   /** Every waiter's doorbell, rung on close so no one sleeps through it. */
   private readonly waiting = new Set<Wake>();
   private readonly store: LockStore;
@@ -140,7 +142,7 @@ export class LockAcquirer {
       target,
       opts,
       // A waiter for several keys is never handed them one by one: ':m' tells the release.
-      token: target.keys.length > 1 ? `${newLockToken()}:m` : newLockToken(),
+      token: this.clientId + (target.keys.length > 1 ? `${newLockToken()}:m` : newLockToken()),
       started,
       deadline: started + opts.waitTimeout,
       lastBusyAt: started,
@@ -269,9 +271,12 @@ export class LockAcquirer {
       }
       call.queued = queue;
       // A queued waiter's message may hand it the lock; the others only say "try now".
-      const listening = this.listen(call, (message) =>
-        call.queued ? wake.ring(message ?? undefined) : wake.ring(),
-      );
+      const listening = this.listen(call, (message) => {
+        if (message === null || !call.queued) return wake.ring();
+        // The client's channel: only a message naming this waiter is for it.
+        const mine = messageFor(call.token, message);
+        if (mine !== undefined) wake.ring(mine);
+      });
       const listened = await orPassed(listening);
       if (listened === 'passed') {
         void listening.then((stop) => stop?.());
@@ -356,9 +361,9 @@ export class LockAcquirer {
     if (!this.wakeUps) return undefined;
     const timeout = Math.min(ATTEMPT_TIMEOUT, Math.max(1, call.deadline - monotonicNow()));
     try {
-      // Fair waiters are woken one by one on their own channels; the others share the key's.
+      // Queued waiters are told one by one, on their client's channel; the others share the key's.
       const { channels } = call.target;
-      const own = call.queued ? channels.map((c) => `${c}:${call.token}`) : channels;
+      const own = call.queued ? channels.map((c) => waiterChannel(c, call.token)) : channels;
       return await this.wakeUps.listen(own, listener, timeout);
     } catch {
       return undefined; // reported by the hub; this wait polls with its retry strategy

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { coalesceWrites, type RedisClient } from './redis-connection.js';
-import { FENCE_RETENTION, FENCE_STRIDE } from '../redis-lock.constants.js';
+import { CLIENT_ID_BYTES, FENCE_RETENTION, FENCE_STRIDE } from '../redis-lock.constants.js';
 import { CHANNEL_SUFFIX } from './lock-target.js';
 
 /**
@@ -17,9 +17,9 @@ import { CHANNEL_SUFFIX } from './lock-target.js';
  *   increasing when the counter is gone (expired, or lost with a Redis restarted without
  *   persistence), as long as that server's clock has not gone back meanwhile.
  * - A release wakes waiters: when a fair queue holds waiters, it hands the lock to the first and
- *   tells only it, on its own channel (the key's channel + ':' + its token), so no other process
- *   even wakes up; otherwise everyone on the key's channel, where the first waiter of each
- *   process listens. A key's channel is its lock key + CHANNEL_SUFFIX.
+ *   tells only it (TELL_WAITER), so no other process even wakes up; otherwise everyone on the
+ *   key's channel, where the first waiter of each process listens. A key's channel is its lock
+ *   key + CHANNEL_SUFFIX.
  * - Constants are written into the scripts rather than passed: fewer arguments on every call.
  * - PUBLISH is `publish` on a single Redis and `spublish` (sharded pub/sub, Redis 7) on a Cluster,
  *   where every channel is in its lock key's slot.
@@ -57,6 +57,18 @@ local function issueFence(first, last)
     redis.call('set', KEYS[i], string.format('%.0f', fence), 'PX', ${FENCE_RETENTION})
   end
   return fence
+end`;
+
+/**
+ * Tells queued waiter `member` (its token, or token + ':m') something about lock key `lock`: on
+ * the channel of its client (the key's channel + ':' + the client id its token starts with), where
+ * that client's waiters for the key listen; the message starts with the member, so only that
+ * waiter acts on it. `payload`: '' (look again) or a hand-over ("<fencing token>:<lease ms>").
+ */
+const TELL_WAITER = `
+local function tellWaiter(lock, member, payload)
+  local client = string.sub(member, 1, ${2 * CLIENT_ID_BYTES})
+  redis.call(PUBLISH, lock .. '${CHANNEL_SUFFIX}:' .. client, member .. ' ' .. payload)
 end`;
 
 /** Redis' clock: microseconds and milliseconds since the epoch. */
@@ -98,7 +110,7 @@ return issueFence(n + 1, 2 * n)`;
  * ('' if none)}: when that one releases the lock, the turn is this waiter's, which lets a
  * release in the same process pass the lock on without breaking the order.
  */
-const ACQUIRE_FAIR = `${CLOCK}${PURGE_STALE}${ISSUE_FENCE}
+const ACQUIRE_FAIR = `${CLOCK}${PURGE_STALE}${ISSUE_FENCE}${TELL_WAITER}
 local n = #KEYS / 4
 local token, spotTimeout = ARGV[1], tonumber(ARGV[3])
 local handed = true
@@ -119,7 +131,7 @@ for i = 1, n do
   if pttl == -2 and first and first ~= token then
     -- Free but promised to the first waiter, which may have missed its turn (its predecessor
     -- timed out of the queue, say): remind it.
-    redis.call(PUBLISH, KEYS[i] .. '${CHANNEL_SUFFIX}:' .. first, '')
+    tellWaiter(KEYS[i], first, '')
   end
   if blocked == 0 and (pttl ~= -2 or (first and first ~= token)) then
     blocked, blockedPttl = i, pttl
@@ -180,11 +192,11 @@ local function handOver(i, n)
       redis.call('zrem', queue, first)
       redis.call('zrem', KEYS[2 * n + i], first)
       local fence = issueFence(3 * n + i, 3 * n + i)
-      redis.call(PUBLISH, channel .. ':' .. first, string.format('%.0f', fence) .. ':' .. ARGV[2])
+      tellWaiter(KEYS[i], first, string.format('%.0f', fence) .. ':' .. ARGV[2])
       return
     end
     redis.call('del', KEYS[i])
-    if first then return redis.call(PUBLISH, channel .. ':' .. first, '') end
+    if first then return tellWaiter(KEYS[i], first, '') end
   else
     redis.call('del', KEYS[i])
   end
@@ -210,7 +222,7 @@ return released`;
  * Releases every key the token holds, handing each to the first waiter queued for it (see
  * HAND_OVER for KEYS and ARGV). Returns how many keys it held.
  */
-const RELEASE = `${CLOCK}${PURGE_STALE}${ISSUE_FENCE}${HAND_OVER}
+const RELEASE = `${CLOCK}${PURGE_STALE}${ISSUE_FENCE}${TELL_WAITER}${HAND_OVER}
 local n = #KEYS / 4
 local released = 0
 for i = 1, n do
@@ -239,7 +251,7 @@ return 1`;
  * A fair waiter gives up: leaves every queue; passes on a key a release handed it meanwhile, and
  * where a key is free, reminds the new first waiter. KEYS and ARGV as HAND_OVER.
  */
-const LEAVE_QUEUE = `${CLOCK}${PURGE_STALE}${ISSUE_FENCE}${HAND_OVER}
+const LEAVE_QUEUE = `${CLOCK}${PURGE_STALE}${ISSUE_FENCE}${TELL_WAITER}${HAND_OVER}
 local n = #KEYS / 4
 for i = 1, n do
   redis.call('zrem', KEYS[n + i], ARGV[1])
@@ -248,7 +260,7 @@ for i = 1, n do
     handOver(i, n)
   elseif redis.call('exists', KEYS[i]) == 0 then
     local first = redis.call('zrange', KEYS[n + i], 0, 0)[1]
-    if first then redis.call(PUBLISH, KEYS[i] .. '${CHANNEL_SUFFIX}:' .. first, '') end
+    if first then tellWaiter(KEYS[i], first, '') end
   end
 end
 return 1`;

@@ -12,7 +12,7 @@ import { lockKeysIn } from './fixtures/lock-keys.js';
 import { Gate } from './fixtures/gate.js';
 import { createOrdersApp, PLATFORMS } from './fixtures/orders.app.js';
 
-const TOKEN = /^[0-9a-f]{32}$/;
+const TOKEN = /^[0-9a-f]{48}$/;
 
 afterAll(() => stopAllRedis());
 

@@ -109,7 +109,7 @@ describe('direct calls to provider methods', () => {
     gate.hold('factory:1');
     const first = reports.build('1');
     await gate.arrived('factory:1');
-    expect(await raw.get('lock:{factory:1}')).toMatch(/^[0-9a-f]{32}$/);
+    expect(await raw.get('lock:{factory:1}')).toMatch(/^[0-9a-f]{48}$/);
 
     await expect(reports.build('1')).rejects.toBeInstanceOf(LockNotAcquiredError);
 

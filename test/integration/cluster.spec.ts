@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { hashSlot } from '../../lib/core/cluster-slot.js';
+import { waiterChannel } from '../../lib/core/lock-token.js';
 import type { RedisLockClientOptions } from '../../lib/core/redis-lock-client.options.js';
 import { RedisLockClient } from '../../lib/core/redis-lock.client.js';
 import type { RedisLockHandle } from '../../lib/core/redis-lock.handle.js';
@@ -242,7 +243,8 @@ describe('Redis Cluster', () => {
       await queued(2);
       const tokens = await owner.zrange(`${lockKey}:queue`, '0', '-1');
       for (const token of tokens) {
-        const own = `${lockKey}:released:${token}`;
+        // Both waiters are of one client: they share its channel for the key.
+        const own = waiterChannel(`${lockKey}:released`, token);
         await waitFor(async () => (await shardSubscribers(owner, own)) === 1, {
           interval: 5,
           message: `a sharded subscriber of ${own}`,

@@ -1,4 +1,6 @@
 import type { Redis } from 'ioredis';
+import { waiterChannel } from '../../lib/core/lock-token.js';
+import type { RedisLockHandle } from '../../lib/core/redis-lock.handle.js';
 import { FENCE_STRIDE } from '../../lib/redis-lock.constants.js';
 import { LockNotAcquiredError } from '../../lib/errors/lock.errors.js';
 import { exited, killAllWorkers } from '../support/fork-worker.js';
@@ -173,6 +175,56 @@ describe('fair mode: the lock goes to waiters in arrival order, across processes
       // The first: an attempt, then another once subscribed. The second: only the one.
       expect(attempts(a.queueToken)).toBe(2);
       expect(attempts(b.queueToken)).toBe(1);
+    } finally {
+      log.stop();
+    }
+  });
+
+  it("a client's queued waiters share one subscription per key, and a hand-over wakes only the waiter it names", async () => {
+    const key = uniqueKey('shared-channel');
+    const locks = clients.create(redis.client(), { fair: true });
+    await (await locks.acquire(uniqueKey('warm-up'))).release();
+    const holder = await locks.acquire(key, { ttl: LONG_TTL });
+    const log = await CommandLog.start(admin);
+    try {
+      const opts = { ttl: LONG_TTL, waitTimeout: 10_000 };
+      const settled: string[] = [];
+      const waiters: Promise<RedisLockHandle>[] = [];
+      for (const name of ['w1', 'w2', 'w3']) {
+        waiters.push(
+          locks.acquire(key, opts).then((handle) => {
+            settled.push(name);
+            return handle;
+          }),
+        );
+        await queued(key, waiters.length);
+      }
+      // Granted outside the queue, the holder releases in Redis, which hands the lock to w1 and
+      // says so on the channel all three listen on.
+      await expect(holder.release()).resolves.toBe(true);
+      const w1 = await waiters[0];
+      await expect(admin.get(w1.redisKey)).resolves.toBe(w1.token);
+      // A waiter that took the message for its own would have its lock by the next macrotask.
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(settled).toEqual(['w1']);
+      await expect(fairQueue(admin, key)).resolves.toHaveLength(2);
+
+      await expect(w1.release()).resolves.toBe(true);
+      const w2 = await waiters[1];
+      await expect(w2.release()).resolves.toBe(true);
+      const w3 = await waiters[2];
+      await expect(w3.release()).resolves.toBe(true);
+      expect(settled).toEqual(['w1', 'w2', 'w3']);
+
+      await monitorCaughtUp(admin, log);
+      const channel = waiterChannel(`lock:{${key}}:released`, w1.queueToken!);
+      const subscribes = log.commands.filter(
+        (args) => args[0] === 'subscribe' && args.includes(channel),
+      );
+      expect(subscribes).toHaveLength(1);
+      for (const waiter of [w2, w3]) {
+        expect(waiterChannel(`lock:{${key}}:released`, waiter.queueToken!)).toBe(channel);
+      }
     } finally {
       log.stop();
     }

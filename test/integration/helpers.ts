@@ -70,9 +70,10 @@ export async function commandCalls(admin: Redis, command: string): Promise<numbe
 }
 
 /**
- * Resolves once `count` waiters (default prefix) listen for releases of `key`: on the key's
- * channel (`lock:{key}:released`), or on their own (`lock:{key}:released:<token>`, a waiter
- * queued in Redis). A waiter that got that far sleeps until a release wakes it.
+ * Resolves once `count` subscriptions (default prefix) listen for releases of `key`: on the key's
+ * channel (`lock:{key}:released`), or on a client's (`lock:{key}:released:<client id>`, shared by
+ * that client's waiters queued in Redis). A waiter that got that far sleeps until a release wakes
+ * it.
  */
 export async function subscribed(admin: Redis, key: string, count = 1): Promise<void> {
   await waitFor(async () => (await subscriberCount(admin, key)) >= count, {

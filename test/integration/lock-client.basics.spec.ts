@@ -18,7 +18,7 @@ import {
   uniqueKey,
 } from './helpers.js';
 
-const TOKEN = /^[0-9a-f]{32}$/;
+const TOKEN = /^[0-9a-f]{48}$/;
 
 describe('RedisLockClient: taking, holding and releasing', () => {
   let redis: RedisServer;

@@ -114,7 +114,7 @@ describe('callLocked and observeLocked', () => {
       const result = (await callLocked(locks, key, {}, () =>
         defer(() => from(locks.run(key, (lock) => lock.token))),
       )) as Observable<string>;
-      await expect(firstValueFrom(result)).resolves.toMatch(/^[0-9a-f]{32}$/);
+      await expect(firstValueFrom(result)).resolves.toMatch(/^[0-9a-f]{48}$/);
       await released(key);
     });
   });
@@ -219,7 +219,7 @@ describe('callLocked and observeLocked', () => {
       const locked = observeLocked(locks, key, {}, () =>
         defer(() => from(locks.run(key, (lock) => lock.token))),
       );
-      await expect(firstValueFrom(locked)).resolves.toMatch(/^[0-9a-f]{32}$/);
+      await expect(firstValueFrom(locked)).resolves.toMatch(/^[0-9a-f]{48}$/);
       await released(key);
     });
   });

@@ -185,7 +185,7 @@ describe('Redlock on 5 masters: faults', () => {
       const sent = log.mentioning(`lock:{${key}}`).find((args) => /^eval/i.test(args[0]));
       expect(sent).toBeDefined();
       const token = sent![3 + Number(sent![2])];
-      expect(token).toMatch(/^[0-9a-f]{32}$/);
+      expect(token).toMatch(/^[0-9a-f]{48}$/);
       expect(message).not.toContain(token);
       log.stop();
 

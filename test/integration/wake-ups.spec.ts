@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { waiterChannel } from '../../lib/core/lock-token.js';
 import { fixedDelay } from '../../lib/core/retry.strategies.js';
 import type { RedisLockHandle } from '../../lib/core/redis-lock.handle.js';
 import { LockNotAcquiredError } from '../../lib/errors/lock.errors.js';
@@ -167,7 +168,7 @@ describe('pub/sub wake-ups', () => {
       await expect(admin.get(lock.redisKey)).resolves.toBe(lock.token);
 
       // Server order: failed attempt, release, SUBSCRIBE, then the attempt that got the lock (as
-      // the first waiter of its process, it queues: its own channel, the queue's script, which
+      // the first waiter of its process, it queues: its client's channel, the queue's script, which
       // may run as EVALSHA then EVAL on first use).
       await monitorCaughtUp(admin, log);
       const scripts = log.scriptsOf(lock.token);
@@ -178,7 +179,7 @@ describe('pub/sub wake-ups', () => {
       const firstAttempt = index(isAcquireOf);
       const release = index((args) => args[0] === 'evalsha' && args.includes(holder.token));
       const subscribe = index(
-        (args) => args[0] === 'subscribe' && args[1] === `${channel}:${lock.token}`,
+        (args) => args[0] === 'subscribe' && args[1] === waiterChannel(channel, lock.token),
       );
       const secondAttempt = log.commands.findIndex(
         (args, i) => i > firstAttempt && isAcquireOf(args),
