@@ -68,14 +68,14 @@ async function criticalSection(): Promise<void> {
   // which made garbage collection pauses the largest part of every implementation's wait tail.
   const end = now() + config.criticalSectionMs;
   while (now() < end) {
-    for (let i = 0; i < SPIN_TURNS; i++) spun ^= i;
+    for (let i = 0; i < SPIN_TURNS; i++) _spun ^= i;
   }
 }
 
 /** Turns of the spin between clock readings: a few microseconds. */
 const SPIN_TURNS = 10_000;
 /** Written by the spin so that the compiler cannot drop its loop. */
-let spun = 0;
+let _spun = 0;
 
 async function workerLoop(acquire: Acquire, key: string, round: RoundSettings) {
   const stats: WorkerStats = { grants: 0, waits: [], heldMs: 0, cutOff: 0, late: 0 };
