@@ -77,6 +77,23 @@ describe('Write batching: lock commands of one tick share socket writes', () => 
     expect(redis.stream.writableCorked).toBe(0);
   });
 
+  it('works with a client of your own that batches itself (enableAutoPipelining)', async () => {
+    const redis = server.client({ enableAutoPipelining: true });
+    await redis.ping();
+    const locks = clients.create(redis);
+    const keys = Array.from({ length: 2 * WRITE_BATCH + 8 }, (_, i) => uniqueKey(`auto${i}`));
+
+    const held = await Promise.all(keys.map((key) => locks.tryAcquire(key)));
+    expect(held.every((lock) => lock?.isHeld())).toBe(true);
+    const again = await Promise.all(keys.map((key) => locks.tryAcquire(key)));
+    expect(again.every((lock) => lock === null)).toBe(true);
+    await Promise.all(held.map((lock) => lock!.release()));
+    const admin = server.client();
+    const left = await Promise.all(keys.map((key) => admin.exists(`lock:{${key}}`)));
+    expect(left.every((n) => n === 0)).toBe(true);
+    expect(redis.stream.writableCorked).toBe(0);
+  });
+
   it('leaves a socket corked by someone else to them: the lock goes out when they uncork', async () => {
     const redis = await readyClient();
     const locks = clients.create(redis);
