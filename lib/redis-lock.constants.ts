@@ -52,6 +52,13 @@ export const MAX_LOCAL_PASSES = FENCE_STRIDE - 1;
  */
 export const DEFAULT_LOCAL_PASSES = 5;
 
+/**
+ * A lock taken over (passed on, or handed over in Redis) whose lease left is short of the taker's
+ * ttl by at most this share of it is not extended: a holder with the same ttl passes it on with
+ * all but the few ms it held it, and a command per pass to win those back is not worth its cost.
+ */
+export const LEASE_SHORTFALL = 0.01;
+
 /** A lock with less lease left than this (ms) is released in Redis, not passed on. */
 export const MIN_PASSED_LEASE = 100;
 

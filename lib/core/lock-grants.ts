@@ -1,5 +1,10 @@
 import { LockUnavailableError } from '../errors/lock.errors.js';
-import { ATTEMPT_TIMEOUT, FINAL_ATTEMPT_GRACE, RENEW_DIVISOR } from '../redis-lock.constants.js';
+import {
+  ATTEMPT_TIMEOUT,
+  FINAL_ATTEMPT_GRACE,
+  LEASE_SHORTFALL,
+  RENEW_DIVISOR,
+} from '../redis-lock.constants.js';
 import { attemptTimeoutMessage } from '../redis-lock.messages.js';
 import type { LocalPasses, PassedLock } from './local-passes.js';
 import type { ResolvedLockOptions } from './lock-options.resolver.js';
@@ -237,7 +242,8 @@ export class LockGrants {
   /**
    * A lock this waiter got without an attempt of its own (handed over in Redis, or passed on in
    * this process), with `lease` ms counted from `since`. Brought to the waiter's own ttl unless
-   * the watchdog will see to it in time: at once when little of the lease is left, else while the
+   * the watchdog will see to it in time, or it is that already but for a few ms (a lock passed on
+   * by a holder with the same ttl): at once when little of the lease is left, else while the
    * caller already works.
    */
   async takeOver(
@@ -270,7 +276,7 @@ export class LockGrants {
     // With waitForReplicas, the WAIT that follows must come after a write of this connection.
     if (this.settings.waitsForReplicas || leaseLeft < Math.min(leaseGiven, opts.ttl) / 2) {
       await handle.extend().catch(() => undefined);
-    } else if (lease !== opts.ttl && !watched) {
+    } else if (!watched && !nearly(leaseLeft, opts.ttl)) {
       // After the caller has started: sending the command is not for its critical path. A
       // failure shows through the handle: a lost lock aborts its signal, an unreachable Redis
       // leaves it the lease it got; released meanwhile, there is nothing to extend.
@@ -285,4 +291,13 @@ export class LockGrants {
     if (!fair) this.settings.passes.granted(handle);
     return handle;
   }
+}
+
+/**
+ * Whether a lease left is the ttl but for at most LEASE_SHORTFALL of it: not worth a command to
+ * bring it to the ttl. Never when it is longer: a lease longer than the ttl asked for would keep
+ * the key from the others for longer than promised if the holder died.
+ */
+function nearly(leaseLeft: number, ttl: number): boolean {
+  return leaseLeft <= ttl && leaseLeft >= ttl * (1 - LEASE_SHORTFALL);
 }

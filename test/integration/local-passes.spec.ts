@@ -609,6 +609,38 @@ describe('local passes: a released lock goes to the next waiter of the same proc
     await lock.release();
   });
 
+  it('a passed lock is not extended when its lease left is the waiter’s ttl but for a few ms, and is shortened when longer than the waiter’s ttl', async () => {
+    const key = uniqueKey('near-ttl');
+    const { locks, connection } = lockClient();
+    const log = await CommandLog.start(admin);
+    try {
+      const holder = await locks.acquire(key, { ttl: LONG_TTL, autoRenew: false });
+      const same = startWaiting(connection, () =>
+        locks.acquire(key, { ttl: LONG_TTL, autoRenew: false, waitTimeout: 10_000 }),
+      );
+      const { pending: sameTtl } = await same;
+      const shorter = locks.acquire(key, { ttl: 2000, autoRenew: false, waitTimeout: 10_000 });
+
+      await expect(holder.release()).resolves.toBe(true);
+      const a = await sameTtl;
+      expect(a.token).toBe(holder.token);
+      await expect(a.release()).resolves.toBe(true);
+      const b = await shorter;
+      expect(b.token).toBe(holder.token);
+      // b's lease in Redis comes down to its own ttl (a background extend after it started).
+      await waitFor(async () => (await admin.pttl(b.redisKey)) <= 2000, {
+        message: 'the passed lock to be shortened to the waiter’s ttl',
+      });
+      await b.release();
+
+      await monitorCaughtUp(admin, log);
+      // One extend in all, b's: a, with all but a few ms of the same ttl, needed none.
+      expect(log.scriptsOf(holder.token).filter((name) => name === 'extend')).toEqual(['extend']);
+    } finally {
+      log.stop();
+    }
+  });
+
   it('a passed lock with little lease left is extended before the waiter gets it: holder ttl 1 s released with < 400 ms left, waiter ttl 20 s', async () => {
     const key = uniqueKey('short-pass');
     const { locks, connection } = lockClient();
