@@ -624,6 +624,9 @@ describe('local passes: a released lock goes to the next waiter of the same proc
       await expect(holder.release()).resolves.toBe(true);
       const a = await sameTtl;
       expect(a.token).toBe(holder.token);
+      // Held past the turn in which an extend would be sent, and past its reply.
+      await new Promise((resolve) => setImmediate(resolve));
+      await connection.ping();
       await expect(a.release()).resolves.toBe(true);
       const b = await shorter;
       expect(b.token).toBe(holder.token);
