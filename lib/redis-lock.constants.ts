@@ -80,7 +80,7 @@ export const MAX_KEY_PART_LENGTH = 256;
 export const MAX_KEY_LENGTH = 1_024;
 
 /**
- * Lock commands sent in one socket write at most (see coalesceWrites): enough to spread a write's
+ * Lock commands sent in one socket write at most (see sendCoalesced): enough to spread a write's
  * system call over many commands, few enough that Redis starts on them while later ones are built
  * (measured best among 6 to 1000 at 50 concurrent locks).
  */

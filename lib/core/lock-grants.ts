@@ -43,6 +43,11 @@ export interface Acquisition {
    * that gave up instead never releases it, and one that queued again stands behind).
    */
   ahead?: string;
+  /**
+   * Fair mode: its next attempt joins the queue behind waiters of this process already in it,
+   * so it cannot be granted and may be sent lazily (see `sendCoalesced`).
+   */
+  joinsBehind?: boolean;
 }
 
 /** A busy reply: the remaining lease of the key in the way (-2: free, but not our turn yet). */
@@ -168,20 +173,24 @@ export class LockGrants {
     const { target, opts, token, deadline, started, queued } = call;
     // The default mode's first attempt may take a free lock whoever waits (barging).
     if (!opts.fair && !queued) return this.store.acquire(target, token, opts.ttl);
-    // A single try takes no place in the queues.
-    const spotTimeout = deadline > started ? this.settings.fairQueueTimeout : 0;
-    const noteAhead = (ahead: string | undefined) => {
-      if (ahead !== undefined) call.ahead = ahead;
-    };
-    return this.store.acquire(target, token, opts.ttl, spotTimeout, noteAhead);
+    const lazy = call.joinsBehind;
+    call.joinsBehind = false;
+    return this.store.acquire(target, token, opts.ttl, {
+      // A single try takes no place in the queues.
+      timeout: deadline > started ? this.settings.fairQueueTimeout : 0,
+      onQueued: (ahead) => {
+        if (ahead !== undefined) call.ahead = ahead;
+      },
+      lazy,
+    });
   }
 
   /**
    * A waiter queued in Redis that gives up (or was passed the lock in this process) leaves the
    * queues at once, rather than after its spot timeout.
    */
-  async leaveQueue({ target, token }: Acquisition): Promise<void> {
-    await answerWithin(this.store.leaveQueue(target, token), ATTEMPT_TIMEOUT).catch(
+  async leaveQueue({ target, token }: Acquisition, lazy = false): Promise<void> {
+    await answerWithin(this.store.leaveQueue(target, token, lazy), ATTEMPT_TIMEOUT).catch(
       () => undefined,
     );
   }
@@ -200,7 +209,8 @@ export class LockGrants {
   takePassed(call: Acquisition, passed: PassedLock, attempt?: unknown): Promise<RedisLockHandle> {
     if (call.queued) {
       call.queued = false;
-      void this.leaveQueue(call);
+      // Lazily: the lock is taken up first, and nothing can hand it to this place meanwhile.
+      void this.leaveQueue(call, true);
     }
     if (attempt instanceof Promise) this.dropAttempt(attempt);
     if (this.closed || attempt instanceof RedisLockHandle) {
@@ -280,7 +290,9 @@ export class LockGrants {
       // After the caller has started: sending the command is not for its critical path. A
       // failure shows through the handle: a lost lock aborts its signal, an unreachable Redis
       // leaves it the lease it got; released meanwhile, there is nothing to extend.
-      setImmediate(() => handle.extend().catch(() => undefined));
+      setImmediate(() => {
+        if (handle.isHeld()) handle.extend().catch(() => undefined);
+      });
     }
     return handle;
   }

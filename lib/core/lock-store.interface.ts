@@ -24,23 +24,31 @@ export interface LockStore {
   lease(ttl: number): number;
   /**
    * One attempt on every key of `target`: the fencing token (> 0) on a grant, else -3 minus the
-   * PTTL of a busy key. `spotTimeout` (fair mode only): queue for the lock meanwhile, keeping the
-   * place this long without a refresh (0: a single try); `onQueued` then learns who is just ahead
-   * in the queue of a single key (`undefined`: nobody, or not known).
+   * PTTL of a busy key. `spot` (fair mode only): queue for the lock meanwhile.
    */
-  acquire(
-    target: LockTarget,
-    token: string,
-    ttl: number,
-    spotTimeout?: number,
-    onQueued?: (ahead: string | undefined) => void,
-  ): Promise<number>;
+  acquire(target: LockTarget, token: string, ttl: number, spot?: QueueSpot): Promise<number>;
   /** Resets the lease of every key if `token` still holds them all. */
   extend(target: LockTarget, token: string, ttl: number): Promise<boolean>;
   /** Frees every key `token` holds (for the first waiter queued, if any); true if it held all. */
   release(target: LockTarget, token: string): Promise<boolean>;
-  /** A fair waiter gives up its places (and passes on a lock handed to it meanwhile). */
-  leaveQueue(target: LockTarget, token: string): Promise<void>;
+  /**
+   * A fair waiter gives up its places (and passes on a lock handed to it meanwhile). `lazy`: may
+   * leave with the tick's next command (see `sendCoalesced`).
+   */
+  leaveQueue(target: LockTarget, token: string, lazy?: boolean): Promise<void>;
   /** Whether the lock key is held. */
   isLocked(lockKey: string): Promise<boolean>;
+}
+
+/** How a fair attempt queues for the lock when it does not get it. */
+export interface QueueSpot {
+  /** How long the place is kept without a refresh (ms; 0: a single try, no place). */
+  readonly timeout: number;
+  /** Learns who is just ahead in the queue of a single key (`undefined`: nobody, or not known). */
+  readonly onQueued?: (ahead: string | undefined) => void;
+  /**
+   * Joins behind waiters of this process already queued, so it will not be granted: it may
+   * leave with the tick's next command (see `sendCoalesced`).
+   */
+  readonly lazy?: boolean;
 }

@@ -167,6 +167,7 @@ export class LockAcquirer {
     // Fair waiters of this process queue for these keys already: an attempt now would only find
     // the lock busy, so this waiter subscribes and joins the queue with a single attempt.
     const contended = opts.fair && opts.waitTimeout > 0 && this.fairWaiters.has(target.id);
+    call.joinsBehind = contended;
     try {
       // Others of this process wait for these keys already: queue behind them, do not barge.
       if ((!queue && !contended) || opts.waitTimeout === 0) {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { coalesceWrites, type RedisClient } from './redis-connection.js';
+import { sendCoalesced, type RedisClient } from './redis-connection.js';
 import { CLIENT_ID_BYTES, FENCE_RETENTION, FENCE_STRIDE } from '../redis-lock.constants.js';
 import { CHANNEL_SUFFIX } from './lock-target.js';
 
@@ -279,13 +279,20 @@ export class LuaScript {
     this.sha = createHash('sha1').update(source).digest('hex');
   }
 
-  run(redis: RedisClient, keys: readonly string[], args: (string | number)[]): Promise<unknown> {
-    coalesceWrites(redis);
-    return redis.evalsha(this.sha, keys.length, ...keys, ...args).catch((err: unknown) => {
-      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-      coalesceWrites(redis);
-      return redis.eval(this.source, keys.length, ...keys, ...args);
-    });
+  /** `lazy`: the reply is not awaited before the tick ends (see `sendCoalesced`). */
+  run(
+    redis: RedisClient,
+    keys: readonly string[],
+    args: (string | number)[],
+    lazy = false,
+  ): Promise<unknown> {
+    const n = keys.length;
+    return sendCoalesced(redis, () => redis.evalsha(this.sha, n, ...keys, ...args), lazy).catch(
+      (err: unknown) => {
+        if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+        return sendCoalesced(redis, () => redis.eval(this.source, n, ...keys, ...args), lazy);
+      },
+    );
   }
 }
 

@@ -25,53 +25,70 @@ export function isCluster(client: RedisClient): client is Cluster {
   return (client as Cluster).isCluster === true;
 }
 
-/**
- * Per socket, for the current tick: how many lock commands wait in its cork (0: the tick's first
- * command went out alone and nothing is corked yet). See {@link coalesceWrites}.
- */
-const batches = new WeakMap<Redis['stream'], number>();
+/** Per socket, for the current tick: how its lock commands are being written. */
+interface TickWrites {
+  /** Commands waiting in the socket's cork (0: we have not corked it). */
+  corked: number;
+  /** Whether a command that someone waits for went out at once this tick. */
+  sentAtOnce: boolean;
+}
+
+/** See {@link sendCoalesced}. */
+const ticks = new WeakMap<Redis['stream'], TickWrites>();
 
 /**
- * Gathers the lock commands written to `client` in one tick into few socket writes. The tick's
- * first command is written at once: alone it must not wait, and it is often the one a waiter in
- * another process is waiting for (a release). Later ones in the same tick are corked and leave in
- * writes of WRITE_BATCH commands, the rest when the tick ends. Under load many locks send their
- * scripts in the same tick (their replies arrive together and their callers go on together), and
- * a write per command is a system call each: the largest single cost of a lock on the client. A
- * batch leaves as soon as it is full, so Redis works on it while the next is built. The order of
- * commands is unchanged, and corks nest: a socket someone else corked stays corked until they
- * uncork it. Left alone: a Cluster (each command goes to its own node's socket) and a client not
- * ready (ioredis queues its commands then).
+ * Sends a lock command (`send` writes it to `client`), gathering the lock commands written in one
+ * tick into few socket writes. A write per command is a system call each: the largest single cost
+ * of a lock on the client. The tick's first command leaves at once: alone it must not wait, and
+ * it is often the one a waiter in another process is waiting for (a release). Later ones in the
+ * same tick are corked and leave in writes of WRITE_BATCH commands, the rest when the tick ends.
+ * Under load many locks send their scripts in the same tick (their replies arrive together and
+ * their callers go on together). A batch leaves as soon as it is full, so Redis works on it while
+ * the next is built.
+ *
+ * `lazy`: nobody waits for this command's reply before the tick ends (a waiter leaving the queue
+ * because the lock was passed to it here, one joining behind this process's other waiters). It is
+ * corked even when first, so the lock passed on is taken up without a system call first, and it
+ * leaves with the tick's next command, or when the tick ends.
+ *
+ * The order of commands is unchanged, and corks nest: a socket someone else corked stays corked
+ * until they uncork it. Left alone: a Cluster (each command goes to its own node's socket) and a
+ * client not ready (ioredis queues its commands then).
  *
  * @example
- * coalesceWrites(redis);
- * const reply = redis.evalsha(sha, 1, 'lock:{a}', token); // leaves with the tick's other commands
+ * const reply = sendCoalesced(redis, () => redis.evalsha(sha, 1, 'lock:{a}', token));
  */
-export function coalesceWrites(client: RedisClient): void {
-  if (isCluster(client) || client.status !== 'ready') return;
+export function sendCoalesced<T>(client: RedisClient, send: () => T, lazy = false): T {
+  if (isCluster(client) || client.status !== 'ready') return send();
   const stream = client.stream;
-  if (!stream?.writable) return;
-  const waiting = batches.get(stream);
-  if (waiting === undefined) {
-    batches.set(stream, 0);
+  if (!stream?.writable) return send();
+  let tick = ticks.get(stream);
+  if (!tick) {
+    ticks.set(stream, (tick = { corked: 0, sentAtOnce: false }));
     process.nextTick(endTick, stream);
-  } else if (waiting === 0) {
-    stream.cork();
-    batches.set(stream, 1);
-  } else if (waiting < WRITE_BATCH) {
-    batches.set(stream, waiting + 1);
-  } else {
-    // Send the full batch; the socket stays corked for the rest of the tick.
-    stream.uncork();
-    stream.cork();
-    batches.set(stream, 1);
   }
+  if (!lazy && !tick.sentAtOnce) {
+    tick.sentAtOnce = true;
+    const sent = send();
+    // With the lazy commands before it, in one write.
+    if (tick.corked > 0) uncork(stream, tick);
+    return sent;
+  }
+  if (tick.corked >= WRITE_BATCH) uncork(stream, tick); // the full batch goes now
+  if (tick.corked === 0) stream.cork();
+  tick.corked++;
+  return send();
+}
+
+function uncork(stream: Redis['stream'], tick: TickWrites): void {
+  tick.corked = 0;
+  stream.uncork();
 }
 
 function endTick(stream: Redis['stream']): void {
-  const waiting = batches.get(stream);
-  batches.delete(stream);
-  if (waiting) stream.uncork();
+  const tick = ticks.get(stream);
+  ticks.delete(stream);
+  if (tick?.corked) stream.uncork();
 }
 
 /*

@@ -1,5 +1,5 @@
 import { hashSlot } from './cluster-slot.js';
-import type { LockStore } from './lock-store.interface.js';
+import type { LockStore, QueueSpot } from './lock-store.interface.js';
 import { subTarget, type LockTarget } from './lock-target.js';
 import { ClusterLockScripts, LockScripts, type LockScriptSet } from './lock.scripts.js';
 import { isCluster, type RedisClient } from './redis-connection.js';
@@ -50,16 +50,10 @@ export class RedisStore implements LockStore {
     return ttl;
   }
 
-  acquire(
-    target: LockTarget,
-    token: string,
-    ttl: number,
-    spotTimeout?: number,
-    onQueued?: (ahead: string | undefined) => void,
-  ): Promise<number> {
+  acquire(target: LockTarget, token: string, ttl: number, spot?: QueueSpot): Promise<number> {
     const parts = this.slotParts(target);
     if (parts.length > 1) return this.acquireParts(parts, token, ttl);
-    if (spotTimeout === undefined) {
+    if (spot === undefined) {
       return this.scripts.acquire.run(this.redis, target.acquireKeys, [
         token,
         ttl,
@@ -69,12 +63,13 @@ export class RedisStore implements LockStore {
     const reply = this.scripts.acquireFair.run(
       this.redis,
       [...locks, ...fences, ...queues, ...timeouts],
-      [token, ttl, spotTimeout],
+      [token, ttl, spot.timeout],
+      spot.lazy,
     ) as Promise<number | [number, string]>;
     // Queued for one key, the reply also names who is just ahead.
     return reply.then((r) => {
       if (typeof r === 'number') return r;
-      onQueued?.(r[1] || undefined);
+      spot.onQueued?.(r[1] || undefined);
       return r[0];
     });
   }
@@ -100,8 +95,9 @@ export class RedisStore implements LockStore {
     return this.scripts.release.run(this.redis, target.releaseKeys, args).then((r) => r === n);
   }
 
-  async leaveQueue(target: LockTarget, token: string): Promise<void> {
-    await this.scripts.leaveQueue.run(this.redis, target.releaseKeys, [token, this.handOverLease]);
+  async leaveQueue(target: LockTarget, token: string, lazy = false): Promise<void> {
+    const args = [token, this.handOverLease];
+    await this.scripts.leaveQueue.run(this.redis, target.releaseKeys, args, lazy);
   }
 
   /**

@@ -1,7 +1,9 @@
 import type { Redis } from 'ioredis';
+import { sendCoalesced } from '../../lib/core/redis-connection.js';
 import { WRITE_BATCH } from '../../lib/redis-lock.constants.js';
 import { startRedis, stopAllRedis, type RedisServer } from '../support/redis-server.js';
-import { LockClients, uniqueKey } from './helpers.js';
+import { waitFor } from '../support/wait-for.js';
+import { commandCalls, fairQueue, LockClients, uniqueKey } from './helpers.js';
 
 /** Records how many commands each write on the client's socket carried, in `sizes` (returned). */
 function watchWrites(redis: Redis, sizes: number[] = []): number[] {
@@ -75,6 +77,94 @@ describe('Write batching: lock commands of one tick share socket writes', () => 
     expect(lock?.isHeld()).toBe(true);
     expect(events).toEqual([1, 'tick ended']);
     expect(redis.stream.writableCorked).toBe(0);
+  });
+
+  it('holds a lazy command back until the next command of its tick, which takes it along, or until the tick ends', async () => {
+    const redis = server.client();
+    await redis.ping();
+    const events: (number | string)[] = [];
+    watchWrites(redis, events as number[]);
+
+    process.nextTick(() => events.push('tick ended'));
+    const alone = sendCoalesced(redis, () => redis.echo('lazy'), true);
+    expect(events).toEqual([]);
+    await expect(alone).resolves.toBe('lazy');
+    expect(events).toEqual(['tick ended', 1]);
+
+    events.length = 0;
+    process.nextTick(() => events.push('tick ended'));
+    const lazy = sendCoalesced(redis, () => redis.echo('lazy'), true);
+    const urgent = sendCoalesced(redis, () => redis.echo('urgent'));
+    // Both in one write, at once, the lazy one first.
+    expect(events).toEqual([2]);
+    await expect(Promise.all([lazy, urgent])).resolves.toEqual(['lazy', 'urgent']);
+    expect(events).toEqual([2, 'tick ended']);
+    expect(redis.stream.writableCorked).toBe(0);
+  });
+
+  /** Waits until the fair queue of `key` holds `length` waiters. */
+  async function queued(key: string, length: number): Promise<void> {
+    const admin = server.client();
+    await waitFor(async () => (await fairQueue(admin, key)).length === length, {
+      interval: 5,
+      message: `${length} waiter(s) in the queue of ${key}`,
+    });
+  }
+
+  it('fair mode: a waiter passed the lock in its process holds it before any write, and leaves the queue in Redis with the next command', async () => {
+    const redis = await readyClient();
+    const locks = clients.create(redis, { fair: true });
+    const key = uniqueKey('passed');
+    const holder = await clients.create(server.client(), { fair: true }).acquire(key);
+    // b stands right behind a, in the same process: a's release passes the lock to b there.
+    const a = locks.acquire(key, { waitTimeout: 10_000 });
+    await queued(key, 1);
+    const b = locks.acquire(key, { waitTimeout: 10_000 });
+    await queued(key, 2);
+    await holder.release();
+    const lockA = await a;
+    const writes = watchWrites(redis);
+
+    let writesWhenGranted: number[] | undefined;
+    const passed = b.then((lock) => {
+      writesWhenGranted = [...writes];
+      return lock;
+    });
+    await lockA.release();
+    const lockB = await passed;
+    expect(lockB.token).toBe(lockA.token); // passed in the process, not through Redis
+    expect(writesWhenGranted).toEqual([]);
+    // b's leaving the queue goes out ahead of its release, in one write: the release must not
+    // hand the lock to b's old place.
+    await expect(lockB.release()).resolves.toBe(true);
+    expect(writes).toEqual([2]);
+    await expect(fairQueue(server.client(), key)).resolves.toEqual([]);
+    await expect(server.client().exists(`lock:{${key}}`)).resolves.toBe(0);
+  });
+
+  it("fair mode: a waiter joining the queue behind one of its own process sends its attempt with the tick's next command", async () => {
+    const redis = await readyClient();
+    const locks = clients.create(redis, { fair: true });
+    const key = uniqueKey('joins');
+    const holder = await locks.acquire(key);
+    const admin = server.client();
+    const attemptsBefore = await commandCalls(admin, 'evalsha');
+    const first = locks.acquire(key, { waitTimeout: 10_000 });
+    // Its two attempts (the second once subscribed) are in: from now on, it sleeps.
+    await waitFor(async () => (await commandCalls(admin, 'evalsha')) === attemptsBefore + 2, {
+      interval: 5,
+      message: 'the first waiter made its two attempts',
+    });
+    const events: (number | string)[] = [];
+    watchWrites(redis, events as number[]);
+
+    process.nextTick(() => events.push('tick ended'));
+    const second = locks.acquire(key, { waitTimeout: 10_000 });
+    await queued(key, 2);
+    expect(events).toEqual(['tick ended', 1]);
+    await holder.release();
+    await (await first).release();
+    await (await second).release();
   });
 
   it('works with a client of your own that batches itself (enableAutoPipelining)', async () => {
