@@ -13,6 +13,8 @@ export interface PassedLock {
   /** The lease it was last given in Redis (ms). */
   readonly leaseGiven: number;
   readonly passesLeft: number;
+  /** The queue places of the waiters it was passed to before (see `RedisLockHandle.passedTo`). */
+  readonly passedTo: readonly string[];
 }
 
 /** What a waiter tells `LocalPasses` about itself. */
@@ -62,7 +64,7 @@ interface Vacancy {
  * The numbers after a grant's fencing token are left free for these passes (`FENCE_STRIDE`).
  *
  * @example
- * const passes = new LocalPasses((target, token) => store.release(target, token));
+ * const passes = new LocalPasses((target, lock) => store.release(target, lock.token, lock.passedTo));
  * const candidacy = passes.candidate(target.id, { deadline, signal, wake });
  * try { ...wait... if (candidacy.lock) return takeOver(candidacy.lock); } finally { candidacy.withdraw(); }
  */
@@ -81,12 +83,12 @@ export class LocalPasses {
   private closed = false;
 
   /** @param release Releases a lock in Redis that nobody here took after all. */
-  constructor(private readonly release: (target: LockTarget, token: string) => void) {}
+  constructor(private readonly release: (target: LockTarget, lock: PassedLock) => void) {}
 
   /** Passes nothing from now on: every release goes to Redis, and so do the vacant locks. */
   close(): void {
     this.closed = true;
-    for (const { lock, target } of this.vacancies.values()) this.release(target, lock.token);
+    for (const { lock, target } of this.vacancies.values()) this.release(target, lock);
     this.vacancies.clear();
   }
 
@@ -171,7 +173,7 @@ export class LocalPasses {
       this.candidates.delete(id);
       next.take(vacancy.lock);
     } else {
-      this.release(vacancy.target, vacancy.lock.token);
+      this.release(vacancy.target, vacancy.lock);
     }
   }
 
@@ -226,5 +228,6 @@ function passed(handle: RedisLockHandle, leaseEnds: number): PassedLock {
     leaseEnds,
     leaseGiven: handle.leaseGiven,
     passesLeft: handle.passesLeft - 1,
+    passedTo: handle.passedTo,
   };
 }

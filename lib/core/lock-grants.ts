@@ -50,6 +50,20 @@ export interface Acquisition {
   joinsBehind?: boolean;
 }
 
+/** A lock a waiter got without an attempt of its own, as `LockGrants.takeOver` takes it up. */
+interface TakenLock {
+  readonly token: string;
+  readonly fencingToken: bigint;
+  /** Monotonic time the lease counts from, and the lease (ms). */
+  readonly since: number;
+  readonly lease: number;
+  readonly passesLeft: number;
+  /** The lease the lock was last given in Redis, if longer than `lease` (a lock passed on). */
+  readonly leaseGiven?: number;
+  /** See `RedisLockHandle.passedTo`. */
+  readonly passedTo?: readonly string[];
+}
+
 /** A busy reply: the remaining lease of the key in the way (-2: free, but not our turn yet). */
 export interface Busy {
   readonly pttl: number;
@@ -189,8 +203,8 @@ export class LockGrants {
    * A waiter queued in Redis that gives up (or was passed the lock in this process) leaves the
    * queues at once, rather than after its spot timeout.
    */
-  async leaveQueue({ target, token }: Acquisition, lazy = false): Promise<void> {
-    await answerWithin(this.store.leaveQueue(target, token, lazy), ATTEMPT_TIMEOUT).catch(
+  async leaveQueue({ target, token }: Acquisition): Promise<void> {
+    await answerWithin(this.store.leaveQueue(target, token), ATTEMPT_TIMEOUT).catch(
       () => undefined,
     );
   }
@@ -202,29 +216,26 @@ export class LockGrants {
 
   /**
    * Takes up the lock a release of this process passed to this waiter. Its own place in the queue
-   * in Redis goes (sent before any later release of the lock, on the same connection, so a
-   * release never hands the lock to it). `attempt`: this waiter's own attempt, still in flight
-   * (dropped) or with what it brought back.
+   * in Redis goes with the lock's release (`RedisLockHandle.passedTo`): no command on the way to
+   * the caller, and none is needed meanwhile, as nothing can hand the lock to that place while it
+   * is held. `attempt`: this waiter's own attempt, still in flight (dropped) or with what it
+   * brought back.
    */
   takePassed(call: Acquisition, passed: PassedLock, attempt?: unknown): Promise<RedisLockHandle> {
-    if (call.queued) {
-      call.queued = false;
-      // Lazily: the lock is taken up first, and nothing can hand it to this place meanwhile.
-      void this.leaveQueue(call, true);
-    }
+    const passedTo = call.queued ? [...passed.passedTo, call.token] : passed.passedTo;
+    call.queued = false;
     if (attempt instanceof Promise) this.dropAttempt(attempt);
     if (this.closed || attempt instanceof RedisLockHandle) {
       // The passed lease lapsed and the attempt took the keys anew (or the client was closed):
       // the passed token holds nothing, or must not be kept.
-      void this.store.release(call.target, passed.token).catch(() => undefined);
+      void this.store.release(call.target, passed.token, passedTo).catch(() => undefined);
       if (attempt instanceof RedisLockHandle) return Promise.resolve(attempt);
       return Promise.reject(
         new LockUnavailableError(call.target.name, 'the lock client was closed'),
       );
     }
-    const now = monotonicNow();
-    const { token, fencingToken, leaseEnds, passesLeft, leaseGiven } = passed;
-    return this.takeOver(call, token, fencingToken, now, leaseEnds - now, passesLeft, leaseGiven);
+    const since = monotonicNow();
+    return this.takeOver(call, { ...passed, since, lease: passed.leaseEnds - since, passedTo });
   }
 
   /** An attempt overtaken by a pass: a lock it still brings back (a lapsed lease) is released. */
@@ -244,9 +255,13 @@ export class LockGrants {
    */
   handedOver(call: Acquisition, message: string): Promise<RedisLockHandle> {
     const [fence, lease] = message.split(':');
-    const since = call.lastBusyAt;
-    const passes = this.settings.maxLocalPasses;
-    return this.takeOver(call, call.token, BigInt(fence), since, Number(lease), passes);
+    return this.takeOver(call, {
+      token: call.token,
+      fencingToken: BigInt(fence),
+      since: call.lastBusyAt,
+      lease: Number(lease),
+      passesLeft: this.settings.maxLocalPasses,
+    });
   }
 
   /**
@@ -256,29 +271,22 @@ export class LockGrants {
    * by a holder with the same ttl): at once when little of the lease is left, else while the
    * caller already works.
    */
-  async takeOver(
-    call: Acquisition,
-    token: string,
-    fencingToken: bigint,
-    since: number,
-    lease: number,
-    passesLeft: number,
-    /** The lease the lock was last given in Redis, if longer than `lease` (a lock passed on). */
-    leaseGiven = lease,
-  ): Promise<RedisLockHandle> {
+  private async takeOver(call: Acquisition, lock: TakenLock): Promise<RedisLockHandle> {
     const { target, opts } = call;
+    const { since, lease, leaseGiven = lease } = lock;
     const handle = new RedisLockHandle(
       this.owner,
       target,
-      token,
-      fencingToken,
+      lock.token,
+      lock.fencingToken,
       opts.ttl,
       since,
       opts.autoRenew,
       lease,
-      passesLeft,
+      lock.passesLeft,
       opts.fair ? call.token : undefined,
     );
+    if (lock.passedTo) handle.passedTo = lock.passedTo;
     this.holding(handle, opts.fair);
     const leaseLeft = since + lease - monotonicNow();
     // The watchdog's first renewal comes after ttl / RENEW_DIVISOR: enough lease must last that.

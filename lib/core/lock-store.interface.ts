@@ -29,13 +29,13 @@ export interface LockStore {
   acquire(target: LockTarget, token: string, ttl: number, spot?: QueueSpot): Promise<number>;
   /** Resets the lease of every key if `token` still holds them all. */
   extend(target: LockTarget, token: string, ttl: number): Promise<boolean>;
-  /** Frees every key `token` holds (for the first waiter queued, if any); true if it held all. */
-  release(target: LockTarget, token: string): Promise<boolean>;
   /**
-   * A fair waiter gives up its places (and passes on a lock handed to it meanwhile). `lazy`: may
-   * leave with the tick's next command (see `sendCoalesced`).
+   * Frees every key `token` holds (for the first waiter queued, if any); true if it held all.
+   * `passedTo`: the queue places of waiters the lock was passed to in their process, dropped.
    */
-  leaveQueue(target: LockTarget, token: string, lazy?: boolean): Promise<void>;
+  release(target: LockTarget, token: string, passedTo?: readonly string[]): Promise<boolean>;
+  /** A fair waiter gives up its places (and passes on a lock handed to it meanwhile). */
+  leaveQueue(target: LockTarget, token: string): Promise<void>;
   /** Whether the lock key is held. */
   isLocked(lockKey: string): Promise<boolean>;
 }

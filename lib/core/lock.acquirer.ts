@@ -81,8 +81,8 @@ export class LockAcquirer {
       waitForReplicas: this.waitForReplicas,
       logger: this.logger,
     } = settings);
-    this.passes = new LocalPasses((target, token) => {
-      this.store.release(target, token).catch(() => undefined);
+    this.passes = new LocalPasses((target, lock) => {
+      this.store.release(target, lock.token, lock.passedTo).catch(() => undefined);
     });
     this.grants = new LockGrants(owner, {
       store: this.store,

@@ -220,10 +220,18 @@ return released`;
 
 /**
  * Releases every key the token holds, handing each to the first waiter queued for it (see
- * HAND_OVER for KEYS and ARGV). Returns how many keys it held.
+ * HAND_OVER for KEYS and ARGV). ARGV[3..]: places in the queues to drop first, whether the token
+ * still holds the keys or not: those of waiters this lock was passed to in their process, which
+ * are not waiting any more (it saves each of them a LEAVE_QUEUE). Returns how many keys it held.
  */
 const RELEASE = `${CLOCK}${PURGE_STALE}${ISSUE_FENCE}${TELL_WAITER}${HAND_OVER}
 local n = #KEYS / 4
+for j = 3, #ARGV do
+  for i = 1, n do
+    redis.call('zrem', KEYS[n + i], ARGV[j])
+    redis.call('zrem', KEYS[2 * n + i], ARGV[j])
+  end
+end
 local released = 0
 for i = 1, n do
   if redis.call('get', KEYS[i]) == ARGV[1] then

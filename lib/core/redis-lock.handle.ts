@@ -50,6 +50,11 @@ export class RedisLockHandle implements LockHandle {
   private expiresAt: number;
   /** @internal The lease last set in Redis (ms): by the grant or the last extend. */
   leaseGiven: number;
+  /**
+   * @internal The queue places in Redis of the waiters this lock was passed to in a process on
+   * its way here: they are not waiting any more, and the release drops them from the queue.
+   */
+  passedTo: readonly string[] = [];
   private releasing?: Promise<boolean>;
   private released = false;
   private lostError?: LockLostError;
@@ -185,7 +190,7 @@ export class RedisLockHandle implements LockHandle {
     const held = !this.lostError && !lapsed;
     if (held && this.passesLeft > 0 && this.owner.passOn(this, this.expiresAt)) return true;
     try {
-      const reply = this.owner.store.release(this.target, this.token);
+      const reply = this.owner.store.release(this.target, this.token, this.passedTo);
       // True only if this handle still held every key.
       return await answerWithin(reply, this.answerTimeout);
     } catch (err) {

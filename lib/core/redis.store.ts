@@ -83,21 +83,20 @@ export class RedisStore implements LockStore {
   }
 
   /** Every release may hand over: waiters of either mode queue here (see LockStore). */
-  release(target: LockTarget, token: string): Promise<boolean> {
+  release(target: LockTarget, token: string, passedTo: readonly string[] = []): Promise<boolean> {
     const parts = this.slotParts(target);
     if (parts.length > 1) {
-      return Promise.all(parts.map((part) => this.release(part, token))).then((held) =>
+      return Promise.all(parts.map((part) => this.release(part, token, passedTo))).then((held) =>
         held.every(Boolean),
       );
     }
     const n = target.locks.length;
-    const args = [token, this.handOverLease];
+    const args = [token, this.handOverLease, ...passedTo];
     return this.scripts.release.run(this.redis, target.releaseKeys, args).then((r) => r === n);
   }
 
-  async leaveQueue(target: LockTarget, token: string, lazy = false): Promise<void> {
-    const args = [token, this.handOverLease];
-    await this.scripts.leaveQueue.run(this.redis, target.releaseKeys, args, lazy);
+  async leaveQueue(target: LockTarget, token: string): Promise<void> {
+    await this.scripts.leaveQueue.run(this.redis, target.releaseKeys, [token, this.handOverLease]);
   }
 
   /**

@@ -317,6 +317,42 @@ describe('fair mode: the lock goes to waiters in arrival order, across processes
     await expect(admin.exists(...queueKeys(key))).resolves.toBe(0);
   });
 
+  it('a process that dies holding a lock passed to it in the process does not block the queue: its place lapses with its spot, the lock with its ttl', async () => {
+    const fairQueueTimeout = 600;
+    const ttl = 400;
+    const key = uniqueKey('killed-holder');
+    const options = { fair: true, fairQueueTimeout };
+    const holder = await clients.create(redis.client(), options).acquire(key, { ttl: LONG_TTL });
+    // a then b in one process: a gets the lock from Redis and passes it to b there.
+    const agent = await LockAgent.start(redis.url, options);
+    agent.send({ type: 'acquire', id: 'a', key, options: { ttl, waitTimeout: 20_000 } });
+    await queued(key, 1);
+    agent.send({ type: 'acquire', id: 'b', key, options: { ttl, waitTimeout: 20_000 } });
+    const [, placeOfB] = await queued(key, 2);
+    const next = clients
+      .create(redis.client(), options)
+      .acquire(key, { ttl: LONG_TTL, waitTimeout: 10_000 });
+    await queued(key, 3);
+
+    await holder.release();
+    const a = await agent.reply('a', ['granted']);
+    agent.send({ type: 'release', id: 'a' });
+    const b = await agent.reply('b', ['granted']);
+    expect((b as { token: string }).token).toBe((a as { token: string }).token); // passed there
+    // b's place stays while it holds the lock: its release would drop it. It dies instead.
+    await expect(fairQueue(admin, key)).resolves.toContain(placeOfB);
+    agent.child.kill('SIGKILL');
+    await exited(agent.child);
+    const killedAt = nowMs();
+
+    const lock = await next;
+    // Soon after the lock's ttl and b's spot lapsed: the next re-checks every fairQueueTimeout / 3.
+    expect(nowMs() - killedAt).toBeLessThan(fairQueueTimeout + fairQueueTimeout / 3 + 800);
+    await expect(admin.zscore(`lock:{${key}}:queue`, placeOfB)).resolves.toBeNull();
+    await lock.release();
+    await expect(admin.exists(...queueKeys(key))).resolves.toBe(0);
+  });
+
   it('a waiter that gives up (deadline or abort) leaves the queue at once, and the one behind it is not held up', async () => {
     const key = uniqueKey('give-up');
     const [queue, timeouts] = queueKeys(key);

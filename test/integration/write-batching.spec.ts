@@ -3,7 +3,14 @@ import { sendCoalesced } from '../../lib/core/redis-connection.js';
 import { WRITE_BATCH } from '../../lib/redis-lock.constants.js';
 import { startRedis, stopAllRedis, type RedisServer } from '../support/redis-server.js';
 import { waitFor } from '../support/wait-for.js';
-import { commandCalls, fairQueue, LockClients, uniqueKey } from './helpers.js';
+import {
+  CommandLog,
+  commandCalls,
+  fairQueue,
+  LockClients,
+  monitorCaughtUp,
+  uniqueKey,
+} from './helpers.js';
 
 /** Records how many commands each write on the client's socket carried, in `sizes` (returned). */
 function watchWrites(redis: Redis, sizes: number[] = []): number[] {
@@ -111,7 +118,7 @@ describe('Write batching: lock commands of one tick share socket writes', () => 
     });
   }
 
-  it('fair mode: a waiter passed the lock in its process holds it before any write, and leaves the queue in Redis with the next command', async () => {
+  it('fair mode: a waiter passed the lock in its process holds it before any write, and its place in the queue goes with its release', async () => {
     const redis = await readyClient();
     const locks = clients.create(redis, { fair: true });
     const key = uniqueKey('passed');
@@ -123,6 +130,7 @@ describe('Write batching: lock commands of one tick share socket writes', () => 
     await queued(key, 2);
     await holder.release();
     const lockA = await a;
+    const log = await CommandLog.start(server.client());
     const writes = watchWrites(redis);
 
     let writesWhenGranted: number[] | undefined;
@@ -134,12 +142,17 @@ describe('Write batching: lock commands of one tick share socket writes', () => 
     const lockB = await passed;
     expect(lockB.token).toBe(lockA.token); // passed in the process, not through Redis
     expect(writesWhenGranted).toEqual([]);
-    // b's leaving the queue goes out ahead of its release, in one write: the release must not
-    // hand the lock to b's old place.
+    // b's old place stays while b holds the lock; b's release drops it (no LEAVE_QUEUE) and
+    // must not hand the lock to it.
+    const admin = server.client();
+    await expect(fairQueue(admin, key)).resolves.toEqual([lockB.queueToken]);
     await expect(lockB.release()).resolves.toBe(true);
-    expect(writes).toEqual([2]);
-    await expect(fairQueue(server.client(), key)).resolves.toEqual([]);
-    await expect(server.client().exists(`lock:{${key}}`)).resolves.toBe(0);
+    await expect(fairQueue(admin, key)).resolves.toEqual([]);
+    await expect(admin.exists(`lock:{${key}}`)).resolves.toBe(0);
+    await monitorCaughtUp(admin, log);
+    log.stop();
+    expect(log.scriptsOf(lockB.queueToken!)).not.toContain('leaveQueue');
+    expect(log.scriptsOf(lockB.token)).toContain('release');
   });
 
   it("fair mode: a waiter joining the queue behind one of its own process sends its attempt with the tick's next command", async () => {
