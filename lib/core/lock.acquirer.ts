@@ -1,9 +1,5 @@
-import {
-  InvalidLockKeyError,
-  LockNotAcquiredError,
-  LockUnavailableError,
-} from '../errors/lock.errors.js';
-import { ATTEMPT_TIMEOUT, QUEUE_REFRESHES_PER_TIMEOUT } from '../redis-lock.constants.js';
+import { InvalidLockKeyError, LockUnavailableError } from '../errors/lock.errors.js';
+import { ATTEMPT_TIMEOUT } from '../redis-lock.constants.js';
 import {
   crossSlotMessage,
   FAIR_UNAVAILABLE_WARNING,
@@ -13,15 +9,16 @@ import { monotonicNow } from './monotonic-clock.js';
 import type { ResolvedLockOptions } from './lock-options.resolver.js';
 import type { LockStore } from './lock-store.interface.js';
 import type { LockTarget } from './lock-target.js';
-import { LocalQueue, Wake } from './lock-wait.js';
-import { LocalPasses, type Candidacy } from './local-passes.js';
-import { messageFor, newClientId, newLockToken, waiterChannel } from './lock-token.js';
+import { LocalPasses } from './local-passes.js';
+import { LockContender, notAcquired } from './lock.contender.js';
+import { newClientId, newLockToken } from './lock-token.js';
 import { answerWithin } from './race-attempt.js';
 import type { LockLogger, ReplicaWait } from './redis-lock-client.options.js';
 import { RedisLockHandle } from './redis-lock.handle.js';
 import type { RedisStore } from './redis.store.js';
 import type { WakeUpHub } from './wake-up.hub.js';
-import { LockGrants, type Acquisition, type Busy, type GrantOwner } from './lock-grants.js';
+import type { Acquisition } from './acquisition.interface.js';
+import { LockGrants, type GrantOwner } from './lock-grants.js';
 
 /** What the acquirer needs from the client it works for. */
 export type AcquirerOwner = GrantOwner;
@@ -41,43 +38,36 @@ export interface AcquirerSettings {
 }
 
 /**
- * Takes locks for a `RedisLockClient`: the attempts, and everything a waiter does until it holds
- * the lock or gives up (the local queue, wake-ups, the queue in Redis, hand-overs, fallbacks).
+ * Takes locks for a `RedisLockClient`: the first attempt (or a lock just released to a caller of
+ * this process), then, while the lock is busy, `LockContender`'s waiting; and the checks around
+ * them (fair mode's single slot, replicas acknowledging a grant).
  *
  * @example
  * const handle = await acquirer.acquire(lockTarget('lock:', 'order:1'), resolvedOptions);
  */
 export class LockAcquirer {
-  /** Waiters of this process by key set (not fair mode): only the first contends in Redis. */
-  private readonly localQueues = new Map<string, LocalQueue>();
   /** Default mode: releases pass locks straight to the first of those waiters. */
   private readonly passes: LocalPasses;
   /** Attempts, hand-overs and passes turned into handles. */
   private readonly grants: LockGrants;
-  /** How many fair waiters of this process contend for each key set. */
-  private readonly fairWaiters = new Map<string, number>();
+  /** Everything a waiter does once its first attempt found the lock busy. */
+  private readonly contender: LockContender;
   /** Starts every token of this client: a queued waiter is told its turn on its client's channel. */
   private readonly clientId = newClientId();
-  /** Every waiter's doorbell, rung on close so no one sleeps through it. */
-  private readonly waiting = new Set<Wake>();
   private readonly store: LockStore;
   private readonly redisStore?: RedisStore;
-  private readonly wakeUps?: WakeUpHub;
-  private readonly fairQueueTimeout: number;
   private readonly waitForReplicas?: ReplicaWait;
   private readonly logger: LockLogger;
   private fairUnavailableWarned = false;
-  private closed = false;
 
   constructor(
     private readonly owner: AcquirerOwner,
     settings: AcquirerSettings,
   ) {
+    const { wakeUps, fairQueueTimeout } = settings;
     ({
       store: this.store,
       redisStore: this.redisStore,
-      wakeUps: this.wakeUps,
-      fairQueueTimeout: this.fairQueueTimeout,
       waitForReplicas: this.waitForReplicas,
       logger: this.logger,
     } = settings);
@@ -87,18 +77,24 @@ export class LockAcquirer {
     this.grants = new LockGrants(owner, {
       store: this.store,
       passes: this.passes,
-      fairQueueTimeout: this.fairQueueTimeout,
+      fairQueueTimeout,
       maxLocalPasses: settings.maxLocalPasses,
       waitsForReplicas: !!this.waitForReplicas,
+    });
+    this.contender = new LockContender({
+      grants: this.grants,
+      passes: this.passes,
+      redisStore: this.redisStore,
+      wakeUps,
+      fairQueueTimeout,
     });
   }
 
   /** Ends every wait (each fails as the client is closed) and takes no new locks. */
   close(): void {
-    this.closed = true;
     this.grants.close();
     this.passes.close();
-    for (const wake of this.waiting) wake.ring();
+    this.contender.close();
   }
 
   /** A lock being released may go to a waiter of this process instead (see `LocalPasses`). */
@@ -148,7 +144,7 @@ export class LockAcquirer {
       lastBusyAt: started,
       queued: opts.fair && opts.waitTimeout > 0,
     };
-    if (opts.signal?.aborted) throw this.notAcquired(call, true);
+    if (opts.signal?.aborted) throw notAcquired(call, true);
     // Not an async function: every promise layer on this path is a measurable share of a lock.
     const { waitForReplicas } = this;
     if (!waitForReplicas) return this.obtain(call);
@@ -163,20 +159,21 @@ export class LockAcquirer {
     // Released in this process a moment ago, with a waiter of ours in line: it is ours to take.
     const vacant = opts.fair ? undefined : this.passes.claim(target.id);
     if (vacant) return this.grants.takePassed(call, vacant);
-    const queue = opts.fair ? undefined : this.localQueues.get(target.id);
+    const queue = !opts.fair && this.contender.hasWaiters(target.id, false);
     // Fair waiters of this process queue for these keys already: an attempt now would only find
     // the lock busy, so this waiter subscribes and joins the queue with a single attempt.
-    const contended = opts.fair && opts.waitTimeout > 0 && this.fairWaiters.has(target.id);
+    const contended =
+      opts.fair && opts.waitTimeout > 0 && this.contender.hasWaiters(target.id, true);
     call.joinsBehind = contended;
     try {
       // Others of this process wait for these keys already: queue behind them, do not barge.
       if ((!queue && !contended) || opts.waitTimeout === 0) {
         const first = await this.grants.attempt(call);
         if (first instanceof RedisLockHandle) return first;
-        if (first === 'aborted') throw this.notAcquired(call, true);
-        if (first === 'deadline' || opts.waitTimeout === 0) throw this.notAcquired(call, false);
+        if (first === 'aborted') throw notAcquired(call, true);
+        if (first === 'deadline' || opts.waitTimeout === 0) throw notAcquired(call, false);
       }
-      return await this.waitInLine(call);
+      return await this.contender.waitInLine(call);
     } catch (err) {
       if (call.queued) await this.grants.leaveQueue(call);
       throw err;
@@ -204,195 +201,5 @@ export class LockAcquirer {
       handle.key,
       notReplicatedMessage(acknowledged, replicas, timeout),
     );
-  }
-
-  /** Waits for this process's earlier waiters on the same keys (not in fair mode), then contends. */
-  private async waitInLine(call: Acquisition): Promise<RedisLockHandle> {
-    const { target, opts } = call;
-    if (opts.fair) return this.contend(call);
-    let queue = this.localQueues.get(target.id);
-    if (!queue) {
-      const created = new LocalQueue(() => {
-        if (this.localQueues.get(target.id) === created) this.localQueues.delete(target.id);
-      });
-      this.localQueues.set(target.id, (queue = created));
-    }
-    const place = queue.join();
-    try {
-      const wake = new Wake();
-      void place.turn.then(() => wake.ring());
-      const outcome = await this.sleep(wake, call.deadline - monotonicNow(), opts.signal);
-      if (outcome !== 'woken') throw this.notAcquired(call, outcome === 'aborted');
-      // First of its process: it takes the process's place in the queue in Redis, so a release
-      // hands the lock to the processes in turn rather than to whichever reacts fastest (the
-      // releasing one, which is awake, would win nearly every time). A lock whose keys span
-      // Cluster slots cannot queue (its keys move in more than one script), and neither can a
-      // waiter that would not hear the hand-over (no pub/sub).
-      const queue = !!this.wakeUps && this.redisStore?.slotParts(target).length === 1;
-      return await this.contend(call, queue);
-    } finally {
-      place.leave();
-    }
-  }
-
-  /**
-   * Subscribes first, then tries, then sleeps until a release wakes it (or the lease it saw would
-   * have run out, or the deadline): a release between a failed attempt and the subscription is
-   * never missed, because the attempt after subscribing sees it. `queue`: whether to wait in the
-   * key's queue in Redis (see `Acquisition.queued`).
-   */
-  private async contend(call: Acquisition, queue = call.queued): Promise<RedisLockHandle> {
-    const { opts, target } = call;
-    const wake = new Wake();
-    // A release in this process may pass the lock straight to this waiter: in default mode as the
-    // first waiter of its process, in fair mode when it stands right behind the releasing lock's
-    // place in the queue. It is taken at once, not after a subscription or attempt in flight:
-    // their replies may sit behind the releaser's work on this event loop, and need a round trip.
-    const waiter = { deadline: call.deadline, signal: opts.signal, wake };
-    let candidacy = opts.fair ? undefined : this.passes.candidate(target.id, waiter);
-    let inLineBehind: string | undefined;
-    const enrolInLine = () => {
-      if (!opts.fair || call.ahead === inLineBehind) return;
-      candidacy?.withdraw();
-      inLineBehind = call.ahead;
-      candidacy =
-        inLineBehind === undefined
-          ? undefined
-          : this.passes.inLine(target.id, inLineBehind, waiter);
-    };
-    const orPassed = <T>(pending: Promise<T>) =>
-      candidacy ? Promise.race([pending, candidacy.passed]) : pending;
-    let stopListening: (() => void) | undefined;
-    if (opts.fair) this.count(this.fairWaiters, target.id, +1);
-    try {
-      enrolInLine();
-      if (!opts.fair && candidacy && this.passes.passWithin(target.id) !== undefined) {
-        const passed = await this.awaitPass(call, candidacy, wake);
-        if (passed) return passed;
-      }
-      call.queued = queue;
-      // A queued waiter's message may hand it the lock; the others only say "try now".
-      const listening = this.listen(call, (message) => {
-        if (message === null || !call.queued) return wake.ring();
-        // The client's channel: only a message naming this waiter is for it.
-        const mine = messageFor(call.token, message);
-        if (mine !== undefined) wake.ring(mine);
-      });
-      const listened = await orPassed(listening);
-      if (listened === 'passed') {
-        void listening.then((stop) => stop?.());
-        return this.grants.takePassed(call, candidacy!.lock!);
-      }
-      stopListening = listened;
-      // Without wake-ups a default-mode waiter polls instead of queueing (it would not hear a
-      // hand-over); a fair one keeps its place and finds a hand-over on its next attempt.
-      if (!stopListening && !opts.fair) call.queued = false;
-      for (let attempt = 1; ; attempt++) {
-        wake.reset();
-        const reply = this.grants.attempt(call);
-        const outcome = await orPassed(reply);
-        if (candidacy?.lock) {
-          return this.grants.takePassed(
-            call,
-            candidacy.lock,
-            outcome === 'passed' ? reply : outcome,
-          );
-        }
-        if (outcome instanceof RedisLockHandle) return outcome;
-        // ('passed' always comes with a lock, taken above.)
-        if (outcome === 'aborted' || outcome === 'passed') throw this.notAcquired(call, true);
-        enrolInLine();
-        const remaining = call.deadline - monotonicNow();
-        if (outcome === 'deadline' || remaining <= 0) throw this.notAcquired(call, false);
-        const pause = stopListening
-          ? this.recheckAfter(outcome, call, attempt)
-          : opts.retry(attempt);
-        if (pause === null || !Number.isFinite(pause)) throw this.notAcquired(call, false);
-        const woke = await this.sleep(wake, Math.min(Math.max(0, pause), remaining), opts.signal);
-        // Passed before the abort was seen: granted while still wanted, like a late reply.
-        if (candidacy?.lock) return this.grants.takePassed(call, candidacy.lock);
-        if (woke === 'aborted') throw this.notAcquired(call, true);
-        if (wake.message && !this.closed) return await this.grants.handedOver(call, wake.message);
-      }
-    } catch (err) {
-      // An attempt failed (Redis unreachable, say) after a lock was passed: that lock needs none.
-      if (candidacy?.lock) return this.grants.takePassed(call, candidacy.lock);
-      throw err;
-    } finally {
-      if (opts.fair) this.count(this.fairWaiters, target.id, -1);
-      candidacy?.withdraw();
-      stopListening?.();
-    }
-  }
-
-  private count(counts: Map<string, number>, id: string, by: 1 | -1): void {
-    const n = (counts.get(id) ?? 0) + by;
-    if (n > 0) counts.set(id, n);
-    else counts.delete(id);
-  }
-
-  /**
-   * Waits while this process holds the keys and may pass them on: they come to this waiter from
-   * here, so it neither subscribes nor queues in Redis meanwhile. Returns the lock passed, or
-   * `undefined` when the holder let go of it otherwise (the waiter then contends in Redis).
-   */
-  private async awaitPass(
-    call: Acquisition,
-    candidacy: Candidacy,
-    wake: Wake,
-  ): Promise<RedisLockHandle | undefined> {
-    for (;;) {
-      const leaseLeft = this.passes.passWithin(call.target.id);
-      if (leaseLeft === undefined) return undefined;
-      const remaining = call.deadline - monotonicNow();
-      // Looks again when the holder's lease would run out: a holder may never let go.
-      const woke = await this.sleep(wake, Math.min(remaining, leaseLeft + 1), call.opts.signal);
-      if (candidacy.lock) return this.grants.takePassed(call, candidacy.lock);
-      if (woke === 'aborted') throw this.notAcquired(call, true);
-      if (woke === 'timer' && remaining <= leaseLeft + 1) throw this.notAcquired(call, false);
-      wake.reset();
-    }
-  }
-
-  /** Subscribes to the keys' release channels; `undefined` when waiters must poll instead. */
-  private async listen(
-    call: Acquisition,
-    listener: (message: string | null) => void,
-  ): Promise<(() => void) | undefined> {
-    if (!this.wakeUps) return undefined;
-    const timeout = Math.min(ATTEMPT_TIMEOUT, Math.max(1, call.deadline - monotonicNow()));
-    try {
-      // Queued waiters are told one by one, on their client's channel; the others share the key's.
-      const { channels } = call.target;
-      const own = call.queued ? channels.map((c) => waiterChannel(c, call.token)) : channels;
-      return await this.wakeUps.listen(own, listener, timeout);
-    } catch {
-      return undefined; // reported by the hub; this wait polls with its retry strategy
-    }
-  }
-
-  /**
-   * With wake-ups, how long to sleep when no release message comes: a message can be lost (a
-   * reconnect) and a crashed holder sends none, so look again when the lease seen would have run
-   * out; in fair mode also often enough to keep our place in the queues.
-   */
-  private recheckAfter(busy: Busy, call: Acquisition, attempt: number): number | null {
-    const leaseLeft = busy.pttl >= 0 ? busy.pttl + 1 : busy.pttl === -2 ? Infinity : null;
-    if (!call.queued) return leaseLeft ?? call.opts.retry(attempt);
-    return Math.min(leaseLeft ?? Infinity, this.fairQueueTimeout / QUEUE_REFRESHES_PER_TIMEOUT);
-  }
-
-  private async sleep(wake: Wake, ms: number, signal?: AbortSignal) {
-    this.waiting.add(wake);
-    try {
-      return await wake.wait(ms, signal);
-    } finally {
-      this.waiting.delete(wake);
-    }
-  }
-
-  private notAcquired({ target, opts, started }: Acquisition, aborted: boolean) {
-    const waited = opts.waitTimeout > 0 ? Math.round(monotonicNow() - started) : 0;
-    return new LockNotAcquiredError(target.name, waited, aborted);
   }
 }

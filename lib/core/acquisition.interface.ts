@@ -1,0 +1,42 @@
+import type { ResolvedLockOptions } from './lock-options.resolver.js';
+import type { LockTarget } from './lock-target.js';
+
+/** One acquire call, across its attempts. */
+export interface Acquisition {
+  readonly target: LockTarget;
+  readonly opts: ResolvedLockOptions;
+  /**
+   * One token for all attempts: in fair mode it is also the waiter's place in the queues (with
+   * ':m' for several keys, which a release must not hand over one by one).
+   */
+  readonly token: string;
+  readonly started: number;
+  /** Monotonic time the wait ends (equal to `started` for a single attempt). */
+  readonly deadline: number;
+  /**
+   * Monotonic send time of the last attempt that found the lock busy: a release that hands the
+   * lock over later did so after that attempt ran, so the lease it grants counts from no earlier.
+   */
+  lastBusyAt: number;
+  /**
+   * Waits in the key's queue in Redis, and is handed the lock by a release: every fair waiter,
+   * and in the default mode the first waiter of each process (so processes take turns).
+   */
+  queued: boolean;
+  /**
+   * Fair mode, one key: who was last seen just ahead of this waiter in the queue. Kept when a
+   * later attempt finds nobody ahead: that one was handed the lock and may still hold it (one
+   * that gave up instead never releases it, and one that queued again stands behind).
+   */
+  ahead?: string;
+  /**
+   * Fair mode: its next attempt joins the queue behind waiters of this process already in it,
+   * so it cannot be granted and may be sent lazily (see `sendCoalesced`).
+   */
+  joinsBehind?: boolean;
+}
+
+/** A busy reply: the remaining lease of the key in the way (-2: free, but not our turn yet). */
+export interface Busy {
+  readonly pttl: number;
+}
