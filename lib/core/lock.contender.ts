@@ -22,10 +22,10 @@ export interface ContenderSettings {
 }
 
 /**
- * Everything a waiter does after its first attempt found the lock busy, until it holds the lock
- * or gives up: the local queue of its process, the subscription to releases, the queue in Redis,
- * hand-overs, passes inside the process and the fallbacks. `LockAcquirer` makes the first attempt
- * and hands the waiter over to this.
+ * Everything a waiter does once the lock is busy, until it holds the lock or gives up: the local
+ * queue of its process, the subscription to releases, the queue in Redis, hand-overs, passes
+ * inside the process and the fallbacks. `LockAcquirer` makes the first attempt, or skips it when
+ * others of the process wait for the keys already, and hands the waiter over to this.
  *
  * @example
  * const handle = await contender.waitInLine(call); // call: an Acquisition whose attempt was refused
