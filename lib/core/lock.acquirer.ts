@@ -165,6 +165,13 @@ export class LockAcquirer {
     const contended =
       opts.fair && opts.waitTimeout > 0 && this.contender.hasWaiters(target.id, true);
     call.joinsBehind = contended;
+    if (contended) {
+      // It cannot get the lock before those waiters, so its set-up waits for the next turn of the
+      // event loop: what this turn runs already goes first, above all a waiter that a release of
+      // this process just passed the lock to (typically this caller's own last release).
+      await new Promise((resolve) => setImmediate(resolve));
+      if (opts.signal?.aborted) throw notAcquired(call, true);
+    }
     try {
       // Others of this process wait for these keys already: queue behind them, do not barge.
       if ((!queue && !contended) || opts.waitTimeout === 0) {

@@ -155,6 +155,40 @@ describe('Write batching: lock commands of one tick share socket writes', () => 
     expect(log.scriptsOf(lockB.token)).toContain('release');
   });
 
+  it('fair mode: a waiter joining behind waiters of its own process sets itself up after the waiter a release there just passed the lock to', async () => {
+    const redis = await readyClient();
+    const locks = clients.create(redis, { fair: true });
+    const key = uniqueKey('defers');
+    const holder = await clients.create(server.client(), { fair: true }).acquire(key);
+    const a = locks.acquire(key, { waitTimeout: 10_000 });
+    await queued(key, 1);
+    const b = locks.acquire(key, { waitTimeout: 10_000 });
+    await queued(key, 2);
+    await holder.release();
+    const lockA = await a;
+    const commands: string[] = [];
+    const evalsha = redis.evalsha.bind(redis) as (...args: unknown[]) => Promise<unknown>;
+    redis.evalsha = ((...args: unknown[]) => {
+      commands.push(String(args[0]));
+      return evalsha(...args);
+    }) as typeof redis.evalsha;
+
+    // a's release passes the lock to b; a asks again at once, behind b.
+    let commandsWhenBGranted: string[] | undefined;
+    const passed = b.then((lock) => {
+      commandsWhenBGranted = [...commands];
+      return lock;
+    });
+    await lockA.release();
+    const again = locks.acquire(key, { waitTimeout: 10_000 });
+    const lockB = await passed;
+    expect(lockB.token).toBe(lockA.token);
+    expect(commandsWhenBGranted).toEqual([]); // a's attempt waits for b to be under way
+    await queued(key, 2); // b's old place, and a again behind it
+    await lockB.release();
+    await (await again).release();
+  });
+
   it("fair mode: a waiter joining the queue behind one of its own process sends its attempt with the tick's next command", async () => {
     const redis = await readyClient();
     const locks = clients.create(redis, { fair: true });
