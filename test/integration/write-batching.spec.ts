@@ -189,6 +189,26 @@ describe('Write batching: lock commands of one tick share socket writes', () => 
     await (await again).release();
   });
 
+  it('fair mode: a waiter joining behind its own process that is aborted before it is set up sends nothing', async () => {
+    const redis = await readyClient();
+    const locks = clients.create(redis, { fair: true });
+    const key = uniqueKey('aborted-early');
+    const holder = await locks.acquire(key);
+    const first = locks.acquire(key, { waitTimeout: 10_000 });
+    await queued(key, 1);
+    const sent: string[] = [];
+    watchWrites(redis, sent as unknown as number[]);
+
+    const abort = new AbortController();
+    const second = locks.acquire(key, { waitTimeout: 10_000, signal: abort.signal });
+    abort.abort();
+    await expect(second).rejects.toMatchObject({ name: 'LockNotAcquiredError', aborted: true });
+    expect(sent).toEqual([]);
+    await expect(fairQueue(server.client(), key)).resolves.toHaveLength(1);
+    await holder.release();
+    await (await first).release();
+  });
+
   it("fair mode: a waiter joining the queue behind one of its own process sends its attempt with the tick's next command", async () => {
     const redis = await readyClient();
     const locks = clients.create(redis, { fair: true });
