@@ -24,9 +24,8 @@ export interface Acquisition {
    */
   queued: boolean;
   /**
-   * Fair mode, one key: who was last seen just ahead of this waiter in the queue. Kept when a
-   * later attempt finds nobody ahead: that one was handed the lock and may still hold it (one
-   * that gave up instead never releases it, and one that queued again stands behind).
+   * Fair mode, one key: who was last seen just ahead of this waiter: the waiter before it in the
+   * queue or, when it is first, the holder. Kept when a later attempt names nobody.
    */
   ahead?: string;
   /**

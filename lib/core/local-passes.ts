@@ -128,7 +128,8 @@ export class LocalPasses {
 
   /**
    * Fair mode: makes a waiter the one a release passes to when the lock came through the queue
-   * place `ahead` (the waiter just ahead of it), since its turn is next then.
+   * place `ahead` (the waiter just ahead of it, or the holder when it is first in the queue),
+   * since its turn is next then.
    */
   inLine(id: string, ahead: string, waiter: PassCandidate): Candidacy {
     return enrol(this.behind, `${id}\n${ahead}`, waiter);

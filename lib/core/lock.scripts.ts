@@ -106,9 +106,10 @@ return issueFence(n + 1, 2 * n)`;
  * KEYS: lock 1..n, fence 1..n, queue 1..n, timeouts 1..n.
  * ARGV: waiter id (its token), ttl ms, spot timeout ms.
  * Returns like ACQUIRE; the PTTL of a key not granted is -2 when it is free but another waiter is
- * first in its queue. A waiter queued for one key gets {that reply, the waiter just ahead of it
- * ('' if none)}: when that one releases the lock, the turn is this waiter's, which lets a
- * release in the same process pass the lock on without breaking the order.
+ * first in its queue. A waiter queued for one key gets {that reply, who is just ahead of it}: the
+ * waiter before it in the queue or, when it is first, the holder (the key's token; '' if none).
+ * When that one releases the lock, the turn is this waiter's, which lets a release in the same
+ * process pass the lock on without breaking the order.
  */
 const ACQUIRE_FAIR = `${CLOCK}${PURGE_STALE}${ISSUE_FENCE}${TELL_WAITER}
 local n = #KEYS / 4
@@ -158,8 +159,10 @@ if spotTimeout > 0 then
     end
   end
   if n == 1 then
+    -- First in the queue, the one ahead is the holder: its token is the key's value.
     local rank = redis.call('zrank', KEYS[3], token)
-    local ahead = rank > 0 and redis.call('zrange', KEYS[3], rank - 1, rank - 1)[1] or ''
+    local ahead = rank > 0 and redis.call('zrange', KEYS[3], rank - 1, rank - 1)[1]
+      or redis.call('get', KEYS[1]) or ''
     return {-3 - blockedPttl, ahead}
   end
 end

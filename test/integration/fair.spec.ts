@@ -184,7 +184,10 @@ describe('fair mode: the lock goes to waiters in arrival order, across processes
     const key = uniqueKey('shared-channel');
     const locks = clients.create(redis.client(), { fair: true });
     await (await locks.acquire(uniqueKey('warm-up'))).release();
-    const holder = await locks.acquire(key, { ttl: LONG_TTL });
+    // Of another client: its release cannot pass the lock to these waiters, it hands it over.
+    const holder = await clients.create(redis.client(), { fair: true }).acquire(key, {
+      ttl: LONG_TTL,
+    });
     const log = await CommandLog.start(admin);
     try {
       const opts = { ttl: LONG_TTL, waitTimeout: 10_000 };
@@ -199,8 +202,8 @@ describe('fair mode: the lock goes to waiters in arrival order, across processes
         );
         await queued(key, waiters.length);
       }
-      // Granted outside the queue, the holder releases in Redis, which hands the lock to w1 and
-      // says so on the channel all three listen on.
+      // The holder releases in Redis, which hands the lock to w1 and says so on the channel all
+      // three listen on.
       await expect(holder.release()).resolves.toBe(true);
       const w1 = await waiters[0];
       await expect(admin.get(w1.redisKey)).resolves.toBe(w1.token);

@@ -53,7 +53,8 @@ function acquiresAndReleasesOf(log: CommandLog, token: string): string[] {
  * passes in a row, then the lock goes back to Redis, where other processes' waiters are in line.
  * The first waiter of a process that holds the lock "parks": it neither subscribes nor queues in
  * Redis, but it still contends there when the holder lets go some other way (lost, lapsed, never
- * released). Fair mode passes only to the waiter next in line in the queue in Redis.
+ * released). Fair mode passes only to the waiter next in line in the queue in Redis (the first
+ * waiter is next after the holder).
  */
 describe('local passes: a released lock goes to the next waiter of the same process', () => {
   let redis: RedisServer;
@@ -488,12 +489,12 @@ describe('local passes: a released lock goes to the next waiter of the same proc
     await expect(admin.exists(holder.redisKey)).resolves.toBe(0);
   });
 
-  it('fair mode passes only to the waiter right behind in the queue: the holder granted outside the queue releases in Redis, the next one passes to its neighbour of this process', async () => {
+  it('fair mode passes in the order of the queue in Redis: to the first waiter, right behind the holder, then to the one right behind it; only the last release runs in Redis', async () => {
     const key = uniqueKey('fair-in-line');
     const { locks, connection } = lockClient({ fair: true });
     const log = await CommandLog.start(admin);
     try {
-      // Granted on a free key: it never stood in the queue, so nobody here is "right behind" it.
+      // Granted on a free key: it never stood in the queue, the waiters line up behind it.
       const holder = await locks.acquire(key, { ttl: LONG_TTL });
       const opts = { ttl: LONG_TTL, waitTimeout: 10_000 };
       const { pending: first } = await startWaiting(connection, () => locks.acquire(key, opts));
@@ -502,40 +503,44 @@ describe('local passes: a released lock goes to the next waiter of the same proc
 
       await expect(holder.release()).resolves.toBe(true);
       const a = await first;
-      // Handed over in Redis: a token of its own, issued there.
-      expect(a.token).not.toBe(holder.token);
-      expect(a.fencingToken - holder.fencingToken).toBeGreaterThanOrEqual(BigInt(FENCE_STRIDE));
+      // First in the queue, right behind the holder: passed, in the queue's order.
+      expect(a.token).toBe(holder.token);
+      expect(a.fencingToken).toBe(holder.fencingToken + 1n);
       await expect(a.release()).resolves.toBe(true);
       const b = await second;
-      // Right behind `a` in the queue and in this process: passed, in the queue's order.
-      expect(b.token).toBe(a.token);
+      expect(b.token).toBe(holder.token);
       expect(b.fencingToken).toBe(a.fencingToken + 1n);
-      // Its place in the queue is left by a command sent along, not awaited.
-      await waitFor(async () => (await fairQueue(admin, key)).length === 0, {
-        message: 'the passed waiter to leave the queue',
-      });
+      // Both places stay in the queue while the lock is passed, and go with its release.
+      expect(await fairQueue(admin, key)).toHaveLength(2);
       await expect(b.release()).resolves.toBe(true);
+      expect(await fairQueue(admin, key)).toHaveLength(0);
       await expect(admin.exists(holder.redisKey)).resolves.toBe(0);
 
       await monitorCaughtUp(admin, log);
-      // One release in Redis per grant from Redis: the holder's and the last one's.
+      // One grant and one release in Redis for the three of them.
       expect(acquiresAndReleasesOf(log, holder.token)).toEqual(['acquireFair', 'release']);
-      expect(log.scriptsOf(a.token).filter((name) => name === 'release')).toEqual(['release']);
+      expect(scriptsOn(log, holder.redisKey).filter((name) => name === 'release')).toEqual([
+        'release',
+      ]);
     } finally {
       log.stop();
     }
   });
 
-  it('fair mode: the waiter behind still gets the pass after its own refreshes found nobody ahead in Redis (the one ahead was handed the lock and holds it)', async () => {
+  it('fair mode: a waiter first in the queue behind a holder of another client is handed the lock in Redis, and the waiter behind it still gets the pass after refreshing its place (first in the queue now) while that one holds', async () => {
     const key = uniqueKey('fair-kept-ahead');
     // Places are refreshed every 100 ms.
     const { locks, connection } = lockClient({ fair: true, fairQueueTimeout: 300 });
+    const { locks: elsewhere } = lockClient({ fair: true });
     const opts = { ttl: LONG_TTL, waitTimeout: 10_000 };
-    const holder = await locks.acquire(key, opts);
+    const holder = await elsewhere.acquire(key, opts);
     const { pending: first } = await startWaiting(connection, () => locks.acquire(key, opts));
     const { pending: second } = await startWaiting(connection, () => locks.acquire(key, opts));
     await expect(holder.release()).resolves.toBe(true);
     const a = await first;
+    // Handed over in Redis: a token of its own, issued there.
+    expect(a.token).not.toBe(holder.token);
+    expect(a.fencingToken).toBe(holder.fencingToken + BigInt(FENCE_STRIDE));
     expect(await fairQueue(admin, key)).toHaveLength(1);
     // While `a` holds, `second` refreshes its place (first in the queue in Redis now) more than
     // once; the extend that brings `a` to its ttl is one script more.
@@ -573,13 +578,13 @@ describe('local passes: a released lock goes to the next waiter of the same proc
 
     await expect(holder.release()).resolves.toBe(true);
     const a = await first;
+    expect(a.fencingToken).toBe(holder.fencingToken + 1n);
     await expect(a.release()).resolves.toBe(true);
-    // Not passed to `last` (a waiter of this process, but behind the other one): to Redis.
+    // Not passed to `last` (a waiter of this process, but behind the other one): to Redis, which
+    // issues the next fencing token there.
     const remote = await agent.reply('remote', ['granted']);
     expect(order).toEqual(['first']);
-    expect(BigInt(remote.fencingToken) - a.fencingToken).toBeGreaterThanOrEqual(
-      BigInt(FENCE_STRIDE),
-    );
+    expect(BigInt(remote.fencingToken)).toBe(holder.fencingToken + BigInt(FENCE_STRIDE));
     agent.send({ type: 'release', id: 'remote' });
     await agent.reply('remote', ['released']);
     const c = await last;
