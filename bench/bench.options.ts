@@ -1,6 +1,6 @@
 /**
  * Benchmark settings, read from the environment so `npm run bench` needs no arguments.
- * Every default keeps a whole run under about 30 seconds on a small machine.
+ * Every default keeps a whole run to about a minute on a small machine.
  */
 
 /** How the contended workers spend their critical section. */

@@ -45,15 +45,16 @@ export class ContendedFleet {
   private constructor(private readonly children: ChildProcess[]) {}
 
   static async start(url: string, options: BenchOptions): Promise<ContendedFleet> {
-    const config: WorkerConfig = {
+    const config: Omit<WorkerConfig, 'index'> = {
       url,
+      processes: options.processes,
       workers: options.workers,
       criticalSectionMs: options.criticalSectionMs,
       criticalSectionMode: options.criticalSectionMode,
       ttl: TTL,
     };
-    const children = Array.from({ length: options.processes }, () =>
-      forkWorker(WORKER_SCRIPT, [JSON.stringify(config)]),
+    const children = Array.from({ length: options.processes }, (_, index) =>
+      forkWorker(WORKER_SCRIPT, [JSON.stringify({ ...config, index } satisfies WorkerConfig)]),
     );
     const fleet = new ContendedFleet(children);
     await fleet.collect('ready', READY_TIMEOUT);

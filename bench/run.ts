@@ -28,6 +28,7 @@ const IMPL_LABELS: Record<Impl, string> = {
   'library-fair': 'library: acquire({ fair: true })',
   redlock: '@sesamecare-oss/redlock (retry 200 ± 100 ms)',
   'redis-semaphore': 'redis-semaphore Mutex (retry 10 ms)',
+  'token-ring': 'floor of fair: token ring, no lock',
 };
 
 /** Length of the unmeasured round each implementation runs before the contended rows. */

@@ -17,12 +17,21 @@ import { nextParentMessage, sendToParent } from '../../test/support/worker-ipc.j
 import type { CriticalSectionMode } from '../bench.options.js';
 import { SentCommands } from '../redis-stats.js';
 import { now } from '../stats.js';
-import { contenders, type Acquire, type Impl, type RoundSettings } from './contenders.js';
+import {
+  contenders,
+  type Acquire,
+  type Contenders,
+  type Impl,
+  type RoundSettings,
+} from './contenders.js';
 
 export type { Impl } from './contenders.js';
 
 export interface WorkerConfig {
   url: string;
+  /** This process, 0 .. processes - 1 (its place in the token ring). */
+  index: number;
+  processes: number;
   workers: number;
   criticalSectionMs: number;
   criticalSectionMode: CriticalSectionMode;
@@ -57,7 +66,6 @@ export type Reply =
 const config = JSON.parse(process.argv[2]) as WorkerConfig;
 const redis = new Redis(config.url);
 const sent = new SentCommands(redis);
-const impls = contenders(redis);
 
 async function criticalSection(): Promise<void> {
   if (config.criticalSectionMode === 'sleep') {
@@ -114,7 +122,7 @@ async function workerLoop(acquire: Acquire, key: string, round: RoundSettings) {
 setFlagsFromString('--expose-gc');
 const collectGarbage = runInNewContext('gc') as () => void;
 
-async function round(seconds: number, impl: Impl): Promise<Reply> {
+async function round(impls: Contenders, seconds: number, impl: Impl): Promise<Reply> {
   collectGarbage();
   const stop = new AbortController();
   const settings: RoundSettings = { ttl: config.ttl, roundMs: seconds * 1000, signal: stop.signal };
@@ -137,6 +145,11 @@ async function round(seconds: number, impl: Impl): Promise<Reply> {
 
 try {
   await redis.ping();
+  const impls = await contenders(redis, {
+    index: config.index,
+    processes: config.processes,
+    perTurn: config.workers,
+  });
   let reply: Reply = { type: 'ready' };
   for (;;) {
     // Listen before answering: a command that arrives while nobody listens is dropped.
@@ -144,7 +157,7 @@ try {
     await sendToParent(reply);
     const command = await next;
     if (command.type === 'stop') break;
-    reply = await round(command.seconds, command.impl);
+    reply = await round(impls, command.seconds, command.impl);
   }
   await impls.close();
   redis.disconnect();

@@ -7,11 +7,22 @@ import type { Redis } from 'ioredis';
 import { Mutex } from 'redis-semaphore';
 import { RedisLockClient } from '../../dist/core/redis-lock.client.js';
 import { LockNotAcquiredError } from '../../dist/errors/lock.errors.js';
+import type { LockOptions } from '../../dist/interfaces/lock-options.interface.js';
+import { TokenRing, type RingPlace } from './token-ring.js';
 
-/** Which lock a contended round runs; also names its key, so no two rows share one. */
-export type Impl = 'library' | 'library-fair' | 'redlock' | 'redis-semaphore';
+/**
+ * Which lock a contended round runs; also names its key, so no two rows share one.
+ * `token-ring` is no lock but the floor of the fair row (see `token-ring.ts`).
+ */
+export type Impl = 'library' | 'library-fair' | 'redlock' | 'redis-semaphore' | 'token-ring';
 
-export const IMPLS: readonly Impl[] = ['library', 'library-fair', 'redlock', 'redis-semaphore'];
+export const IMPLS: readonly Impl[] = [
+  'library',
+  'library-fair',
+  'redlock',
+  'redis-semaphore',
+  'token-ring',
+];
 
 /** What one round needs to know to wait for the lock. */
 export interface RoundSettings {
@@ -35,22 +46,20 @@ export type Acquire = (
 /** Far beyond any round: a waiter is only stopped by the end of the round. */
 const WAIT_TIMEOUT = 600_000;
 
-/**
- * `fair` is being added to `LockOptions`; passed through a loose record so this compiles both
- * before and after it lands (the client ignores an option it does not know).
- */
-const FAIR: Record<string, unknown> = { fair: true };
-
-/** One {@link Acquire} per implementation, on `redis`; `close` ends what they keep open. */
-export function contenders(redis: Redis): {
+/** One {@link Acquire} per implementation; `close` ends what they keep open. */
+export interface Contenders {
   acquire: Record<Impl, Acquire>;
   close: () => Promise<void>;
-} {
+}
+
+/** The contenders on `redis`; `place`: this process's place in the token ring. */
+export async function contenders(redis: Redis, place: RingPlace): Promise<Contenders> {
   const locks = new RedisLockClient({ redis, keyPrefix: 'bench:' });
   const redlock = new Redlock([redis]);
+  const ring = await TokenRing.join(redis, place);
 
   const library =
-    (extra: Record<string, unknown>): Acquire =>
+    (extra: LockOptions): Acquire =>
     async (key, { ttl, signal }) => {
       try {
         const lock = await locks.acquire(key, { ttl, waitTimeout: WAIT_TIMEOUT, signal, ...extra });
@@ -101,10 +110,14 @@ export function contenders(redis: Redis): {
   return {
     acquire: {
       library: library({}),
-      'library-fair': library(FAIR),
+      'library-fair': library({ fair: true }),
       redlock: redlockAcquire,
       'redis-semaphore': semaphoreAcquire,
+      'token-ring': (_key, round) => ring.acquire(round),
     },
-    close: () => locks.close(),
+    close: async () => {
+      ring.close();
+      await locks.close();
+    },
   };
 }
