@@ -28,11 +28,6 @@ export interface Acquisition {
    * queue or, when it is first, the holder. Kept when a later attempt names nobody.
    */
   ahead?: string;
-  /**
-   * Fair mode: its next attempt joins the queue behind waiters of this process already in it,
-   * so it cannot be granted and may be sent lazily (see `sendCoalesced`).
-   */
-  joinsBehind?: boolean;
 }
 
 /** A busy reply: the remaining lease of the key in the way (-2: free, but not our turn yet). */

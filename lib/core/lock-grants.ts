@@ -146,15 +146,17 @@ export class LockGrants {
     const { target, opts, token, deadline, started, queued } = call;
     // The default mode's first attempt may take a free lock whoever waits (barging).
     if (!opts.fair && !queued) return this.store.acquire(target, token, opts.ttl);
-    const lazy = call.joinsBehind;
-    call.joinsBehind = false;
+    const waits = deadline > started;
     return this.store.acquire(target, token, opts.ttl, {
       // A single try takes no place in the queues.
-      timeout: deadline > started ? this.settings.fairQueueTimeout : 0,
+      timeout: waits ? this.settings.fairQueueTimeout : 0,
       onQueued: (ahead) => {
         if (ahead !== undefined) call.ahead = ahead;
       },
-      lazy,
+      // A fair waiter's attempt leaves with the other lock commands of its tick: the waiters of
+      // this process that ask together reach Redis in one write and so stand together in the
+      // queue, where the lock passes from one to the next here, with no process to wake.
+      lazy: opts.fair && waits,
     });
   }
 

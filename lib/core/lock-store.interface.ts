@@ -47,8 +47,8 @@ export interface QueueSpot {
   /** Learns who is just ahead in the queue of a single key (`undefined`: nobody, or not known). */
   readonly onQueued?: (ahead: string | undefined) => void;
   /**
-   * Joins behind waiters of this process already queued, so it will not be granted: it may
-   * leave with the tick's next command (see `sendCoalesced`).
+   * Nobody needs the command on its way before the tick ends (a fair waiter's attempt): it may
+   * leave with the tick's next command, or when the tick ends (see `sendCoalesced`).
    */
   readonly lazy?: boolean;
 }

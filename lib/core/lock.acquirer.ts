@@ -164,7 +164,6 @@ export class LockAcquirer {
     // the lock busy, so this waiter subscribes and joins the queue with a single attempt.
     const contended =
       opts.fair && opts.waitTimeout > 0 && this.contender.hasWaiters(target.id, true);
-    call.joinsBehind = contended;
     if (contended) {
       // It cannot get the lock before those waiters, so its set-up waits for the next turn of the
       // event loop: what this turn runs already goes first, above all a waiter that a release of

@@ -46,10 +46,11 @@ const ticks = new WeakMap<Redis['stream'], TickWrites>();
  * their callers go on together). A batch leaves as soon as it is full, so Redis works on it while
  * the next is built.
  *
- * `lazy`: nobody waits for this command's reply before the tick ends (a fair waiter joining the
- * queue behind waiters of its own process: it will be refused). It is corked even when first, and
- * leaves with the tick's next command, or when the tick ends. A releaser that asks again at once
- * so costs no system call before the waiter it passed the lock to in this process takes it up.
+ * `lazy`: nobody needs this command on its way before the tick ends (a fair waiter's attempt: its
+ * reply comes in a later tick anyway). It is corked even when first, and leaves with the tick's
+ * next command, or when the tick ends. Fair waiters of a process that ask in one tick so reach
+ * Redis in one write, one behind the other in the queue; and a releaser that asks again at once
+ * costs no system call before the waiter it passed the lock to in this process takes it up.
  *
  * The order of commands is unchanged, and corks nest: a socket someone else corked stays corked
  * until they uncork it. Left alone: a Cluster (each command goes to its own node's socket) and a

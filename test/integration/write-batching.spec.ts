@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { sendCoalesced } from '../../lib/core/redis-connection.js';
-import { WRITE_BATCH } from '../../lib/redis-lock.constants.js';
+import { CLIENT_ID_BYTES, WRITE_BATCH } from '../../lib/redis-lock.constants.js';
 import { startRedis, stopAllRedis, type RedisServer } from '../support/redis-server.js';
 import { waitFor } from '../support/wait-for.js';
 import {
@@ -232,6 +232,35 @@ describe('Write batching: lock commands of one tick share socket writes', () => 
     await holder.release();
     await (await first).release();
     await (await second).release();
+  });
+
+  it('fair mode: waiters of one process that ask in the same tick reach Redis in one write and stand together in the queue', async () => {
+    const redis = await readyClient();
+    const locks = clients.create(redis, { fair: true });
+    const other = clients.create(server.client(), { fair: true });
+    const key = uniqueKey('together');
+    const holder = await other.acquire(key);
+    const events: (number | string)[] = [];
+    watchWrites(redis, events as number[]);
+
+    process.nextTick(() => events.push('tick ended'));
+    // Three waiters of this client, and one of another client asking among them.
+    const wait = { waitTimeout: 10_000 };
+    const mine = [locks.acquire(key, wait)];
+    const theirs = other.acquire(key, wait);
+    mine.push(locks.acquire(key, wait), locks.acquire(key, wait));
+    await queued(key, 4);
+    // None left at once: all three in one write when the tick ended.
+    expect(events.slice(0, 2)).toEqual(['tick ended', 3]);
+    // A token starts with its client's id: this client's three places are next to each other.
+    const owners = (await fairQueue(server.client(), key)).map((t) =>
+      t.slice(0, 2 * CLIENT_ID_BYTES),
+    );
+    const theirPlace = owners.findIndex((c) => owners.indexOf(c) === owners.lastIndexOf(c));
+    expect([0, 3]).toContain(theirPlace);
+
+    await holder.release();
+    await Promise.all([...mine, theirs].map(async (waiter) => (await waiter).release()));
   });
 
   it('works with a client of your own that batches itself (enableAutoPipelining)', async () => {
