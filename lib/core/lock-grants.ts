@@ -28,6 +28,13 @@ interface TakenLock {
   readonly passedTo?: readonly string[];
 }
 
+/**
+ * A lock taken up without an attempt: the handle itself when it needs nothing more, so the
+ * waiter's caller goes on with no promise of ours in between; a promise when a command must come
+ * first. Rejects only when the client was closed.
+ */
+export type Granted = RedisLockHandle | Promise<RedisLockHandle>;
+
 /** What granting needs from the client it works for. */
 export interface GrantOwner extends LockHandleOwner {
   /** Starts tracking a handle it granted (close releases it). */
@@ -182,7 +189,7 @@ export class LockGrants {
    * is held. `attempt`: this waiter's own attempt, still in flight (dropped) or with what it
    * brought back.
    */
-  takePassed(call: Acquisition, passed: PassedLock, attempt?: unknown): Promise<RedisLockHandle> {
+  takePassed(call: Acquisition, passed: PassedLock, attempt?: unknown): Granted {
     const passedTo = call.queued ? [...passed.passedTo, call.token] : passed.passedTo;
     call.queued = false;
     if (attempt instanceof Promise) this.dropAttempt(attempt);
@@ -190,7 +197,7 @@ export class LockGrants {
       // The passed lease lapsed and the attempt took the keys anew (or the client was closed):
       // the passed token holds nothing, or must not be kept.
       void this.store.release(call.target, passed.token, passedTo).catch(() => undefined);
-      if (attempt instanceof RedisLockHandle) return Promise.resolve(attempt);
+      if (attempt instanceof RedisLockHandle) return attempt;
       return Promise.reject(
         new LockUnavailableError(call.target.name, 'the lock client was closed'),
       );
@@ -214,7 +221,7 @@ export class LockGrants {
    * The lock a release in Redis handed this queued waiter ("<fencing token>:<lease ms>"). The
    * lease counts from the last busy attempt.
    */
-  handedOver(call: Acquisition, message: string): Promise<RedisLockHandle> {
+  handedOver(call: Acquisition, message: string): Granted {
     const [fence, lease] = message.split(':');
     return this.takeOver(call, {
       token: call.token,
@@ -232,7 +239,7 @@ export class LockGrants {
    * by a holder with the same ttl): at once when little of the lease is left, else while the
    * caller already works.
    */
-  private async takeOver(call: Acquisition, lock: TakenLock): Promise<RedisLockHandle> {
+  private takeOver(call: Acquisition, lock: TakenLock): Granted {
     const { target, opts } = call;
     const { since, lease, leaseGiven = lease } = lock;
     const handle = new RedisLockHandle(
@@ -254,8 +261,12 @@ export class LockGrants {
     const watched = opts.autoRenew && leaseLeft >= opts.ttl - opts.ttl / RENEW_DIVISOR;
     // With waitForReplicas, the WAIT that follows must come after a write of this connection.
     if (this.settings.waitsForReplicas || leaseLeft < Math.min(leaseGiven, opts.ttl) / 2) {
-      await handle.extend().catch(() => undefined);
-    } else if (!watched && !nearly(leaseLeft, opts.ttl)) {
+      return handle.extend().then(
+        () => handle,
+        () => handle,
+      );
+    }
+    if (!watched && !nearly(leaseLeft, opts.ttl)) {
       // After the caller has started: sending the command is not for its critical path. A
       // failure shows through the handle: a lost lock aborts its signal, an unreachable Redis
       // leaves it the lease it got; released meanwhile, there is nothing to extend.

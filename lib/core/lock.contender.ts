@@ -68,10 +68,18 @@ export class LockContender {
     return fair ? this.fairWaiters.has(id) : this.localQueues.has(id);
   }
 
-  /** Waits for this process's earlier waiters on the same keys (not in fair mode), then contends. */
-  async waitInLine(call: Acquisition): Promise<RedisLockHandle> {
+  /**
+   * Waits for the lock: in fair mode in the queue in Redis; otherwise behind this process's
+   * earlier waiters on the same keys first. Not async itself: a grant reaches the caller with
+   * no promise of ours in between.
+   */
+  waitInLine(call: Acquisition): Promise<RedisLockHandle> {
+    return call.opts.fair ? this.contend(call) : this.waitInLocalQueue(call);
+  }
+
+  /** Default mode: waits for this process's earlier waiters on the same keys, then contends. */
+  private async waitInLocalQueue(call: Acquisition): Promise<RedisLockHandle> {
     const { target, opts } = call;
-    if (opts.fair) return this.contend(call);
     let queue = this.localQueues.get(target.id);
     if (!queue) {
       const created = new LocalQueue(() => {
@@ -174,7 +182,7 @@ export class LockContender {
         // Passed before the abort was seen: granted while still wanted, like a late reply.
         if (candidacy?.lock) return this.grants.takePassed(call, candidacy.lock);
         if (woke === 'aborted') throw notAcquired(call, true);
-        if (wake.message && !this.closed) return await this.grants.handedOver(call, wake.message);
+        if (wake.message && !this.closed) return this.grants.handedOver(call, wake.message);
       }
     } catch (err) {
       // An attempt failed (Redis unreachable, say) after a lock was passed: that lock needs none.

@@ -151,7 +151,12 @@ export class RedisLockClient implements AcquirerOwner {
    * @throws LockUnavailableError when Redis cannot be reached.
    */
   acquire(key: LockKeys, options: LockOptions = {}): Promise<RedisLockHandle> {
-    return this.acquireWith(key, options);
+    // Not async (a grant reaches the caller sooner), yet it never throws: bad input rejects.
+    try {
+      return this.acquireTarget(lockTarget(this.keyPrefix, key), options);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
   }
 
   /**
@@ -248,10 +253,6 @@ export class RedisLockClient implements AcquirerOwner {
   /** @internal called by the acquirer for every lock it grants. */
   track(handle: RedisLockHandle): void {
     this.held.add(handle);
-  }
-
-  private async acquireWith(key: LockKeys, options: LockOptions): Promise<RedisLockHandle> {
-    return this.acquireTarget(lockTarget(this.keyPrefix, key), options);
   }
 
   /** `once`: a single attempt whatever `waitTimeout` says (`tryAcquire`). */
