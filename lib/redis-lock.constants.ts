@@ -99,12 +99,17 @@ export const CLIENT_ID_BYTES = 8;
 /** Watchdog rhythm: the lease is renewed every ttl / RENEW_DIVISOR (Redisson's rhythm). */
 export const RENEW_DIVISOR = 3;
 
-/** Redlock defaults: share of the ttl allowed for clock drift, and one master's answer time (ms). */
-export const DEFAULT_REDLOCK_DRIFT_FACTOR = 0.01;
-export const DEFAULT_REDLOCK_NODE_TIMEOUT = 50;
+/**
+ * A grant of ttl ms is trusted for ttl x LEASE_DRIFT_FACTOR + LEASE_DRIFT_MS less, counted from
+ * when its command was sent: the client's clock may run slower than Redis' and its timers fire
+ * late by a few ms, so the client must think the lease over before Redis does (see `trustedLease`).
+ */
+export const LEASE_DRIFT_FACTOR = 0.01;
+export const LEASE_DRIFT_MS = 2;
 
-/** Redlock: milliseconds of drift allowed on top of ttl x driftFactor (timer granularity). */
-export const REDLOCK_DRIFT_CONSTANT = 2;
+/** Redlock defaults: share of the ttl allowed for clock drift, and one master's answer time (ms). */
+export const DEFAULT_REDLOCK_DRIFT_FACTOR = LEASE_DRIFT_FACTOR;
+export const DEFAULT_REDLOCK_NODE_TIMEOUT = 50;
 
 /** Redlock: slack on top of its per-node timeouts before a whole call counts as unanswered (ms). */
 export const REDLOCK_ANSWER_MARGIN = 100;

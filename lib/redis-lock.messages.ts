@@ -22,6 +22,10 @@ export const unavailableMessage = (key: string, cause: string) =>
 
 export const attemptTimeoutMessage = (ms: number) => `Redis did not answer within ${ms} ms.`;
 
+/** Why a wait ended as unavailable: none of its attempts got an answer before its deadline. */
+export const NO_ANSWER_DURING_WAIT =
+  'Redis answered none of the attempts made before the wait timed out.';
+
 export const invalidOptionMessage = (option: string, value: unknown, expected: string) =>
   `Invalid lock option "${option}": got ${describe(value)}, expected ${expected}.`;
 

@@ -14,10 +14,11 @@ export interface Acquisition {
   /** Monotonic time the wait ends (equal to `started` for a single attempt). */
   readonly deadline: number;
   /**
-   * Monotonic send time of the last attempt that found the lock busy: a release that hands the
-   * lock over later did so after that attempt ran, so the lease it grants counts from no earlier.
+   * Whether Redis answered an attempt of this call, or the lock was seen held in this process: a
+   * wait that ends without either failed because Redis did not answer, not because the lock was
+   * busy (`LockUnavailableError`, not `LockNotAcquiredError`).
    */
-  lastBusyAt: number;
+  answered: boolean;
   /**
    * Waits in the key's queue in Redis, and is handed the lock by a release: every fair waiter,
    * and in the default mode the first waiter of each process (so processes take turns).

@@ -1,10 +1,5 @@
-import { LockUnavailableError } from '../errors/lock.errors.js';
-import {
-  ATTEMPT_TIMEOUT,
-  FINAL_ATTEMPT_GRACE,
-  LEASE_SHORTFALL,
-  RENEW_DIVISOR,
-} from '../redis-lock.constants.js';
+import { LockLostError, LockUnavailableError } from '../errors/lock.errors.js';
+import { ATTEMPT_TIMEOUT, FINAL_ATTEMPT_GRACE, LEASE_SHORTFALL } from '../redis-lock.constants.js';
 import { attemptTimeoutMessage } from '../redis-lock.messages.js';
 import type { Acquisition, Busy } from './acquisition.interface.js';
 import type { LocalPasses, PassedLock } from './local-passes.js';
@@ -27,6 +22,13 @@ interface TakenLock {
   /** See `RedisLockHandle.passedTo`. */
   readonly passedTo?: readonly string[];
 }
+
+/**
+ * A lock passed on in this process turned out to be gone in Redis when its taker confirmed it
+ * (the key expired with a failover or restart, or another owner has it): the taker must not run
+ * on it, and waits for the lock again (`LockAcquirer` catches this).
+ */
+export class PassRefusedError extends Error {}
 
 /**
  * A lock taken up without an attempt: the handle itself when it needs nothing more, so the
@@ -66,6 +68,8 @@ export interface GrantSettings {
  */
 export class LockGrants {
   private closed = false;
+  /** Monotonic time Redis last answered an attempt of this client (see `answeredSince`). */
+  private lastAnswerAt = -Infinity;
 
   constructor(
     private readonly owner: GrantOwner,
@@ -74,6 +78,11 @@ export class LockGrants {
 
   private get store(): LockStore {
     return this.settings.store;
+  }
+
+  /** Whether Redis answered any attempt of this client at or after `since` (monotonic ms). */
+  answeredSince(since: number): boolean {
+    return this.lastAnswerAt >= since;
   }
 
   /** Tries no more: an attempt from now on fails as the client is closed. */
@@ -115,10 +124,9 @@ export class LockGrants {
       if (err instanceof NoAnswerError) this.releaseIfGrantedLate(call, reply);
       throw new LockUnavailableError(target.name, err);
     }
-    if (fence < 0) {
-      call.lastBusyAt = sentAt;
-      return { pttl: busyPttl(fence) };
-    }
+    call.answered = true;
+    this.lastAnswerAt = monotonicNow();
+    if (fence < 0) return { pttl: busyPttl(fence) };
     // Redlock trusts a grant for less than its ttl (clock drift between the masters).
     const lease = this.store.lease(opts.ttl);
     if (monotonicNow() - sentAt >= lease) {
@@ -218,26 +226,12 @@ export class LockGrants {
   }
 
   /**
-   * The lock a release in Redis handed this queued waiter ("<fencing token>:<lease ms>"). The
-   * lease counts from the last busy attempt.
-   */
-  handedOver(call: Acquisition, message: string): Granted {
-    const [fence, lease] = message.split(':');
-    return this.takeOver(call, {
-      token: call.token,
-      fencingToken: BigInt(fence),
-      since: call.lastBusyAt,
-      lease: Number(lease),
-      passesLeft: this.settings.maxLocalPasses,
-    });
-  }
-
-  /**
-   * A lock this waiter got without an attempt of its own (handed over in Redis, or passed on in
-   * this process), with `lease` ms counted from `since`. Brought to the waiter's own ttl unless
-   * the watchdog will see to it in time, or it is that already but for a few ms (a lock passed on
-   * by a holder with the same ttl): at once when little of the lease is left, else while the
-   * caller already works.
+   * A lock passed on to this waiter in this process, with `lease` ms counted from `since`. Brought
+   * to the waiter's own ttl: by the watchdog, which renews on the lease left; else (no watchdog)
+   * unless it is that already but for a few ms (a lock passed on by a holder with the same ttl).
+   * At once, before the caller runs, when little of the lease is left: a refusal then means the
+   * lock is gone in Redis (PassRefusedError), and the caller must not run on it. Otherwise while
+   * the caller already works, since the lease it has is sound.
    */
   private takeOver(call: Acquisition, lock: TakenLock): Granted {
     const { target, opts } = call;
@@ -257,16 +251,19 @@ export class LockGrants {
     if (lock.passedTo) handle.passedTo = lock.passedTo;
     this.holding(handle, opts.fair);
     const leaseLeft = since + lease - monotonicNow();
-    // The watchdog's first renewal comes after ttl / RENEW_DIVISOR: enough lease must last that.
-    const watched = opts.autoRenew && leaseLeft >= opts.ttl - opts.ttl / RENEW_DIVISOR;
+    const fullLease = this.store.lease(opts.ttl);
     // With waitForReplicas, the WAIT that follows must come after a write of this connection.
-    if (this.settings.waitsForReplicas || leaseLeft < Math.min(leaseGiven, opts.ttl) / 2) {
+    if (this.settings.waitsForReplicas || leaseLeft < Math.min(leaseGiven, fullLease) / 2) {
       return handle.extend().then(
         () => handle,
-        () => handle,
+        (err: unknown) => {
+          if (err instanceof LockLostError) throw new PassRefusedError();
+          // Redis did not answer: the lease it has is still sound; the watchdog tries again.
+          return handle;
+        },
       );
     }
-    if (!watched && !nearly(leaseLeft, opts.ttl)) {
+    if (!opts.autoRenew && !nearly(leaseLeft, fullLease)) {
       // After the caller has started: sending the command is not for its critical path. A
       // failure shows through the handle: a lost lock aborts its signal, an unreachable Redis
       // leaves it the lease it got; released meanwhile, there is nothing to extend.
@@ -286,10 +283,10 @@ export class LockGrants {
 }
 
 /**
- * Whether a lease left is the ttl but for at most LEASE_SHORTFALL of it: not worth a command to
- * bring it to the ttl. Never when it is longer: a lease longer than the ttl asked for would keep
- * the key from the others for longer than promised if the holder died.
+ * Whether a lease left is a full lease but for at most LEASE_SHORTFALL of it: not worth a command
+ * to bring it to the ttl. Never when it is longer: a lease longer than the ttl asked for would
+ * keep the key from the others for longer than promised if the holder died.
  */
-function nearly(leaseLeft: number, ttl: number): boolean {
-  return leaseLeft <= ttl && leaseLeft >= ttl * (1 - LEASE_SHORTFALL);
+function nearly(leaseLeft: number, fullLease: number): boolean {
+  return leaseLeft <= fullLease && leaseLeft >= fullLease * (1 - LEASE_SHORTFALL);
 }

@@ -39,20 +39,11 @@ export function newClientId(): string {
 /**
  * Where a release tells a queued waiter it is its turn: the key's channel and the waiter's client
  * id (the start of its token). Every waiter of that client for the key listens there and keeps
- * the messages that name its own token (see `tellWaiter`).
+ * the messages that are its own token (see `tellWaiter`).
  *
  * @example
  * waiterChannel('lock:{a}:released', token); // 'lock:{a}:released:' + the token's client id
  */
 export function waiterChannel(keyChannel: string, token: string): string {
   return `${keyChannel}:${token.slice(0, 2 * CLIENT_ID_BYTES)}`;
-}
-
-/**
- * A message on a waiter channel, for the waiter holding `token`: what it carries for that waiter
- * ('' to try now, or a hand-over), or `undefined` when it is for another waiter of the client.
- */
-export function messageFor(token: string, message: string): string | undefined {
-  if (!message.startsWith(token) || message.charCodeAt(token.length) !== 32) return undefined;
-  return message.slice(token.length + 1);
 }

@@ -12,19 +12,14 @@ export type WakeOutcome = 'woken' | 'timer' | 'aborted';
 export class Wake {
   private rung = false;
   private answer?: (outcome: WakeOutcome) => void;
-  /** What the last ring carried, if anything (a fair hand-over: the lock is already ours). */
-  message?: string;
-
-  ring(message?: string): void {
+  ring(): void {
     this.rung = true;
-    if (message) this.message = message;
     this.answer?.('woken');
   }
 
   /** Forgets earlier rings: called right before an attempt, whose reply is newer than them. */
   reset(): void {
     this.rung = false;
-    this.message = undefined;
   }
 
   /** Resolves when rung (at once if rung since the last reset), after `ms`, or on abort. */

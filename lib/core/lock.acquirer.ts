@@ -10,7 +10,7 @@ import type { ResolvedLockOptions } from './lock-options.resolver.js';
 import type { LockStore } from './lock-store.interface.js';
 import type { LockTarget } from './lock-target.js';
 import { LocalPasses } from './local-passes.js';
-import { LockContender, notAcquired } from './lock.contender.js';
+import { LockContender, notAcquired, waitTimedOut } from './lock.contender.js';
 import { newClientId, newLockToken } from './lock-token.js';
 import { answerWithin } from './race-attempt.js';
 import type { LockLogger, ReplicaWait } from './redis-lock-client.options.js';
@@ -18,7 +18,7 @@ import { RedisLockHandle } from './redis-lock.handle.js';
 import type { RedisStore } from './redis.store.js';
 import type { WakeUpHub } from './wake-up.hub.js';
 import type { Acquisition } from './acquisition.interface.js';
-import { LockGrants, type GrantOwner } from './lock-grants.js';
+import { LockGrants, PassRefusedError, type GrantOwner } from './lock-grants.js';
 
 /** What the acquirer needs from the client it works for. */
 export type AcquirerOwner = GrantOwner;
@@ -141,7 +141,7 @@ export class LockAcquirer {
       token: this.clientId + (target.keys.length > 1 ? `${newLockToken()}:m` : newLockToken()),
       started,
       deadline: started + opts.waitTimeout,
-      lastBusyAt: started,
+      answered: false,
       queued: opts.fair && opts.waitTimeout > 0,
     };
     if (opts.signal?.aborted) throw notAcquired(call, true);
@@ -154,7 +154,24 @@ export class LockAcquirer {
     });
   }
 
+  /**
+   * `obtainOnce`, again while a lock passed to the waiter in this process turns out gone in Redis
+   * (PassRefusedError): the caller never runs on it. Its places in the queues went with the pass;
+   * it leaves them (a hand-over to them passes on) and waits afresh, within the same deadline.
+   */
   private async obtain(call: Acquisition): Promise<RedisLockHandle> {
+    for (;;) {
+      try {
+        return await this.obtainOnce(call);
+      } catch (err) {
+        if (!(err instanceof PassRefusedError)) throw err;
+        await this.grants.leaveQueue(call);
+        call.queued = call.opts.fair && call.opts.waitTimeout > 0;
+      }
+    }
+  }
+
+  private async obtainOnce(call: Acquisition): Promise<RedisLockHandle> {
     const { target, opts } = call;
     // Released in this process a moment ago, with a waiter of ours in line: it is ours to take.
     const vacant = opts.fair ? undefined : this.passes.claim(target.id);
@@ -177,7 +194,7 @@ export class LockAcquirer {
         const first = await this.grants.attempt(call);
         if (first instanceof RedisLockHandle) return first;
         if (first === 'aborted') throw notAcquired(call, true);
-        if (first === 'deadline' || opts.waitTimeout === 0) throw notAcquired(call, false);
+        if (first === 'deadline' || opts.waitTimeout === 0) throw waitTimedOut(call, this.grants);
       }
       return await this.contender.waitInLine(call);
     } catch (err) {

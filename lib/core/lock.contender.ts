@@ -1,9 +1,10 @@
-import { LockNotAcquiredError } from '../errors/lock.errors.js';
+import { LockNotAcquiredError, LockUnavailableError } from '../errors/lock.errors.js';
+import { NO_ANSWER_DURING_WAIT } from '../redis-lock.messages.js';
 import { ATTEMPT_TIMEOUT, QUEUE_REFRESHES_PER_TIMEOUT } from '../redis-lock.constants.js';
 import type { LocalPasses, Candidacy } from './local-passes.js';
 import type { Acquisition, Busy } from './acquisition.interface.js';
 import type { LockGrants } from './lock-grants.js';
-import { messageFor, waiterChannel } from './lock-token.js';
+import { waiterChannel } from './lock-token.js';
 import { LocalQueue, Wake } from './lock-wait.js';
 import { monotonicNow } from './monotonic-clock.js';
 import { RedisLockHandle } from './redis-lock.handle.js';
@@ -92,7 +93,8 @@ export class LockContender {
       const wake = new Wake();
       void place.turn.then(() => wake.ring());
       const outcome = await this.sleep(wake, call.deadline - monotonicNow(), opts.signal);
-      if (outcome !== 'woken') throw notAcquired(call, outcome === 'aborted');
+      if (outcome === 'aborted') throw notAcquired(call, true);
+      if (outcome !== 'woken') throw waitTimedOut(call, this.grants);
       // First of its process: it takes the process's place in the queue in Redis, so a release
       // hands the lock to the processes in turn rather than to whichever reacts fastest (the
       // releasing one, which is awake, would win nearly every time). A lock whose keys span
@@ -141,12 +143,10 @@ export class LockContender {
         if (passed) return passed;
       }
       call.queued = queue;
-      // A queued waiter's message may hand it the lock; the others only say "try now".
+      // Every message only says "try now": a hand-over is granted by the next attempt.
       const listening = this.listen(call, (message) => {
-        if (message === null || !call.queued) return wake.ring();
         // The client's channel: only a message naming this waiter is for it.
-        const mine = messageFor(call.token, message);
-        if (mine !== undefined) wake.ring(mine);
+        if (message === null || !call.queued || message === call.token) wake.ring();
       });
       const listened = await orPassed(listening);
       if (listened === 'passed') {
@@ -173,16 +173,15 @@ export class LockContender {
         if (outcome === 'aborted' || outcome === 'passed') throw notAcquired(call, true);
         enrolInLine();
         const remaining = call.deadline - monotonicNow();
-        if (outcome === 'deadline' || remaining <= 0) throw notAcquired(call, false);
+        if (outcome === 'deadline' || remaining <= 0) throw waitTimedOut(call, this.grants);
         const pause = stopListening
           ? this.recheckAfter(outcome, call, attempt)
           : opts.retry(attempt);
-        if (pause === null || !Number.isFinite(pause)) throw notAcquired(call, false);
+        if (pause === null || !Number.isFinite(pause)) throw waitTimedOut(call, this.grants);
         const woke = await this.sleep(wake, Math.min(Math.max(0, pause), remaining), opts.signal);
         // Passed before the abort was seen: granted while still wanted, like a late reply.
         if (candidacy?.lock) return this.grants.takePassed(call, candidacy.lock);
         if (woke === 'aborted') throw notAcquired(call, true);
-        if (wake.message && !this.closed) return this.grants.handedOver(call, wake.message);
       }
     } catch (err) {
       // An attempt failed (Redis unreachable, say) after a lock was passed: that lock needs none.
@@ -211,6 +210,8 @@ export class LockContender {
     candidacy: Candidacy,
     wake: Wake,
   ): Promise<RedisLockHandle | undefined> {
+    // A holder in this process: the lock is busy, whether Redis answers or not.
+    call.answered = true;
     for (;;) {
       const leaseLeft = this.passes.passWithin(call.target.id);
       if (leaseLeft === undefined) return undefined;
@@ -219,7 +220,7 @@ export class LockContender {
       const woke = await this.sleep(wake, Math.min(remaining, leaseLeft + 1), call.opts.signal);
       if (candidacy.lock) return this.grants.takePassed(call, candidacy.lock);
       if (woke === 'aborted') throw notAcquired(call, true);
-      if (woke === 'timer' && remaining <= leaseLeft + 1) throw notAcquired(call, false);
+      if (woke === 'timer' && remaining <= leaseLeft + 1) throw waitTimedOut(call, this.grants);
       wake.reset();
     }
   }
@@ -269,4 +270,17 @@ export function notAcquired(
 ): LockNotAcquiredError {
   const waited = opts.waitTimeout > 0 ? Math.round(monotonicNow() - started) : 0;
   return new LockNotAcquiredError(target.name, waited, aborted);
+}
+
+/**
+ * The error of a wait whose deadline passed (or whose retry strategy gave up): the lock was busy,
+ * unless Redis answered none of its attempts (nor any of this client's since the wait started,
+ * which covers waiters queued behind another waiter of this process): then Redis is unavailable.
+ */
+export function waitTimedOut(
+  call: Acquisition,
+  grants: LockGrants,
+): LockNotAcquiredError | LockUnavailableError {
+  if (call.answered || grants.answeredSince(call.started)) return notAcquired(call, false);
+  return new LockUnavailableError(call.target.name, NO_ANSWER_DURING_WAIT);
 }

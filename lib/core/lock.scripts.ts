@@ -60,15 +60,16 @@ local function issueFence(first, last)
 end`;
 
 /**
- * Tells queued waiter `member` (its token, or token + ':m') something about lock key `lock`: on
+ * Tells queued waiter `member` (its token, or token + ':m') to look again at lock key `lock`: on
  * the channel of its client (the key's channel + ':' + the client id its token starts with), where
- * that client's waiters for the key listen; the message starts with the member, so only that
- * waiter acts on it. `payload`: '' (look again) or a hand-over ("<fencing token>:<lease ms>").
+ * that client's waiters for the key listen; the message is the member, so only that waiter acts
+ * on it. A message is only a hint: it says nothing the waiter may count a lease from, since
+ * messages and command replies reach the client on different connections, in no common order.
  */
 const TELL_WAITER = `
-local function tellWaiter(lock, member, payload)
+local function tellWaiter(lock, member)
   local client = string.sub(member, 1, ${2 * CLIENT_ID_BYTES})
-  redis.call(PUBLISH, lock .. '${CHANNEL_SUFFIX}:' .. client, member .. ' ' .. payload)
+  redis.call(PUBLISH, lock .. '${CHANNEL_SUFFIX}:' .. client, member)
 end`;
 
 /** Redis' clock: microseconds and milliseconds since the epoch. */
@@ -101,8 +102,9 @@ return issueFence(n + 1, 2 * n)`;
 /**
  * Fair acquire: granted only when every key is free and the caller is first in every queue (or
  * the queue is empty). Otherwise the caller joins (or refreshes its spot in) every queue, unless
- * its spot timeout is 0 (a single try). A caller a release already handed the lock to (its
- * message still on the way) is told so, and its lease renewed.
+ * its spot timeout is 0 (a single try). A caller a release handed the lock to is granted it here:
+ * the key is given the caller's ttl and the fencing token issued at the hand-over comes back, so
+ * the caller's lease counts from this attempt (sent before this script ran), never from a message.
  * KEYS: lock 1..n, fence 1..n, queue 1..n, timeouts 1..n.
  * ARGV: waiter id (its token), ttl ms, spot timeout ms.
  * Returns like ACQUIRE; the PTTL of a key not granted is -2 when it is free but another waiter is
@@ -132,7 +134,7 @@ for i = 1, n do
   if pttl == -2 and first and first ~= token then
     -- Free but promised to the first waiter, which may have missed its turn (its predecessor
     -- timed out of the queue, say): remind it.
-    tellWaiter(KEYS[i], first, '')
+    tellWaiter(KEYS[i], first)
   end
   if blocked == 0 and (pttl ~= -2 or (first and first ~= token)) then
     blocked, blockedPttl = i, pttl
@@ -178,32 +180,35 @@ return 1`;
 
 /**
  * Frees lock i (held by its caller) for the next owner. With nobody in its fair queue: deletes it
- * and wakes everyone on the key's channel. Otherwise hands it straight to the first waiter, which
- * learns it from the message (its fencing token and the lease it got) without an attempt of its
- * own; a waiter for several keys ('...:m') is only woken, as it needs all its keys at once.
- * KEYS: lock 1..n, queue 1..n, timeouts 1..n, fence 1..n. ARGV: token, hand-over lease ms.
+ * and wakes everyone on the key's channel. Otherwise hands it straight to the first waiter: the
+ * key holds that waiter's token, for what is left of the waiter's own spot (its spot deadline
+ * minus now: at most the waiter's own `fairQueueTimeout`, whoever releases), and the waiter is
+ * told to look again; its next attempt finds the key holding its token and is granted it there
+ * (ACQUIRE_FAIR). A waiter for several keys ('...:m') is only woken, as it needs all its keys at
+ * once. KEYS: lock 1..n, queue 1..n, timeouts 1..n, fence 1..n.
  */
 const HAND_OVER = `
 local function handOver(i, n)
-  local queue, channel = KEYS[n + i], KEYS[i] .. '${CHANNEL_SUFFIX}'
+  local queue, timeouts = KEYS[n + i], KEYS[2 * n + i]
   if redis.call('exists', queue) == 1 then
     local _, nowMs = clock()
-    purgeStale(queue, KEYS[2 * n + i], nowMs)
+    purgeStale(queue, timeouts, nowMs)
     local first = redis.call('zrange', queue, 0, 0)[1]
     if first and string.sub(first, -2) ~= ':m' then
-      redis.call('set', KEYS[i], first, 'PX', ARGV[2])
+      -- purgeStale left only spots whose deadline is still ahead: the lease is at least 1 ms.
+      local lease = tonumber(redis.call('zscore', timeouts, first)) - nowMs
+      redis.call('set', KEYS[i], first, 'PX', lease)
       redis.call('zrem', queue, first)
-      redis.call('zrem', KEYS[2 * n + i], first)
-      local fence = issueFence(3 * n + i, 3 * n + i)
-      tellWaiter(KEYS[i], first, string.format('%.0f', fence) .. ':' .. ARGV[2])
-      return
+      redis.call('zrem', timeouts, first)
+      issueFence(3 * n + i, 3 * n + i)
+      return tellWaiter(KEYS[i], first)
     end
     redis.call('del', KEYS[i])
-    if first then return tellWaiter(KEYS[i], first, '') end
+    if first then return tellWaiter(KEYS[i], first) end
   else
     redis.call('del', KEYS[i])
   end
-  redis.call(PUBLISH, channel, '')
+  redis.call(PUBLISH, KEYS[i] .. '${CHANNEL_SUFFIX}', '')
 end`;
 
 /**
@@ -223,13 +228,13 @@ return released`;
 
 /**
  * Releases every key the token holds, handing each to the first waiter queued for it (see
- * HAND_OVER for KEYS and ARGV). ARGV[3..]: places in the queues to drop first, whether the token
+ * HAND_OVER for KEYS). ARGV[1]: the token; ARGV[2..]: places in the queues to drop first, whether the token
  * still holds the keys or not: those of waiters this lock was passed to in their process, which
  * are not waiting any more (it saves each of them a LEAVE_QUEUE). Returns how many keys it held.
  */
 const RELEASE = `${CLOCK}${PURGE_STALE}${ISSUE_FENCE}${TELL_WAITER}${HAND_OVER}
 local n = #KEYS / 4
-for j = 3, #ARGV do
+for j = 2, #ARGV do
   for i = 1, n do
     redis.call('zrem', KEYS[n + i], ARGV[j])
     redis.call('zrem', KEYS[2 * n + i], ARGV[j])
@@ -260,7 +265,7 @@ return 1`;
 
 /**
  * A fair waiter gives up: leaves every queue; passes on a key a release handed it meanwhile, and
- * where a key is free, reminds the new first waiter. KEYS and ARGV as HAND_OVER.
+ * where a key is free, reminds the new first waiter. KEYS as HAND_OVER; ARGV: the waiter's token.
  */
 const LEAVE_QUEUE = `${CLOCK}${PURGE_STALE}${ISSUE_FENCE}${TELL_WAITER}${HAND_OVER}
 local n = #KEYS / 4
@@ -271,7 +276,7 @@ for i = 1, n do
     handOver(i, n)
   elseif redis.call('exists', KEYS[i]) == 0 then
     local first = redis.call('zrange', KEYS[n + i], 0, 0)[1]
-    if first then tellWaiter(KEYS[i], first, '') end
+    if first then tellWaiter(KEYS[i], first) end
   end
 end
 return 1`;

@@ -101,8 +101,6 @@ export class RedisLockClient implements AcquirerOwner {
         ),
       );
     }
-    // A fair hand-over lasts one spot timeout unless the new holder extends it: a waiter that
-    // crashed just before its turn blocks the others no longer than its place would have.
     let redisStore: RedisStore | undefined;
     let waitForReplicas: ReplicaWait | undefined;
     if (options.redlock) {
@@ -114,7 +112,7 @@ export class RedisLockClient implements AcquirerOwner {
       }
     } else {
       const redis = options.redis as RedisClient;
-      this.store = redisStore = new RedisStore(redis, fairQueueTimeout);
+      this.store = redisStore = new RedisStore(redis);
       waitForReplicas = checkReplicaWait(options.waitForReplicas, isCluster(redis));
       if (options.pubSub !== false) this.wakeUps = new WakeUpHub(redis, this.logger);
     }

@@ -32,6 +32,9 @@ export interface LockHandleOwner {
 /** Shortest pause between renewal retries while Redis is failing (milliseconds). */
 const MIN_RENEW_RETRY = 25;
 
+/** AbortSignal's own `aborted` getter, which a handle's signal wraps (see `signal`). */
+const nativeAborted = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'aborted')!.get!;
+
 /**
  * One held lock: the token that proves ownership, the local lease clock, and the watchdog that
  * renews the lease while work runs. Created by `RedisLockClient`; users see it as `LockHandle`.
@@ -46,7 +49,11 @@ export class RedisLockHandle implements LockHandle {
    * AbortController plus its abort on release is a measurable share of an uncontended lock.
    */
   private controller?: AbortController;
-  /** Monotonic time at which the lease runs out unless extended. */
+  /**
+   * Monotonic time at which the lease runs out unless extended: the trusted lease (the store's
+   * `lease`, a margin short of the ttl) counted from when the granting or extending command was
+   * sent, so never after Redis expires the key.
+   */
   private expiresAt: number;
   /** @internal The lease last set in Redis (ms): by the grant or the last extend. */
   leaseGiven: number;
@@ -94,7 +101,7 @@ export class RedisLockHandle implements LockHandle {
     this.leaseGiven = lease;
     if (autoRenew) {
       this.armExpiry();
-      this.scheduleRenewal(ttl / RENEW_DIVISOR);
+      this.scheduleRenewal();
     }
   }
 
@@ -108,11 +115,27 @@ export class RedisLockHandle implements LockHandle {
     return Math.max(Math.min(this.ttl, ATTEMPT_TIMEOUT), this.owner.store.slowestAnswer);
   }
 
+  /**
+   * Aborted when the lock is released or lost, and whenever `isHeld()` is false: reading
+   * `aborted` (or calling `throwIfAborted()`) looks at the lease first, so a lease that ran out
+   * while the event loop was blocked shows at once, not one timer phase later.
+   */
   get signal(): AbortSignal {
     if (!this.controller) {
-      this.controller = new AbortController();
-      if (this.lostError) this.controller.abort(this.lostError);
-      else if (this.released) this.controller.abort(releasedReason(this.key));
+      const controller = (this.controller = new AbortController());
+      const { signal } = controller;
+      Object.defineProperty(signal, 'aborted', {
+        get: () => {
+          this.isHeld();
+          return nativeAborted.call(signal) as boolean;
+        },
+      });
+      signal.throwIfAborted = () => {
+        this.isHeld();
+        AbortSignal.prototype.throwIfAborted.call(signal);
+      };
+      if (this.lostError) controller.abort(this.lostError);
+      else if (this.released) controller.abort(releasedReason(this.key));
       // Someone listens now: tell them when the lease runs out, watchdog or not.
       else this.armExpiry();
     }
@@ -125,7 +148,11 @@ export class RedisLockHandle implements LockHandle {
   }
 
   isHeld(): boolean {
-    return !this.released && !this.lostError && monotonicNow() < this.expiresAt;
+    if (this.released || this.lostError) return false;
+    if (monotonicNow() < this.expiresAt) return true;
+    // The lease ran out before the expiry timer could say so (a blocked event loop): say it now.
+    this.markLost(this.autoRenew ? LOST_UNREACHABLE : LOST_LEASE_EXPIRED);
+    return false;
   }
 
   async extend(ttl: number = this.ttl): Promise<void> {
@@ -198,7 +225,14 @@ export class RedisLockHandle implements LockHandle {
     }
   }
 
-  private scheduleRenewal(delay: number): void {
+  /**
+   * Renews once a third of the ttl has passed on the lease the handle has (RENEW_DIVISOR), counted
+   * from when that lease began: at once for a lease already shorter than two thirds of the ttl (a
+   * grant or renewal whose reply was slow, a lock passed on with little left). `delay` overrides.
+   */
+  private scheduleRenewal(
+    delay = Math.max(0, this.leaseLeft() - this.ttl * (1 - 1 / RENEW_DIVISOR)),
+  ): void {
     clearTimeout(this.renewTimer);
     // unref: a renewal alone must not keep the process alive; the work it protects does.
     this.renewTimer = setTimeout(() => void this.renew(), delay).unref();
@@ -208,7 +242,7 @@ export class RedisLockHandle implements LockHandle {
     if (this.released || this.lostError) return;
     try {
       await this.extend();
-      this.scheduleRenewal(this.ttl / RENEW_DIVISOR);
+      this.scheduleRenewal();
     } catch (err) {
       if (this.released || this.lostError || err instanceof LockLostError) return;
       // Redis hiccup: keep trying while the lease lasts; the expiry timer declares the loss.

@@ -2,6 +2,7 @@ import { hashSlot } from './cluster-slot.js';
 import type { LockStore, QueueSpot } from './lock-store.interface.js';
 import { subTarget, type LockTarget } from './lock-target.js';
 import { ClusterLockScripts, LockScripts, type LockScriptSet } from './lock.scripts.js';
+import { trustedLease } from './monotonic-clock.js';
 import { isCluster, type RedisClient } from './redis-connection.js';
 
 /**
@@ -10,7 +11,7 @@ import { isCluster, type RedisClient } from './redis-connection.js';
  * lock on keys of several slots is taken one slot at a time, in a stable order, all or nothing.
  *
  * @example
- * const store = new RedisStore(new Redis(), 5_000);
+ * const store = new RedisStore(new Redis());
  */
 export class RedisStore implements LockStore {
   readonly coordinated = true;
@@ -19,11 +20,7 @@ export class RedisStore implements LockStore {
   private readonly scripts: LockScriptSet;
   private readonly cluster: boolean;
 
-  constructor(
-    readonly redis: RedisClient,
-    /** Lease a fair release gives the waiter it hands the lock to, which extends it (ms). */
-    private readonly handOverLease: number,
-  ) {
+  constructor(readonly redis: RedisClient) {
     this.cluster = isCluster(redis);
     this.scripts = this.cluster ? ClusterLockScripts : LockScripts;
   }
@@ -47,7 +44,7 @@ export class RedisStore implements LockStore {
   }
 
   lease(ttl: number): number {
-    return ttl;
+    return trustedLease(ttl);
   }
 
   acquire(target: LockTarget, token: string, ttl: number, spot?: QueueSpot): Promise<number> {
@@ -91,12 +88,12 @@ export class RedisStore implements LockStore {
       );
     }
     const n = target.locks.length;
-    const args = [token, this.handOverLease, ...passedTo];
+    const args = [token, ...passedTo];
     return this.scripts.release.run(this.redis, target.releaseKeys, args).then((r) => r === n);
   }
 
   async leaveQueue(target: LockTarget, token: string): Promise<void> {
-    await this.scripts.leaveQueue.run(this.redis, target.releaseKeys, [token, this.handOverLease]);
+    await this.scripts.leaveQueue.run(this.redis, target.releaseKeys, [token]);
   }
 
   /**

@@ -3,8 +3,8 @@ import {
   DEFAULT_REDLOCK_DRIFT_FACTOR,
   DEFAULT_REDLOCK_NODE_TIMEOUT,
   REDLOCK_ANSWER_MARGIN,
-  REDLOCK_DRIFT_CONSTANT,
 } from '../redis-lock.constants.js';
+import { trustedLease } from './monotonic-clock.js';
 import { invalidOptionMessage, redlockFailureMessage } from '../redis-lock.messages.js';
 import type { LockStore } from './lock-store.interface.js';
 import type { LockTarget } from './lock-target.js';
@@ -78,7 +78,7 @@ export class RedlockStore implements LockStore {
   }
 
   lease(ttl: number): number {
-    return ttl - Math.floor(ttl * this.driftFactor) - REDLOCK_DRIFT_CONSTANT;
+    return trustedLease(ttl, this.driftFactor);
   }
 
   async acquire(target: LockTarget, token: string, ttl: number): Promise<number> {

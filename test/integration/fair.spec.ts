@@ -301,8 +301,8 @@ describe('fair mode: the lock goes to waiters in arrival order, across processes
     const measuredAt = nowMs();
     expect(spotLeft).toBeGreaterThan(0);
     expect(spotLeft).toBeLessThanOrEqual(fairQueueTimeout);
-    // The release hands the lock to the first in line, the dead waiter, for a hand-over lease of
-    // fairQueueTimeout that nobody takes up; the second must not barge in meanwhile.
+    // The release hands the lock to the first in line, the dead waiter, for what is left of its
+    // spot, which nobody takes up; the second must not barge in meanwhile.
     await holder.release();
     const releasedAt = nowMs();
 
@@ -452,7 +452,7 @@ describe('fair mode: the lock goes to waiters in arrival order, across processes
     expect(nowMs() - abortedAt).toBeLessThan(1000);
     expect(lock.token).toBe(nextToken);
     await expect(admin.get(lock.redisKey)).resolves.toBe(lock.token);
-    // It got the hand-over lease (the fairQueueTimeout of the one passing it on), then its own.
+    // It was handed the key for what was left of its spot, then took it up with its own ttl.
     await waitFor(async () => (await admin.pttl(lock.redisKey)) > 25_000, {
       message: 'the lease to be brought to the waiter ttl',
     });

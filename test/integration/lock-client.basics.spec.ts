@@ -304,17 +304,31 @@ describe('RedisLockClient: taking, holding and releasing', () => {
     expect(lost.signal.reason).toBeInstanceOf(LockLostError);
   });
 
-  it('a handle without watchdog whose lease lapsed before release is reported when released', async () => {
+  it('a handle without watchdog whose lease lapsed is reported once, when the lapse is seen', async () => {
     const logger = collectingLogger();
     const locks = clients.create(redis.client(), { logger });
     const handle = await locks.acquire(uniqueKey('lapsed'), { ttl: 100 });
-    await waitFor(() => !handle.isHeld(), { timeout: 2_000, message: 'the lease to lapse' });
     expect(logger.messages).toEqual([]);
-
-    await expect(handle.release()).resolves.toBe(false);
+    await waitFor(() => !handle.isHeld(), { timeout: 2_000, message: 'the lease to lapse' });
     expect(logger.messages).toHaveLength(1);
     expect(logger.messages[0]).toMatch(/lease ran out/);
     expect(logger.messages[0]).not.toContain(handle.token);
+
+    await expect(handle.release()).resolves.toBe(false);
+    expect(logger.messages).toHaveLength(1);
+  });
+
+  it('released unseen after its lease lapsed, a handle without watchdog is reported by the release', async () => {
+    const logger = collectingLogger();
+    const locks = clients.create(redis.client(), { logger });
+    const handle = await locks.acquire(uniqueKey('lapsed-unseen'), { ttl: 100 });
+    await waitFor(async () => (await admin.exists(handle.redisKey)) === 0, {
+      interval: 5,
+      message: 'the key to expire',
+    });
+    await expect(handle.release()).resolves.toBe(false);
+    expect(logger.messages).toHaveLength(1);
+    expect(logger.messages[0]).toMatch(/lease ran out/);
   });
   it('an abort listener called by release already sees the handle as not held', async () => {
     const handle = await clients.create(redis.client()).acquire(uniqueKey('listener'));

@@ -38,6 +38,8 @@ async function handle(command: AgentCommand): Promise<void> {
     case 'acquire': {
       const lock = await locks.acquire(command.key, command.options);
       const at = nowMs();
+      const heldAtGrant = lock.isHeld();
+      const owns = (await observer.get(lock.redisKey)) === lock.token;
       if (command.record) await observer.rpush(command.record, command.id);
       if (command.releaseAtOnce) await lock.release();
       else held.set(command.id, lock);
@@ -47,6 +49,8 @@ async function handle(command: AgentCommand): Promise<void> {
         token: lock.token,
         fencingToken: lock.fencingToken.toString(),
         at,
+        held: heldAtGrant,
+        owns,
       });
     }
     case 'release': {
@@ -62,6 +66,15 @@ async function handle(command: AgentCommand): Promise<void> {
     }
     case 'warnings':
       return reply({ type: 'warnings', id: command.id, warnings });
+    case 'block': {
+      // Written to the socket before the loop starts, so Redis sees it only once we are blocked.
+      void observer.set(command.marker, '1');
+      const until = nowMs() + command.ms;
+      while (nowMs() < until) {
+        // busy: nothing else runs in this process meanwhile
+      }
+      return reply({ type: 'blocked', id: command.id });
+    }
   }
 }
 

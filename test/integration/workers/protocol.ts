@@ -108,10 +108,25 @@ export type AgentCommand =
     }
   | { type: 'release'; id: string }
   | { type: 'write'; id: string; store: string; value: string }
-  | { type: 'warnings'; id: string };
+  | { type: 'warnings'; id: string }
+  /**
+   * Blocks the event loop for `ms` (a busy loop, as a long synchronous job would), after writing
+   * `marker` to Redis in the same synchronous run: once the marker is there, the agent is blocked.
+   */
+  | { type: 'block'; id: string; ms: number; marker: string };
 
 export type AgentReply =
-  | { type: 'granted'; id: string; token: string; fencingToken: string; at: number }
+  | {
+      type: 'granted';
+      id: string;
+      token: string;
+      fencingToken: string;
+      at: number;
+      /** `isHeld()` right at the grant, and whether Redis then held the key under its token. */
+      held: boolean;
+      owns: boolean;
+    }
+  | { type: 'blocked'; id: string }
   | { type: 'released'; id: string; released: boolean }
   | { type: 'written'; id: string; accepted: boolean; held: boolean }
   | { type: 'warnings'; id: string; warnings: string[] }
