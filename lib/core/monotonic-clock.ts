@@ -5,13 +5,12 @@ export const monotonicNow = (): number => performance.now();
 
 /**
  * How long a grant of `ttl` ms may be counted as held, from when its command was sent: less than
- * the ttl by the clock drift allowed (`driftFactor` of it, plus LEASE_DRIFT_MS), and never less
- * than half of it. Every lease the client keeps (grants, renewals, passes) is one of these, so the
+ * the ttl by the clock drift allowed (`driftFactor` of it, plus LEASE_DRIFT_MS). Every lease the client keeps (grants, renewals, passes) is one of these, so the
  * client stops counting a lock as held before Redis expires it.
  *
  * @example
  * const expiresAt = sentAt + trustedLease(30_000); // sentAt + 29_698
  */
 export function trustedLease(ttl: number, driftFactor = LEASE_DRIFT_FACTOR): number {
-  return Math.max(ttl / 2, ttl - Math.floor(ttl * driftFactor) - LEASE_DRIFT_MS);
+  return ttl - Math.floor(ttl * driftFactor) - LEASE_DRIFT_MS;
 }
