@@ -74,7 +74,8 @@ export class RedisLockHandle implements LockHandle {
     readonly ttl: number,
     /** Monotonic time the acquiring command was sent: the lease counts from then, not from the reply. */
     sentAt: number,
-    private readonly autoRenew: boolean,
+    /** Renewed by the watchdog; set later by `keepRenewing`. */
+    private autoRenew: boolean,
     /** The lease granted, when not `ttl` (a hand-over, which `extend` then brings to `ttl`). */
     lease = ttl,
     /**
@@ -153,6 +154,18 @@ export class RedisLockHandle implements LockHandle {
     this.leaseGiven = this.owner.store.lease(ttl);
     this.expiresAt = sentAt + this.leaseGiven;
     if (this.autoRenew || this.controller) this.armExpiry();
+  }
+
+  /**
+   * @internal Renews from now until release, as if taken with the watchdog: the scope that took
+   * the lock without it has ended, and reentrant calls it started still run under the lock.
+   */
+  keepRenewing(): void {
+    if (this.autoRenew || !this.isHeld()) return;
+    this.autoRenew = true;
+    this.armExpiry();
+    // At once: the scope that ended may have used most of the lease.
+    void this.renew();
   }
 
   release(): Promise<boolean> {
