@@ -7,8 +7,13 @@ import {
   DEFAULT_KEY_PREFIX,
   DEFAULT_LOCAL_PASSES,
   MAX_LOCAL_PASSES,
+  MAX_TIMER_DELAY,
 } from '../redis-lock.constants.js';
-import { invalidOptionMessage, releaseFailedWarning } from '../redis-lock.messages.js';
+import {
+  invalidOptionMessage,
+  releaseFailedWarning,
+  timerDelayExpected,
+} from '../redis-lock.messages.js';
 import { LockAcquirer, type AcquirerOwner } from './lock.acquirer.js';
 import {
   resolveClientDefaults,
@@ -17,6 +22,7 @@ import {
 } from './lock-options.resolver.js';
 import type { LockStore } from './lock-store.interface.js';
 import { lockTarget, type LockTarget } from './lock-target.js';
+import { isTimerDelay } from './long-timeout.js';
 import { answerWithin } from './race-attempt.js';
 import { isCluster, type RedisClient } from './redis-connection.js';
 import type {
@@ -88,9 +94,14 @@ export class RedisLockClient implements AcquirerOwner {
     this.logger = options.logger ?? { warn: (message) => process.emitWarning(message) };
     this.defaults = resolveClientDefaults(options);
     const fairQueueTimeout = options.fairQueueTimeout ?? DEFAULT_FAIR_QUEUE_TIMEOUT;
-    if (!Number.isInteger(fairQueueTimeout) || fairQueueTimeout <= 0) {
+    // It is also the lease of a hand-over, which the handle's expiry timer counts down.
+    if (!isTimerDelay(fairQueueTimeout)) {
       throw new RangeError(
-        invalidOptionMessage('fairQueueTimeout', fairQueueTimeout, 'a positive integer of ms'),
+        invalidOptionMessage(
+          'fairQueueTimeout',
+          fairQueueTimeout,
+          timerDelayExpected(MAX_TIMER_DELAY),
+        ),
       );
     }
     const maxLocalPasses = options.maxLocalPasses ?? DEFAULT_LOCAL_PASSES;

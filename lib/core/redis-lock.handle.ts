@@ -6,9 +6,12 @@ import {
   LOST_RELEASED,
   LOST_TAKEN,
   LOST_UNREACHABLE,
+  invalidExtendTtlMessage,
   lockLostWarning,
+  timerDelayExpected,
 } from '../redis-lock.messages.js';
-import { ATTEMPT_TIMEOUT, RENEW_DIVISOR } from '../redis-lock.constants.js';
+import { ATTEMPT_TIMEOUT, MAX_TIMER_DELAY, RENEW_DIVISOR } from '../redis-lock.constants.js';
+import { isTimerDelay } from './long-timeout.js';
 import { monotonicNow } from './monotonic-clock.js';
 import type { LockTarget } from './lock-target.js';
 import type { LockStore } from './lock-store.interface.js';
@@ -130,10 +133,8 @@ export class RedisLockHandle implements LockHandle {
   }
 
   async extend(ttl: number = this.ttl): Promise<void> {
-    if (!Number.isInteger(ttl) || ttl <= 0) {
-      throw new RangeError(
-        `extend(ttl): ttl must be a positive integer of milliseconds, got ${ttl}.`,
-      );
+    if (!isTimerDelay(ttl)) {
+      throw new RangeError(invalidExtendTtlMessage(ttl, timerDelayExpected(MAX_TIMER_DELAY)));
     }
     if (this.released) throw new LockLostError(this.key, LOST_RELEASED);
     if (this.lostError) throw this.lostError;
