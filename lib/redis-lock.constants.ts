@@ -18,6 +18,14 @@ export const DEFAULT_KEY_PREFIX = 'lock:';
 export const DEFAULT_TTL = 30_000;
 export const DEFAULT_WAIT_TIMEOUT = 0;
 
+/**
+ * The longest delay a Node timer keeps (2^31 - 1 ms, about 24.8 days): a longer one fires after
+ * 1 ms. Longer waits re-arm their timer in steps of at most this (`setLongTimeout`); `ttl`,
+ * `extend(ttl)` and `fairQueueTimeout`, which set the watchdog's and the lease's timers, are
+ * refused above it.
+ */
+export const MAX_TIMER_DELAY = 2 ** 31 - 1;
+
 /** Default for `fairQueueTimeout`: how long a silent fair waiter keeps its place (ms). */
 export const DEFAULT_FAIR_QUEUE_TIMEOUT = 5_000;
 

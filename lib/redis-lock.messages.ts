@@ -29,6 +29,14 @@ export const NO_ANSWER_DURING_WAIT =
 export const invalidOptionMessage = (option: string, value: unknown, expected: string) =>
   `Invalid lock option "${option}": got ${describe(value)}, expected ${expected}.`;
 
+/** What `ttl`, `extend(ttl)` and `fairQueueTimeout` accept: delays Node's timers can keep. */
+export const timerDelayExpected = (max: number) =>
+  `a positive integer of milliseconds, at most ${max} ` +
+  `(about ${Math.floor(max / 8_640_000) / 10} days, the longest timer Node keeps)`;
+
+export const invalidExtendTtlMessage = (ttl: unknown, expected: string) =>
+  `extend(ttl): got ${describe(ttl)}, expected ${expected}.`;
+
 export const invalidKeyMessage = (key: unknown) =>
   `Invalid lock key ${describe(key)}: expected a non-empty string of at most 1024 characters.`;
 

@@ -41,8 +41,8 @@ export type Granted = RedisLockHandle | Promise<RedisLockHandle>;
 export interface GrantOwner extends LockHandleOwner {
   /** Starts tracking a handle it granted (close releases it). */
   track(handle: RedisLockHandle): void;
-  /** Releases a handle, logging a failure. */
-  exit(scope: { handle: RedisLockHandle; owned: boolean }): Promise<void>;
+  /** Releases a handle no scope holds yet, logging a failure. */
+  discard(handle: RedisLockHandle): Promise<void>;
 }
 
 /** How grants reach Redis, fixed when the client is made. */
@@ -219,7 +219,7 @@ export class LockGrants {
     reply
       .then((outcome) => {
         if (outcome instanceof RedisLockHandle) {
-          return this.owner.exit({ handle: outcome, owned: true });
+          return this.owner.discard(outcome);
         }
       })
       .catch(() => undefined);

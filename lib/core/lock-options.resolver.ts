@@ -5,8 +5,10 @@ import {
   DEFAULT_RETRY_CAP,
   DEFAULT_TTL,
   DEFAULT_WAIT_TIMEOUT,
+  MAX_TIMER_DELAY,
 } from '../redis-lock.constants.js';
-import { invalidOptionMessage } from '../redis-lock.messages.js';
+import { invalidOptionMessage, timerDelayExpected } from '../redis-lock.messages.js';
+import { isTimerDelay } from './long-timeout.js';
 import type { RedisLockClientOptions } from './redis-lock-client.options.js';
 import { exponentialBackoff } from './retry.strategies.js';
 
@@ -22,7 +24,8 @@ export interface ResolvedLockOptions {
 
 /**
  * A client's defaults, checked once at construction so a bad module option fails at startup.
- * @throws RangeError, TypeError on an invalid ttl, waitTimeout or retry.
+ * @throws RangeError, TypeError on an invalid ttl (above 2^31 - 1 ms included), waitTimeout or
+ * retry.
  */
 export function resolveClientDefaults(options: RedisLockClientOptions): ResolvedLockOptions {
   return resolveLockOptions(
@@ -45,7 +48,8 @@ export function resolveClientDefaults(options: RedisLockClientOptions): Resolved
 
 /**
  * One call's options over the client's defaults.
- * @throws RangeError, TypeError on an invalid ttl, waitTimeout or retry.
+ * @throws RangeError, TypeError on an invalid ttl (above 2^31 - 1 ms included), waitTimeout or
+ * retry.
  */
 export function resolveLockOptions(
   options: LockOptions,
@@ -56,12 +60,17 @@ export function resolveLockOptions(
   const ttl = options.ttl ?? defaults.ttl;
   const waitTimeout = once ? 0 : (options.waitTimeout ?? defaults.waitTimeout);
   const retry = options.retry ?? defaults.retry;
-  if (!Number.isInteger(ttl) || ttl <= 0) {
-    throw new RangeError(invalidOptionMessage('ttl', ttl, 'a positive integer of milliseconds'));
+  if (!isTimerDelay(ttl)) {
+    throw new RangeError(invalidOptionMessage('ttl', ttl, timerDelayExpected(MAX_TIMER_DELAY)));
   }
-  if (!Number.isFinite(waitTimeout) || waitTimeout < 0) {
+  // Any length: waits re-arm their timers (setLongTimeout); Infinity waits until granted or aborted.
+  if (typeof waitTimeout !== 'number' || Number.isNaN(waitTimeout) || waitTimeout < 0) {
     throw new RangeError(
-      invalidOptionMessage('waitTimeout', waitTimeout, 'a number of milliseconds >= 0'),
+      invalidOptionMessage(
+        'waitTimeout',
+        waitTimeout,
+        'a number of milliseconds >= 0, or Infinity',
+      ),
     );
   }
   if (typeof retry !== 'function') {

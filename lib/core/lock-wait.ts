@@ -1,3 +1,5 @@
+import { setLongTimeout } from './long-timeout.js';
+
 /** Why a wait for a wake-up ended. */
 export type WakeOutcome = 'woken' | 'timer' | 'aborted';
 
@@ -28,13 +30,14 @@ export class Wake {
     if (signal?.aborted) return Promise.resolve('aborted');
     return new Promise((resolve) => {
       const finish = (outcome: WakeOutcome) => {
-        clearTimeout(timer);
+        timer.clear();
         signal?.removeEventListener('abort', onAbort);
         this.answer = undefined;
         resolve(outcome);
       };
       const onAbort = () => finish('aborted');
-      const timer = setTimeout(() => finish('timer'), Math.max(0, ms));
+      // A wait's deadline may be far off, or Infinity: a plain setTimeout would end it in 1 ms.
+      const timer = setLongTimeout(() => finish('timer'), ms);
       signal?.addEventListener('abort', onAbort, { once: true });
       this.answer = finish;
     });

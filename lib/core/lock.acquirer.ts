@@ -215,11 +215,11 @@ export class LockAcquirer {
       const reply = this.redisStore!.replicasHaving(replicas, timeout);
       acknowledged = await answerWithin(reply, timeout + ATTEMPT_TIMEOUT);
     } catch (err) {
-      await this.owner.exit({ handle, owned: true });
+      await this.owner.discard(handle);
       throw new LockUnavailableError(handle.key, err);
     }
     if (acknowledged >= replicas) return;
-    await this.owner.exit({ handle, owned: true });
+    await this.owner.discard(handle);
     throw new LockUnavailableError(
       handle.key,
       notReplicatedMessage(acknowledged, replicas, timeout),

@@ -1,4 +1,5 @@
 import { attemptTimeoutMessage } from '../redis-lock.messages.js';
+import { setLongTimeout } from './long-timeout.js';
 import { monotonicNow } from './monotonic-clock.js';
 
 /** How an in-flight Redis command ended, from the waiter's point of view. */
@@ -63,7 +64,7 @@ export function raceAttempt<T>(
     const settle = () => {
       done = true;
       awaiting.delete(overdue);
-      if (deadlineTimer !== undefined) clearTimeout(deadlineTimer);
+      deadlineTimer?.clear();
       signal?.removeEventListener('abort', onAbort);
     };
     const finish = (outcome: AttemptOutcome<T>) => {
@@ -77,10 +78,11 @@ export function raceAttempt<T>(
       expire: () => finish({ kind: 'timeout' }),
     };
     watch(overdue);
+    // The deadline of a long wait (or Infinity) is past what a plain setTimeout keeps.
     const deadlineTimer =
       deadlineIn === undefined
         ? undefined
-        : setTimeout(() => finish({ kind: 'deadline' }), Math.max(0, deadlineIn));
+        : setLongTimeout(() => finish({ kind: 'deadline' }), deadlineIn);
     signal?.addEventListener('abort', onAbort, { once: true });
     reply.then(
       (value) => finish({ kind: 'reply', value }),

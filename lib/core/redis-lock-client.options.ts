@@ -43,9 +43,12 @@ export interface RedisLockClientOptions {
   redlock?: RedlockOptions;
   /** Prepended to every key. Default `'lock:'`. */
   keyPrefix?: string;
-  /** Default lease in ms. Default 30000. */
+  /** Default lease in ms, at most 2^31 - 1 (about 24.8 days). Default 30000. */
   ttl?: number;
-  /** Default wait for a busy lock in ms. Default 0 (one attempt). */
+  /**
+   * Default wait for a busy lock in ms, any length (`Infinity`: until granted or aborted).
+   * Default 0 (one attempt).
+   */
   waitTimeout?: number;
   /**
    * Default retry strategy, used while pub/sub wake-ups are off or unavailable. Default
@@ -63,7 +66,7 @@ export interface RedisLockClientOptions {
   /**
    * A waiter queued in Redis (every fair waiter; the first waiter of each process otherwise) that
    * stops refreshing its place (it died) loses it after this many ms, so the ones behind it move
-   * on; a lock handed to it meanwhile frees after as long. Default 5000.
+   * on; a lock handed to it meanwhile frees after as long. At most 2^31 - 1. Default 5000.
    */
   fairQueueTimeout?: number;
   /**

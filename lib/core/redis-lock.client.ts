@@ -7,8 +7,13 @@ import {
   DEFAULT_KEY_PREFIX,
   DEFAULT_LOCAL_PASSES,
   MAX_LOCAL_PASSES,
+  MAX_TIMER_DELAY,
 } from '../redis-lock.constants.js';
-import { invalidOptionMessage, releaseFailedWarning } from '../redis-lock.messages.js';
+import {
+  invalidOptionMessage,
+  releaseFailedWarning,
+  timerDelayExpected,
+} from '../redis-lock.messages.js';
 import { LockAcquirer, type AcquirerOwner } from './lock.acquirer.js';
 import {
   resolveClientDefaults,
@@ -17,6 +22,7 @@ import {
 } from './lock-options.resolver.js';
 import type { LockStore } from './lock-store.interface.js';
 import { lockTarget, type LockTarget } from './lock-target.js';
+import { isTimerDelay } from './long-timeout.js';
 import { answerWithin } from './race-attempt.js';
 import { isCluster, type RedisClient } from './redis-connection.js';
 import type {
@@ -27,6 +33,7 @@ import type {
 import { RedisLockHandle } from './redis-lock.handle.js';
 import { RedisStore } from './redis.store.js';
 import { RedlockStore } from './redlock.store.js';
+import { ScopeHolds } from './scope-holds.js';
 import { WakeUpHub } from './wake-up.hub.js';
 
 /** Locks held by the current async call chain, by Redis lock key: what reentrant calls join. */
@@ -44,7 +51,10 @@ export type LockKeys = string | readonly string[];
  */
 export interface LockScope {
   readonly handle: RedisLockHandle;
-  /** False when the lock was joined from an enclosing call, which stays responsible for it. */
+  /**
+   * False when the lock was joined from an enclosing call. Either way the lock stays held until the
+   * last scope holding it exits, whichever that is.
+   */
   readonly owned: boolean;
 }
 
@@ -70,6 +80,8 @@ export class RedisLockClient implements AcquirerOwner {
   private readonly acquirer: LockAcquirer;
   private readonly wakeUps?: WakeUpHub;
   private readonly held = new Set<RedisLockHandle>();
+  /** Which scopes hold which locks: reentrant locks are released by the last scope to exit. */
+  private readonly holds = new ScopeHolds();
   // One per client: two Nest apps in one process never join each other's locks.
   private readonly context = new AsyncLocalStorage<HeldInContext>();
 
@@ -82,9 +94,14 @@ export class RedisLockClient implements AcquirerOwner {
     this.logger = options.logger ?? { warn: (message) => process.emitWarning(message) };
     this.defaults = resolveClientDefaults(options);
     const fairQueueTimeout = options.fairQueueTimeout ?? DEFAULT_FAIR_QUEUE_TIMEOUT;
-    if (!Number.isInteger(fairQueueTimeout) || fairQueueTimeout <= 0) {
+    // It is also the lease of a hand-over, which the handle's expiry timer counts down.
+    if (!isTimerDelay(fairQueueTimeout)) {
       throw new RangeError(
-        invalidOptionMessage('fairQueueTimeout', fairQueueTimeout, 'a positive integer of ms'),
+        invalidOptionMessage(
+          'fairQueueTimeout',
+          fairQueueTimeout,
+          timerDelayExpected(MAX_TIMER_DELAY),
+        ),
       );
     }
     const maxLocalPasses = options.maxLocalPasses ?? DEFAULT_LOCAL_PASSES;
@@ -191,22 +208,41 @@ export class RedisLockClient implements AcquirerOwner {
 
   /**
    * Takes the lock for a scope, or joins it when the current async call chain already holds it.
-   * With several keys, joins those already held and takes the others together.
+   * With several keys, joins those already held and takes the others together. A lock is released
+   * when the last scope holding it exits: the one that took it, or one that joined it and outlived
+   * it (a call started inside the scope and not awaited), which keeps it renewed until then.
    * Pair with `runInScope` and `exit`; `run` does all three.
+   * @throws LockNotAcquiredError, LockUnavailableError as `acquire` does.
    */
   async enter(key: LockKeys, options: LockOptions = {}): Promise<LockScope> {
-    const held = this.context.getStore();
     let target = lockTarget(this.keyPrefix, key);
-    if (held) {
-      const missing = target.keys.filter((_, i) => !held.get(target.locks[i])?.isHeld());
-      if (missing.length === 0) return { handle: held.get(target.locks[0])!, owned: false };
-      if (missing.length < target.keys.length) target = lockTarget(this.keyPrefix, missing);
-    }
-    const handle = await this.acquireTarget(target, {
-      ...options,
-      autoRenew: options.autoRenew ?? true,
+    const joined: RedisLockHandle[] = [];
+    const missing: string[] = [];
+    const held = this.context.getStore();
+    target.keys.forEach((name, i) => {
+      // A lock lost meanwhile is not joined: the call waits for it like any other caller.
+      const handle = held?.get(target.locks[i]);
+      if (!handle?.isHeld()) missing.push(name);
+      else if (!joined.includes(handle)) joined.push(handle);
     });
-    return { handle, owned: true };
+    // Counted before any wait for the other keys, so the joined ones stay held meanwhile.
+    this.holds.hold(joined);
+    if (missing.length === 0) {
+      return this.holds.record({ handle: joined[0], owned: false }, joined);
+    }
+    if (joined.length > 0) target = lockTarget(this.keyPrefix, missing);
+    let handle: RedisLockHandle;
+    try {
+      handle = await this.acquireTarget(target, {
+        ...options,
+        autoRenew: options.autoRenew ?? true,
+      });
+    } catch (err) {
+      await this.releaseAll(this.holds.letGo(joined));
+      throw err;
+    }
+    this.holds.hold([handle]);
+    return this.holds.record({ handle, owned: true }, [handle, ...joined]);
   }
 
   /** Runs `fn` with the scope's lock visible to reentrant calls made from inside it. */
@@ -217,14 +253,22 @@ export class RedisLockClient implements AcquirerOwner {
     return this.context.run(inner, fn);
   }
 
-  /** Releases an owned scope; a failed release is logged, since the lease will expire anyway. */
+  /**
+   * Ends a scope: releases the locks no other scope holds any more (a failed release is logged,
+   * since the lease will expire anyway). The scope that took a lock resolves without releasing it
+   * while joined scopes still run; those keep it renewed, even when it was taken without the
+   * watchdog. Exiting a scope again does nothing.
+   */
   async exit(scope: LockScope): Promise<void> {
-    if (!scope.owned) return;
-    try {
-      await scope.handle.release();
-    } catch (err) {
-      this.logger.warn(releaseFailedWarning(scope.handle.key, (err as Error).message));
+    const handles = this.holds.end(scope);
+    if (!handles) {
+      // Ended before (or made outside `enter`): an owned lock is released if no one holds it.
+      if (scope.owned && !this.holds.isHeld(scope.handle)) await this.discard(scope.handle);
+      return;
     }
+    const free = this.holds.letGo(handles);
+    if (scope.owned && this.holds.isHeld(scope.handle)) scope.handle.keepRenewing();
+    await this.releaseAll(free);
   }
 
   /**
@@ -234,7 +278,18 @@ export class RedisLockClient implements AcquirerOwner {
   async close(): Promise<void> {
     this.acquirer.close();
     this.wakeUps?.close();
-    await Promise.all([...this.held].map((handle) => this.exit({ handle, owned: true })));
+    // Scopes still open, joined ones included, hold nothing once the client is closed.
+    this.holds.clear();
+    await this.releaseAll([...this.held]);
+  }
+
+  /** @internal releases a lock no scope holds, logging a failure: the lease will expire anyway. */
+  async discard(handle: RedisLockHandle): Promise<void> {
+    try {
+      await handle.release();
+    } catch (err) {
+      this.logger.warn(releaseFailedWarning(handle.key, (err as Error).message));
+    }
   }
 
   /** @internal called by a handle once it is released or lost. */
@@ -251,6 +306,10 @@ export class RedisLockClient implements AcquirerOwner {
   /** @internal called by the acquirer for every lock it grants. */
   track(handle: RedisLockHandle): void {
     this.held.add(handle);
+  }
+
+  private async releaseAll(handles: readonly RedisLockHandle[]): Promise<void> {
+    await Promise.all(handles.map((handle) => this.discard(handle)));
   }
 
   /** `once`: a single attempt whatever `waitTimeout` says (`tryAcquire`). */

@@ -6,9 +6,12 @@ import {
   LOST_RELEASED,
   LOST_TAKEN,
   LOST_UNREACHABLE,
+  invalidExtendTtlMessage,
   lockLostWarning,
+  timerDelayExpected,
 } from '../redis-lock.messages.js';
-import { ATTEMPT_TIMEOUT, RENEW_DIVISOR } from '../redis-lock.constants.js';
+import { ATTEMPT_TIMEOUT, MAX_TIMER_DELAY, RENEW_DIVISOR } from '../redis-lock.constants.js';
+import { isTimerDelay } from './long-timeout.js';
 import { monotonicNow } from './monotonic-clock.js';
 import type { LockTarget } from './lock-target.js';
 import type { LockStore } from './lock-store.interface.js';
@@ -81,7 +84,8 @@ export class RedisLockHandle implements LockHandle {
     readonly ttl: number,
     /** Monotonic time the acquiring command was sent: the lease counts from then, not from the reply. */
     sentAt: number,
-    private readonly autoRenew: boolean,
+    /** Renewed by the watchdog; set later by `keepRenewing`. */
+    private autoRenew: boolean,
     /** The lease granted, when not `ttl` (a hand-over, which `extend` then brings to `ttl`). */
     lease = ttl,
     /**
@@ -156,10 +160,8 @@ export class RedisLockHandle implements LockHandle {
   }
 
   async extend(ttl: number = this.ttl): Promise<void> {
-    if (!Number.isInteger(ttl) || ttl <= 0) {
-      throw new RangeError(
-        `extend(ttl): ttl must be a positive integer of milliseconds, got ${ttl}.`,
-      );
+    if (!isTimerDelay(ttl)) {
+      throw new RangeError(invalidExtendTtlMessage(ttl, timerDelayExpected(MAX_TIMER_DELAY)));
     }
     if (this.released) throw new LockLostError(this.key, LOST_RELEASED);
     if (this.lostError) throw this.lostError;
@@ -180,6 +182,18 @@ export class RedisLockHandle implements LockHandle {
     this.leaseGiven = this.owner.store.lease(ttl);
     this.expiresAt = sentAt + this.leaseGiven;
     if (this.autoRenew || this.controller) this.armExpiry();
+  }
+
+  /**
+   * @internal Renews from now until release, as if taken with the watchdog: the scope that took
+   * the lock without it has ended, and reentrant calls it started still run under the lock.
+   */
+  keepRenewing(): void {
+    if (this.autoRenew || !this.isHeld()) return;
+    this.autoRenew = true;
+    this.armExpiry();
+    // At once: the scope that ended may have used most of the lease.
+    void this.renew();
   }
 
   release(): Promise<boolean> {

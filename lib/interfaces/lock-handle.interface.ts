@@ -33,6 +33,7 @@ export interface LockHandle {
    * Resets the lease to `ttl` milliseconds (default: the ttl the lock was taken with).
    * @throws LockLostError when the lock is no longer held; a lost lock is never re-created.
    * @throws LockUnavailableError when Redis cannot be reached.
+   * @throws RangeError when `ttl` is not a positive integer of at most 2^31 - 1 (about 24.8 days).
    */
   extend(ttl?: number): Promise<void>;
   /**

@@ -8,9 +8,15 @@ import type { RetryStrategy } from './retry-strategy.interface.js';
  * await lockService.run('report:daily', () => buildReport(), { ttl: 60_000, waitTimeout: 5_000 });
  */
 export interface LockOptions {
-  /** Lease in milliseconds; the key expires after this unless renewed. */
+  /**
+   * Lease in milliseconds; the key expires after this unless renewed. At most 2^31 - 1 (about
+   * 24.8 days), the longest timer Node keeps.
+   */
   ttl?: number;
-  /** How long to wait for a busy lock, in milliseconds. `0` makes one attempt. */
+  /**
+   * How long to wait for a busy lock, in milliseconds, any length. `0` makes one attempt;
+   * `Infinity` waits until the lock is granted or `signal` aborts.
+   */
   waitTimeout?: number;
   /**
    * How long to pause between attempts while the lock is busy, when pub/sub wake-ups are off or

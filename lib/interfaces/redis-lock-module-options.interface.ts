@@ -23,9 +23,12 @@ export interface RedisLockModuleOptions {
   redlock?: RedlockModuleOptions;
   /** Prepended to every lock key in Redis. Default `'lock:'`. */
   keyPrefix?: string;
-  /** Default lease in milliseconds. Default 30000. */
+  /** Default lease in milliseconds, at most 2^31 - 1 (about 24.8 days). Default 30000. */
   ttl?: number;
-  /** Default wait for a busy lock in milliseconds. Default 0: one attempt. */
+  /**
+   * Default wait for a busy lock in milliseconds, any length; `Infinity` waits until the lock is
+   * granted or the call's signal aborts. Default 0: one attempt.
+   */
   waitTimeout?: number;
   /**
    * How waiters pause between attempts when pub/sub wake-ups are off or unavailable. Default
@@ -41,7 +44,7 @@ export interface RedisLockModuleOptions {
   pubSub?: boolean;
   /**
    * Ms after which a waiter queued in Redis (fair waiters, and the first waiter of each process)
-   * that stopped refreshing its place (it crashed) loses it. Default 5000.
+   * that stopped refreshing its place (it crashed) loses it. At most 2^31 - 1. Default 5000.
    */
   fairQueueTimeout?: number;
   /**

@@ -284,6 +284,7 @@ describe('RedisLockClient: taking, holding and releasing', () => {
     await expect(locks.acquire('k', { ttl: 0 })).rejects.toThrow(/Invalid lock option "ttl"/);
     await expect(locks.acquire('k', { ttl: 1.5 })).rejects.toBeInstanceOf(RangeError);
     await expect(locks.acquire('k', { waitTimeout: -1 })).rejects.toThrow(/"waitTimeout"/);
+    await expect(locks.acquire('k', { waitTimeout: Number.NaN })).rejects.toThrow(/"waitTimeout"/);
     await expect(locks.acquire('k', { retry: 5 as never })).rejects.toBeInstanceOf(TypeError);
     await expect(commandCalls(admin, 'set')).resolves.toBe(setsBefore);
     // The longest key allowed works.
