@@ -94,6 +94,13 @@ export const MAX_KEY_LENGTH = 1_024;
  */
 export const WRITE_BATCH = 16;
 
+/**
+ * Error code a lock script answers with, before it writes anything, when a key it must use was
+ * written by someone else (a hash where its fencing counter should be, say); the client turns it
+ * into `foreignKeyMessage`.
+ */
+export const FOREIGN_KEY_ERROR = 'LOCKKEY';
+
 /** Random bytes in a lock token (128 bits). */
 export const TOKEN_BYTES = 16;
 

@@ -104,6 +104,25 @@ export const wakeUpsUnavailableWarning = (cause: string) =>
 
 export const WAKE_UPS_RESTORED = 'Pub/sub wake-ups are back.';
 
+/** What each kind of key a lock script checks should hold (see FOREIGN_KEY_ERROR). */
+const KEY_ROLES: Record<string, string> = {
+  string: "a lock key (a string holding the owner's token)",
+  zset: 'a fair queue (a sorted set)',
+  fence: 'a fencing counter (a decimal integer)',
+};
+
+export const foreignKeyMessage = (key: string, kind: string, found: string) => {
+  const holds =
+    kind === 'fence' && found === 'string'
+      ? 'a string that is not such an integer'
+      : `a value of type ${found}`;
+  return (
+    `Redis key "${key}" should be ${KEY_ROLES[kind] ?? kind} or absent, but holds ${holds}: ` +
+    'something other than this library writes it. Nothing was changed; delete or rename that ' +
+    'key, or give the locks another keyPrefix.'
+  );
+};
+
 export const crossSlotMessage = (keys: string) =>
   `Cannot lock "${keys}" together in fair mode on Redis Cluster: the keys hash to different ` +
   'slots, and a fair lock can only span one slot. Give them a common hash tag, e.g. ' +

@@ -1,3 +1,26 @@
+/**
+ * Redis names of a lock: its lock key, fencing counter, fair queue and release channels.
+ *
+ * Why no key, prefix or template value can name another lock's keys:
+ * - Lock key. When `prefix + key` has no valid Redis Cluster hash tag (a `{` followed later by a
+ *   `}`, with something between), the lock key is `prefix + '{' + key + '}'` and ends with `}`.
+ *   When it has one (in the key or in the prefix), it is `prefix + key + ':lock'`, ending with
+ *   `:lock`, so the user's tag still decides the slot.
+ * - Companions are the lock key plus `:fence`, `:queue` or `:timeouts`; channels are the lock key
+ *   plus `:released` (and `:<client id>` for the waiters of one client). Each ending differs from
+ *   both endings of a lock key and from the others, so no lock key, whatever its prefix, is a
+ *   companion of any lock, and two companions of one kind are the same only if their locks are.
+ * - Within one prefix, distinct keys have distinct lock keys: strip the prefix and the braces of a
+ *   plain name, or the prefix and `:lock` of a tagged one, and the key is back; a plain name and a
+ *   tagged one differ in their last character.
+ * - `id` (a lock's identity within one process) is its lock key for one key, and the JSON array of
+ *   its lock keys for several: it starts with `[` and ends with `]`, which no lock key does, and
+ *   distinct lists give distinct JSON.
+ * Every name of one key extends its lock key, so in Redis Cluster they all hash to its slot and one
+ * script can use them all, as long as the lock key holds a valid hash tag. (A plain name whose
+ * first `{` is followed at once by `}`, as `lock:{}x}` for the key `}x`, holds none: Redis then
+ * refuses the script's keys as spanning slots, and nothing is locked.)
+ */
 import { InvalidLockKeyError } from '../errors/lock.errors.js';
 import { MAX_KEY_LENGTH } from '../redis-lock.constants.js';
 import { invalidKeyMessage } from '../redis-lock.messages.js';
@@ -5,15 +28,20 @@ import { invalidKeyMessage } from '../redis-lock.messages.js';
 /** Appended to a lock key to name the channel its releases are published on. */
 export const CHANNEL_SUFFIX = ':released';
 
+/** Appended to `prefix + key` when that already carries a hash tag (see the top of the file). */
+const TAGGED_SUFFIX = ':lock';
+const FENCE_SUFFIX = ':fence';
+const QUEUE_SUFFIX = ':queue';
+const TIMEOUTS_SUFFIX = ':timeouts';
+
 /**
- * Everything one lock touches in Redis, for one key or several taken together. Every name of one
- * key shares the lock key's hash tag, so in Redis Cluster they all live in one slot and one script
- * can use them all.
+ * Everything one lock touches in Redis, for one key or several taken together.
  *
  * @example
  * const target = lockTarget('lock:', ['account:2', 'account:1']);
  * target.keys;  // ['account:1', 'account:2'] (sorted: the order every caller locks in)
  * target.locks; // ['lock:{account:1}', 'lock:{account:2}']
+ * lockTarget('lock:', '{tenant-7}:order:1').locks; // ['lock:{tenant-7}:order:1:lock']
  */
 export interface LockTarget {
   /** The keys as given, without duplicates, in the stable order they are locked in. */
@@ -30,7 +58,10 @@ export interface LockTarget {
   readonly timeouts: readonly string[];
   /** Channels a release publishes on, to wake waiters. */
   readonly channels: readonly string[];
-  /** Identifies the key set within one client (local queues, reentrancy). */
+  /**
+   * Identifies the lock within one client (local queues, passes): the lock key for one key, the
+   * JSON array of the lock keys for several, so no two locks share one.
+   */
   readonly id: string;
   /** KEYS of the acquire script: locks, then fences. */
   readonly acquireKeys: readonly string[];
@@ -40,6 +71,10 @@ export interface LockTarget {
 
 /**
  * Builds the Redis names of a lock on `key` (or on every key of an array, all or nothing).
+ *
+ * @example
+ * lockTarget('lock:', 'order:1').locks;  // ['lock:{order:1}']
+ * lockTarget('lock:', 'order:1').fences; // ['lock:{order:1}:fence']
  * @throws InvalidLockKeyError on an empty array, or a key that is not a non-empty string of at
  * most 1024 characters.
  */
@@ -55,10 +90,10 @@ export function lockTarget(prefix: string, key: string | readonly string[]): Loc
   }
   if (given.length === 1) {
     // The common case, built without intermediate arrays: it is on every lock's path.
-    const lock = slotKey(prefix, given[0]);
-    const queue = `${lock}:queue`;
-    const timeouts = `${lock}:queue:timeouts`;
-    const fence = `${lock}:fence`;
+    const lock = lockName(prefix, given[0]);
+    const queue = lock + QUEUE_SUFFIX;
+    const timeouts = lock + TIMEOUTS_SUFFIX;
+    const fence = lock + FENCE_SUFFIX;
     return {
       keys: [given[0]],
       name: given[0],
@@ -73,11 +108,47 @@ export function lockTarget(prefix: string, key: string | readonly string[]): Loc
     };
   }
   // One order for everyone: two callers locking {A, B} and {B, A} queue on the same first key.
-  const keys = [...new Set(given)].sort();
-  const locks = keys.map((k) => slotKey(prefix, k));
-  const fences = locks.map((k) => `${k}:fence`);
-  const queues = locks.map((k) => `${k}:queue`);
-  const timeouts = locks.map((k) => `${k}:queue:timeouts`);
+  // Duplicates are dropped by lock key, the name a script sees: one key twice in a script would
+  // be written twice.
+  const byLock = new Map<string, string>();
+  for (const k of [...given].sort()) {
+    const lock = lockName(prefix, k);
+    if (!byLock.has(lock)) byLock.set(lock, k);
+  }
+  return targetOf([...byLock.values()], [...byLock.keys()]);
+}
+
+/**
+ * The part of a multi-key target made of the keys at `indices` (in that order): what one Redis
+ * Cluster slot holds of a lock spanning several slots.
+ *
+ * @example
+ * const part = subTarget(lockTarget('lock:', ['a', 'b', 'c']), [0, 2]);
+ * part.locks; // ['lock:{a}', 'lock:{c}']
+ */
+export function subTarget(target: LockTarget, indices: readonly number[]): LockTarget {
+  const pick = <T>(list: readonly T[]) => indices.map((i) => list[i]);
+  return targetOf(pick(target.keys), pick(target.locks));
+}
+
+/**
+ * The lock key in Redis of `key` under `prefix` (see the top of the file for why these forms).
+ *
+ * @example
+ * lockName('lock:', 'order:1');            // 'lock:{order:1}'
+ * lockName('lock:', '{tenant-7}:order:1'); // 'lock:{tenant-7}:order:1:lock'
+ * lockName('app:{eu}:', 'order:1');        // 'app:{eu}:order:1:lock'
+ */
+export function lockName(prefix: string, key: string): string {
+  const whole = prefix + key;
+  return hasHashTag(whole) ? whole + TAGGED_SUFFIX : `${prefix}{${key}}`;
+}
+
+/** A target over `keys`, whose lock keys are `locks` (same order, no duplicates). */
+function targetOf(keys: readonly string[], locks: readonly string[]): LockTarget {
+  const fences = locks.map((k) => k + FENCE_SUFFIX);
+  const queues = locks.map((k) => k + QUEUE_SUFFIX);
+  const timeouts = locks.map((k) => k + TIMEOUTS_SUFFIX);
   return {
     keys,
     name: keys.join(', '),
@@ -86,44 +157,11 @@ export function lockTarget(prefix: string, key: string | readonly string[]): Loc
     queues,
     timeouts,
     channels: locks.map((k) => k + CHANNEL_SUFFIX),
-    id: locks.join('\n'),
+    // One lock key is the same lock as the single-key target of it, so it has the same identity.
+    id: locks.length === 1 ? locks[0] : JSON.stringify(locks),
     acquireKeys: [...locks, ...fences],
     releaseKeys: [...locks, ...queues, ...timeouts, ...fences],
   };
-}
-
-/**
- * The part of a multi-key target made of the keys at `indices` (in that order): what one Redis
- * Cluster slot holds of a lock spanning several slots.
- */
-export function subTarget(target: LockTarget, indices: readonly number[]): LockTarget {
-  const pick = <T>(list: readonly T[]) => indices.map((i) => list[i]);
-  const locks = pick(target.locks);
-  const fences = pick(target.fences);
-  const queues = pick(target.queues);
-  const timeouts = pick(target.timeouts);
-  return {
-    keys: pick(target.keys),
-    name: pick(target.keys).join(', '),
-    locks,
-    fences,
-    queues,
-    timeouts,
-    channels: pick(target.channels),
-    id: locks.join('\n'),
-    acquireKeys: [...locks, ...fences],
-    releaseKeys: [...locks, ...queues, ...timeouts, ...fences],
-  };
-}
-
-/**
- * The lock key in Redis: the prefixed key, wrapped in a hash tag (`lock:{order:1}`) unless it
- * already carries one (`lock:{tenant-7}:order:1` is kept), so the names derived from it by
- * appending a suffix hash to the same Cluster slot.
- */
-function slotKey(prefix: string, key: string): string {
-  const whole = prefix + key;
-  return hasHashTag(whole) ? whole : `${prefix}{${key}}`;
 }
 
 /** Redis Cluster hashes only the part between the first `{` and the next `}`, if not empty. */

@@ -1,7 +1,13 @@
 import { createHash } from 'node:crypto';
 import { sendCoalesced, type RedisClient } from './redis-connection.js';
-import { CLIENT_ID_BYTES, FENCE_RETENTION, FENCE_STRIDE } from '../redis-lock.constants.js';
+import {
+  CLIENT_ID_BYTES,
+  FENCE_RETENTION,
+  FENCE_STRIDE,
+  FOREIGN_KEY_ERROR,
+} from '../redis-lock.constants.js';
 import { CHANNEL_SUFFIX } from './lock-target.js';
+import { foreignKeyMessage } from '../redis-lock.messages.js';
 
 /**
  * Every Lua script the library runs, in one place. Each takes n lock keys (n >= 1: a multi-key
@@ -23,6 +29,12 @@ import { CHANNEL_SUFFIX } from './lock-target.js';
  * - Constants are written into the scripts rather than passed: fewer arguments on every call.
  * - PUBLISH is `publish` on a single Redis and `spublish` (sharded pub/sub, Redis 7) on a Cluster,
  *   where every channel is in its lock key's slot.
+ * - Lua does not roll back: a command that fails after a write leaves that write behind (a lock
+ *   key set for a whole ttl, say). So every script first checks each key it will touch (CHECK_KEYS:
+ *   its type, and that a fencing counter holds an integer) and, when one was written by someone
+ *   else, answers an error reply naming it (FOREIGN_KEY_ERROR) before it writes anything; after
+ *   those checks none of its commands can fail. Arguments come from the client, which validated
+ *   them, and are not checked again.
  */
 
 /** Drops the queue spots whose deadline passed: waiters that gave up or died. */
@@ -36,27 +48,93 @@ local function purgeStale(queue, timeouts, nowMs)
 end`;
 
 /**
- * Issues the next fencing token for fence keys first..last and returns it. One key: INCRBY, seeded
- * from Redis' clock when the counter is new (and given its retention then, so one-off keys do
- * not pile up; a counter that expires is re-seeded from the clock, which is past every token it
- * issued). Several keys: one token at least FENCE_STRIDE above all of their counters, stored in
- * each.
+ * Checks KEYS[first..last] before a script writes: each must be absent or of type `kind`
+ * ('string': lock keys, 'zset': queues) or, for kind 'fence', a fencing counter. Returns nil, or an
+ * error reply `FOREIGN_KEY_ERROR <kind> <type found> <key>` for the first that is not.
+ * `fenceOf` reads a counter: its number (0 when absent), or nil when it holds anything but the
+ * decimal integer the scripts write (a wrong type makes the protected GET return an error table):
+ * digits without leading zeros, below 2^53, where Lua's numbers are exact. INCRBY accepts every
+ * such value, so it cannot fail on a counter that passed.
+ */
+const CHECK_KEYS = `
+local function foreignKey(key, kind)
+  local found = redis.call('type', key).ok
+  return redis.error_reply('${FOREIGN_KEY_ERROR} ' .. kind .. ' ' .. found .. ' ' .. key)
+end
+local function fenceOf(key)
+  local value = redis.pcall('get', key)
+  if not value then return 0 end
+  if type(value) ~= 'string' or #value > 16 then return nil end
+  if not string.match(value, '^[1-9]%d*$') and value ~= '0' then return nil end
+  local number = tonumber(value)
+  if number >= 9007199254740992 then return nil end
+  return number
+end
+local function checkKeys(first, last, kind)
+  for i = first, last do
+    local key = KEYS[i]
+    if kind == 'fence' then
+      if not fenceOf(key) then return foreignKey(key, kind) end
+    else
+      local found = redis.call('type', key).ok
+      if found ~= 'none' and found ~= kind then return foreignKey(key, kind) end
+    end
+  end
+end`;
+
+/**
+ * The fencing token of a grant (needs CLOCK and CHECK_KEYS). `nextFence` computes the next token
+ * for counters first..last without writing, or returns nil and CHECK_KEYS' error reply for a
+ * counter another writer spoilt. One key: the counter + FENCE_STRIDE (stored by INCRBY, which
+ * keeps the counter's TTL); a new counter is seeded from Redis' clock and gets its retention then,
+ * so one-off keys do not pile up (one that expires is re-seeded from the clock, which is past
+ * every token it issued). Several keys: one token at least FENCE_STRIDE above all of their
+ * counters and not below the clock, stored in each with the retention. `storeFence` writes what
+ * `nextFence` gave; `issueFence` does both, for scripts that checked the counters before their
+ * first write.
  */
 const ISSUE_FENCE = `
-local function issueFence(first, last)
-  if first == last then
-    local fence = redis.call('incrby', KEYS[first], ${FENCE_STRIDE})
-    if fence > ${FENCE_STRIDE} then return fence end
+local function nextFence(first, last)
+  local top = 0
+  for i = first, last do
+    local previous = fenceOf(KEYS[i])
+    if not previous then return nil, foreignKey(KEYS[i], 'fence') end
+    if previous > top then top = previous end
   end
+  if first == last and top > 0 then return top + ${FENCE_STRIDE}, true end
   local fence = clock()
-  for i = first, last do
-    local previous = tonumber(redis.call('get', KEYS[i]))
-    if previous and previous + ${FENCE_STRIDE} > fence then fence = previous + ${FENCE_STRIDE} end
-  end
-  for i = first, last do
-    redis.call('set', KEYS[i], string.format('%.0f', fence), 'PX', ${FENCE_RETENTION})
-  end
+  if top + ${FENCE_STRIDE} > fence then fence = top + ${FENCE_STRIDE} end
+  return fence, false
+end
+local function storeFence(first, last, fence, stepped)
+  if stepped then return redis.call('incrby', KEYS[first], ${FENCE_STRIDE}) end
+  local value = string.format('%.0f', fence)
+  for i = first, last do redis.call('set', KEYS[i], value, 'PX', ${FENCE_RETENTION}) end
   return fence
+end
+local function issueFence(first, last)
+  local fence, stepped = nextFence(first, last)
+  return storeFence(first, last, fence, stepped)
+end`;
+
+/**
+ * Checks, before the first write, what RELEASE or LEAVE_QUEUE may touch of each key i (KEYS as
+ * HAND_OVER): its lock key and queue and, where the queue exists or `always`, its spot deadlines
+ * and fencing counter. Without a queue a release reads neither (it deletes the lock and
+ * publishes), and the common release is spared two reads. Returns nil or CHECK_KEYS' error reply.
+ */
+const CHECK_QUEUED = `
+local function checkQueued(n, always)
+  for i = 1, n do
+    local bad = checkKeys(i, i, 'string')
+    if bad then return bad end
+    local queue = redis.call('type', KEYS[n + i]).ok
+    if queue ~= 'none' and queue ~= 'zset' then return foreignKey(KEYS[n + i], 'zset') end
+    if always or queue == 'zset' then
+      bad = checkKeys(2 * n + i, 2 * n + i, 'zset') or checkKeys(3 * n + i, 3 * n + i, 'fence')
+      if bad then return bad end
+    end
+  end
 end`;
 
 /**
@@ -85,8 +163,12 @@ end`;
  * Returns the fencing token (> 0) on a grant, else -3 minus the PTTL of the first busy key
  * (always < 0): one integer, the cheapest reply to send and decode on every lock's path.
  */
-const ACQUIRE = `${CLOCK}${ISSUE_FENCE}
+const ACQUIRE = `${CLOCK}${CHECK_KEYS}${ISSUE_FENCE}
 local n = #KEYS / 2
+-- The counters are read first, as writing them could fail; SET NX and EXISTS cannot (a lock key
+-- of another type is just busy).
+local fence, stepped = nextFence(n + 1, 2 * n)
+if not fence then return stepped end -- the error reply
 if n > 1 then
   for i = 1, n do
     if redis.call('exists', KEYS[i]) == 1 then return -3 - redis.call('pttl', KEYS[i]) end
@@ -97,7 +179,7 @@ for i = 1, n do
     return -3 - redis.call('pttl', KEYS[i])
   end
 end
-return issueFence(n + 1, 2 * n)`;
+return storeFence(n + 1, 2 * n, fence, stepped)`;
 
 /**
  * Fair acquire: granted only when every key is free and the caller is first in every queue (or
@@ -113,8 +195,11 @@ return issueFence(n + 1, 2 * n)`;
  * When that one releases the lock, the turn is this waiter's, which lets a release in the same
  * process pass the lock on without breaking the order.
  */
-const ACQUIRE_FAIR = `${CLOCK}${PURGE_STALE}${ISSUE_FENCE}${TELL_WAITER}
+const ACQUIRE_FAIR = `${CLOCK}${PURGE_STALE}${CHECK_KEYS}${ISSUE_FENCE}${TELL_WAITER}
 local n = #KEYS / 4
+local bad = checkKeys(1, n, 'string') or checkKeys(n + 1, 2 * n, 'fence')
+  or checkKeys(2 * n + 1, 4 * n, 'zset')
+if bad then return bad end
 local token, spotTimeout = ARGV[1], tonumber(ARGV[3])
 local handed = true
 for i = 1, n do
@@ -215,7 +300,9 @@ end`;
  * KEYS: lock 1..n. ARGV: token. Deletes each key the token holds and wakes everyone waiting on
  * it. Returns how many keys were deleted. For stores without queues (Redlock's masters).
  */
-const RELEASE_UNQUEUED = `
+const RELEASE_UNQUEUED = `${CHECK_KEYS}
+local bad = checkKeys(1, #KEYS, 'string')
+if bad then return bad end
 local released = 0
 for i = 1, #KEYS do
   if redis.call('get', KEYS[i]) == ARGV[1] then
@@ -228,12 +315,15 @@ return released`;
 
 /**
  * Releases every key the token holds, handing each to the first waiter queued for it (see
- * HAND_OVER for KEYS). ARGV[1]: the token; ARGV[2..]: places in the queues to drop first, whether the token
- * still holds the keys or not: those of waiters this lock was passed to in their process, which
+ * HAND_OVER for KEYS). ARGV[1]: the token; ARGV[2..]: places in the queues to drop first,
+ * whether the token still holds the keys or not: those of waiters this lock was passed to in their process, which
  * are not waiting any more (it saves each of them a LEAVE_QUEUE). Returns how many keys it held.
  */
-const RELEASE = `${CLOCK}${PURGE_STALE}${ISSUE_FENCE}${TELL_WAITER}${HAND_OVER}
+const RELEASE = `${CLOCK}${PURGE_STALE}${CHECK_KEYS}${CHECK_QUEUED}${ISSUE_FENCE}${TELL_WAITER}${HAND_OVER}
 local n = #KEYS / 4
+-- Places to drop (ARGV[2..]) touch every queue's spot deadlines.
+local bad = checkQueued(n, #ARGV > 1)
+if bad then return bad end
 for j = 2, #ARGV do
   for i = 1, n do
     redis.call('zrem', KEYS[n + i], ARGV[j])
@@ -254,10 +344,11 @@ return released`;
  * of several Cluster slots has one token, the largest its slots issued, and every key's next
  * token must still be above it.
  */
-const RAISE_FENCE = `
+const RAISE_FENCE = `${CHECK_KEYS}
+local bad = checkKeys(1, #KEYS, 'fence')
+if bad then return bad end
 for i = 1, #KEYS do
-  local fence = tonumber(redis.call('get', KEYS[i]))
-  if not fence or fence < tonumber(ARGV[1]) then
+  if fenceOf(KEYS[i]) < tonumber(ARGV[1]) then
     redis.call('set', KEYS[i], ARGV[1], 'PX', ${FENCE_RETENTION})
   end
 end
@@ -267,8 +358,10 @@ return 1`;
  * A fair waiter gives up: leaves every queue; passes on a key a release handed it meanwhile, and
  * where a key is free, reminds the new first waiter. KEYS as HAND_OVER; ARGV: the waiter's token.
  */
-const LEAVE_QUEUE = `${CLOCK}${PURGE_STALE}${ISSUE_FENCE}${TELL_WAITER}${HAND_OVER}
+const LEAVE_QUEUE = `${CLOCK}${PURGE_STALE}${CHECK_KEYS}${CHECK_QUEUED}${ISSUE_FENCE}${TELL_WAITER}${HAND_OVER}
 local n = #KEYS / 4
+local bad = checkQueued(n, true)
+if bad then return bad end
 for i = 1, n do
   redis.call('zrem', KEYS[n + i], ARGV[1])
   redis.call('zrem', KEYS[2 * n + i], ARGV[1])
@@ -303,14 +396,28 @@ export class LuaScript {
     lazy = false,
   ): Promise<unknown> {
     const n = keys.length;
+    // One handler for both (no promise hop added to every call): a script's own error reply, or
+    // a server that lost the script.
     return sendCoalesced(redis, () => redis.evalsha(this.sha, n, ...keys, ...args), lazy).catch(
       (err: unknown) => {
-        if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-        return sendCoalesced(redis, () => redis.eval(this.source, n, ...keys, ...args), lazy);
+        if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) explainForeignKey(err);
+        return sendCoalesced(redis, () => redis.eval(this.source, n, ...keys, ...args), lazy).catch(
+          explainForeignKey,
+        );
       },
     );
   }
 }
+
+/** Rethrows a script's FOREIGN_KEY_ERROR reply as a message a user can act on; others as they are. */
+function explainForeignKey(err: unknown): never {
+  const found = err instanceof Error && FOREIGN_KEY_REPLY.exec(err.message);
+  if (!found) throw err;
+  throw new Error(foreignKeyMessage(found[3], found[1], found[2]), { cause: err });
+}
+
+/** `FOREIGN_KEY_ERROR <kind> <type found> <key>`: the key is last, as it may contain spaces. */
+const FOREIGN_KEY_REPLY = new RegExp(`^${FOREIGN_KEY_ERROR} (\\S+) (\\S+) ([\\s\\S]*)$`);
 
 /** Every script, with the given publish command. */
 function scriptSet(publish: 'publish' | 'spublish') {

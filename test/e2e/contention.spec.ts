@@ -122,8 +122,8 @@ describe('LockService and module options', () => {
       message: 'the waiter to queue in Redis',
     });
     // The spot's deadline is fairQueueTimeout ahead of Redis' clock.
-    const [waiter] = await raw.zrange('lock:{fair:1}:queue:timeouts', '0', '0');
-    const deadline = await raw.zscore('lock:{fair:1}:queue:timeouts', waiter);
+    const [waiter] = await raw.zrange('lock:{fair:1}:timeouts', '0', '0');
+    const deadline = await raw.zscore('lock:{fair:1}:timeouts', waiter);
     const [seconds, micros] = await raw.time();
     const ahead = Number(deadline) - (Number(seconds) * 1000 + Number(micros) / 1000);
     expect(ahead).toBeGreaterThan(0);

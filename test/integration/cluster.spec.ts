@@ -275,7 +275,7 @@ describe('Redis Cluster', () => {
 
   describe('multi-key locks', () => {
     const tagged = ['{acct}:1', '{acct}:2'];
-    const taggedLocks = ['lock:{acct}:1', 'lock:{acct}:2'];
+    const taggedLocks = ['lock:{acct}:1:lock', 'lock:{acct}:2:lock'];
 
     it('locks keys with a common hash tag together, all or nothing', async () => {
       const owner = await ownerOf(taggedLocks[0]);

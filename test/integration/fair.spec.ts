@@ -42,7 +42,7 @@ describe('fair mode: the lock goes to waiters in arrival order, across processes
     await stopAllRedis();
   });
 
-  const queueKeys = (key: string) => [`lock:{${key}}:queue`, `lock:{${key}}:queue:timeouts`];
+  const queueKeys = (key: string) => [`lock:{${key}}:queue`, `lock:{${key}}:timeouts`];
 
   async function queued(key: string, length: number): Promise<string[]> {
     let queue: string[] = [];
