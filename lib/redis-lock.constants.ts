@@ -18,6 +18,23 @@ export const DEFAULT_KEY_PREFIX = 'lock:';
 export const DEFAULT_TTL = 30_000;
 export const DEFAULT_WAIT_TIMEOUT = 0;
 
+/**
+ * Default of the module's `drainTimeout`: how long shutdown lets locked work still running finish
+ * before it releases the locks (ms). Well inside Kubernetes' default 30 s grace period, leaving
+ * room for the bounded release and QUIT steps that follow.
+ */
+export const DEFAULT_DRAIN_TIMEOUT = 10_000;
+
+/** Longest `drainTimeout` (ms): Node fires a longer timer after 1 ms instead. */
+export const MAX_DRAIN_TIMEOUT = 2_147_483_647;
+
+/**
+ * How long closing a connection the module created waits for Redis to answer QUIT before it drops
+ * the socket (ms). Every command someone waited for was answered or given up on by then, so
+ * nothing is lost; a healthy Redis answers in well under a millisecond.
+ */
+export const QUIT_TIMEOUT = 1_000;
+
 /** Default for `fairQueueTimeout`: how long a silent fair waiter keeps its place (ms). */
 export const DEFAULT_FAIR_QUEUE_TIMEOUT = 5_000;
 

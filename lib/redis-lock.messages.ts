@@ -120,6 +120,11 @@ export const notReplicatedMessage = (acknowledged: number, replicas: number, tim
 export const releaseFailedWarning = (key: string, cause: string) =>
   `Could not release lock "${key}" (${cause}); it will expire when its lease runs out.`;
 
+export const drainTimedOutWarning = (timeout: number, keys: readonly string[]) =>
+  `Shutdown: ${keys.length} lock(s) still held after waiting ${timeout} ms (drainTimeout) for ` +
+  `their work to finish: ${keys.map((key) => `"${key}"`).join(', ')}. Releasing them now; ` +
+  'work still running under them is no longer exclusive.';
+
 function describe(value: unknown): string {
   if (value === undefined) return 'undefined';
   if (value === null) return 'null';
