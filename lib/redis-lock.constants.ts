@@ -103,6 +103,15 @@ export const MAX_KEY_LENGTH = 1_024;
  */
 export const WRITE_BATCH = 16;
 
+/**
+ * How long a locked call whose return type was not declared keeps its lock for the Observable it
+ * returned, waiting for a subscription (ms). Nest and callers that subscribe as soon as they have
+ * it do so within microseconds, and the stream then runs under the same lock as the call; an
+ * Observable nobody subscribes to blocks others no longer than this. A later subscription takes
+ * the lock again.
+ */
+export const SUBSCRIBE_GRACE = 250;
+
 /** Random bytes in a lock token (128 bits). */
 export const TOKEN_BYTES = 16;
 

@@ -73,6 +73,12 @@ export const notAMethodMessage = (where: string) =>
 export const badOnNotAcquiredMessage = (where: string, value: unknown) =>
   `@Lock on ${where}: onNotAcquired must be 'throw' or 'skip', got ${describe(value)}.`;
 
+export const unsupportedReturnTypeMessage = (where: string, returnType: string) =>
+  `@Lock on ${where}: it is declared to return ${returnType}, but a locked method can only run ` +
+  'once the lock is taken, which waits on Redis, so it cannot return a plain value: it would ' +
+  'silently return a Promise instead. Make the method async (or declare it to return ' +
+  'Promise<...> or Observable<...>) and await its result where it is called.';
+
 export const skippedMessage = (where: string, key: string) =>
   `Skipped ${where}: lock "${key}" is held elsewhere (onNotAcquired: 'skip').`;
 
