@@ -1,10 +1,21 @@
-import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type BeforeApplicationShutdown,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
 import { RedisConnection } from './core/redis-connection.js';
 import { RedisLockClient, type LockKeys } from './core/redis-lock.client.js';
 import type { LockHandle } from './interfaces/lock-handle.interface.js';
 import type { LockOptions } from './interfaces/lock-options.interface.js';
 import type { RedisLockModuleOptions } from './interfaces/redis-lock-module-options.interface.js';
-import { REDIS_LOCK_CONNECTION, REDIS_LOCK_LOGGER_CONTEXT } from './redis-lock.constants.js';
+import {
+  DEFAULT_DRAIN_TIMEOUT,
+  REDIS_LOCK_CONNECTION,
+  REDIS_LOCK_LOGGER_CONTEXT,
+} from './redis-lock.constants.js';
+import { drainTimedOutWarning } from './redis-lock.messages.js';
 import { REDIS_LOCK_MODULE_OPTIONS } from './redis-lock.module-definition.js';
 
 /**
@@ -21,8 +32,9 @@ import { REDIS_LOCK_MODULE_OPTIONS } from './redis-lock.module-definition.js';
  * }
  */
 @Injectable()
-export class LockService implements OnApplicationShutdown {
+export class LockService implements BeforeApplicationShutdown, OnApplicationShutdown {
   private readonly logger = new Logger(REDIS_LOCK_LOGGER_CONTEXT);
+  private readonly drainTimeout: number;
   /** The Nest-free client behind this service, for what the service does not expose. */
   readonly client: RedisLockClient;
 
@@ -30,6 +42,8 @@ export class LockService implements OnApplicationShutdown {
     @Inject(REDIS_LOCK_MODULE_OPTIONS) options: RedisLockModuleOptions,
     @Inject(REDIS_LOCK_CONNECTION) private readonly connections: RedisConnection[],
   ) {
+    // Already checked before the connections were made; drain() checks it again.
+    this.drainTimeout = options.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT;
     const clients = connections.map((connection) => connection.client);
     this.client = new RedisLockClient({
       ...(options.redlock ? { redlock: { ...options.redlock, clients } } : { redis: clients[0] }),
@@ -98,7 +112,22 @@ export class LockService implements OnApplicationShutdown {
     return this.client.isLocked(key);
   }
 
-  /** Releases the locks this app holds and stops their renewal, then closes our own connection. */
+  /**
+   * Shutdown, first step (as in Nest's own packages, draining comes before the shutdown hooks that
+   * close things): no new locks from now on, and work still running under a lock gets up to
+   * `drainTimeout` ms to finish while its locks stay held and renewed. Logs what is still held
+   * then.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
+    const stillHeld = await this.client.drain(this.drainTimeout);
+    if (stillHeld.length > 0) this.logger.warn(drainTimedOutWarning(this.drainTimeout, stillHeld));
+  }
+
+  /**
+   * Releases what is still held and stops its renewal, then closes our own connection. Every step
+   * gives up when Redis does not answer in time (a release after the lock's answer timeout, QUIT
+   * after QUIT_TIMEOUT), so a frozen or unreachable Redis cannot hang the shutdown.
+   */
   async onApplicationShutdown(): Promise<void> {
     await this.client.close();
     await Promise.all(this.connections.map((connection) => connection.close()));

@@ -26,6 +26,23 @@ export const DEFAULT_WAIT_TIMEOUT = 0;
  */
 export const MAX_TIMER_DELAY = 2 ** 31 - 1;
 
+/**
+ * Default of the module's `drainTimeout`: how long shutdown lets locked work still running finish
+ * before it releases the locks (ms). Well inside Kubernetes' default 30 s grace period, leaving
+ * room for the bounded release and QUIT steps that follow.
+ */
+export const DEFAULT_DRAIN_TIMEOUT = 10_000;
+
+/** Longest `drainTimeout` (ms): Node fires a longer timer after 1 ms instead. */
+export const MAX_DRAIN_TIMEOUT = MAX_TIMER_DELAY;
+
+/**
+ * How long closing a connection the module created waits for Redis to answer QUIT before it drops
+ * the socket (ms). Every command someone waited for was answered or given up on by then, so
+ * nothing is lost; a healthy Redis answers in well under a millisecond.
+ */
+export const QUIT_TIMEOUT = 1_000;
+
 /** Default for `fairQueueTimeout`: how long a silent fair waiter keeps its place (ms). */
 export const DEFAULT_FAIR_QUEUE_TIMEOUT = 5_000;
 
@@ -100,6 +117,14 @@ export const WRITE_BATCH = 16;
  * into `foreignKeyMessage`.
  */
 export const FOREIGN_KEY_ERROR = 'LOCKKEY';
+
+/**How long a locked call whose return type was not declared keeps its lock for the Observable it
+ * returned, waiting for a subscription (ms). Nest and callers that subscribe as soon as they have
+ * it do so within microseconds, and the stream then runs under the same lock as the call; an
+ * Observable nobody subscribes to blocks others no longer than this. A later subscription takes
+ * the lock again.
+ */
+export const SUBSCRIBE_GRACE = 250;
 
 /** Random bytes in a lock token (128 bits). */
 export const TOKEN_BYTES = 16;

@@ -85,6 +85,12 @@ export const notAMethodMessage = (where: string) =>
 export const badOnNotAcquiredMessage = (where: string, value: unknown) =>
   `@Lock on ${where}: onNotAcquired must be 'throw' or 'skip', got ${describe(value)}.`;
 
+export const unsupportedReturnTypeMessage = (where: string, returnType: string) =>
+  `@Lock on ${where}: it is declared to return ${returnType}, but a locked method can only run ` +
+  'once the lock is taken, which waits on Redis, so it cannot return a plain value: it would ' +
+  'silently return a Promise instead. Make the method async (or declare it to return ' +
+  'Promise<...> or Observable<...>) and await its result where it is called.';
+
 export const skippedMessage = (where: string, key: string) =>
   `Skipped ${where}: lock "${key}" is held elsewhere (onNotAcquired: 'skip').`;
 
@@ -150,6 +156,11 @@ export const notReplicatedMessage = (acknowledged: number, replicas: number, tim
 
 export const releaseFailedWarning = (key: string, cause: string) =>
   `Could not release lock "${key}" (${cause}); it will expire when its lease runs out.`;
+
+export const drainTimedOutWarning = (timeout: number, keys: readonly string[]) =>
+  `Shutdown: ${keys.length} lock(s) still held after waiting ${timeout} ms (drainTimeout) for ` +
+  `their work to finish: ${keys.map((key) => `"${key}"`).join(', ')}. Releasing them now; ` +
+  'work still running under them is no longer exclusive.';
 
 function describe(value: unknown): string {
   if (value === undefined) return 'undefined';

@@ -1,5 +1,6 @@
 import { Logger, Module } from '@nestjs/common';
 import { APP_INTERCEPTOR, DiscoveryModule } from '@nestjs/core';
+import { checkDrainTimeout } from './core/lock-drain.js';
 import { RedisConnection } from './core/redis-connection.js';
 import type { RedisLockModuleOptions } from './interfaces/redis-lock-module-options.interface.js';
 import { LockExplorer } from './lock.explorer.js';
@@ -52,12 +53,14 @@ export class RedisLockModule extends ConfigurableModuleClass {}
 /**
  * The connections the options ask for: one for `redis`, one per master for `redlock`.
  * @throws TypeError when the options give both or neither, before anything connects.
+ * @throws RangeError on an invalid `drainTimeout`, before anything connects.
  */
 function connectionsFor(options: RedisLockModuleOptions, logger: Logger): RedisConnection[] {
   const { redis, redlock } = options;
   if ((redis === undefined) === (redlock === undefined)) {
     throw new TypeError(connectionChoiceMessage(redis !== undefined));
   }
+  if (options.drainTimeout !== undefined) checkDrainTimeout(options.drainTimeout);
   if (redlock) return redlock.clients.map((config) => RedisConnection.from(config, logger));
   return [RedisConnection.from(redis!, logger)];
 }

@@ -1,6 +1,7 @@
 import { from, isObservable, Observable, of } from 'rxjs';
 import { LockNotAcquiredError } from '../errors/lock.errors.js';
 import type { LockOptions } from '../interfaces/lock-options.interface.js';
+import { SUBSCRIBE_GRACE } from '../redis-lock.constants.js';
 import type { LockKeys, LockScope, RedisLockClient } from './redis-lock.client.js';
 
 /** What to do when the lock is busy: fail, or report a skip and resolve without running. */
@@ -11,7 +12,11 @@ export interface LockedCallOptions extends LockOptions {
 
 /**
  * Runs `invoke` under the lock and holds the lock until its result settles: a promise until it
- * resolves or rejects, an Observable until it completes, errors or is unsubscribed.
+ * resolves or rejects. For a call whose return type is not known in advance (`@Lock` without
+ * `design:returntype`), an Observable result resolves as an Observable that runs under the lock:
+ * subscribed within SUBSCRIBE_GRACE ms, under the lock the call ran under, held until that
+ * subscription ends; otherwise that lock is released (never held for a stream no one runs) and a
+ * subscription takes the lock again for itself, as `observeLocked` does.
  *
  * @example
  * const result = await callLocked(client, 'order:1', {}, () => pay('1'));
@@ -32,7 +37,12 @@ export async function callLocked(
     throw err;
   }
   // A method that returned an Observable is not done until the stream is.
-  if (isObservable(result) && scope.owned) return holdWhileSubscribed(client, scope, result);
+  if (isObservable(result)) {
+    const source = result;
+    return handedToSubscriber(client, scope, source, () =>
+      observeLocked(client, key, options, () => source),
+    );
+  }
   await client.exit(scope);
   return result;
 }
@@ -78,16 +88,39 @@ export function observeLocked(
   });
 }
 
-function holdWhileSubscribed(
+/**
+ * `source` for the caller of a locked call: its first subscription, if it comes within
+ * SUBSCRIBE_GRACE ms, runs in `scope` and exits it when it ends, so the call and its stream are
+ * one critical section. Past that, `scope` is exited, and every subscription (as any after the
+ * first) gets `relock()`, which takes the lock for itself.
+ */
+function handedToSubscriber(
   client: RedisLockClient,
   scope: LockScope,
   source: Observable<unknown>,
+  relock: () => Observable<unknown>,
 ): Observable<unknown> {
+  let unclaimed: LockScope | undefined = scope;
+  // unref: a stream nobody subscribes to must not keep the process alive.
+  const grace = setTimeout(() => {
+    if (!unclaimed) return;
+    unclaimed = undefined;
+    void client.exit(scope);
+  }, SUBSCRIBE_GRACE).unref();
   return new Observable((subscriber) => {
-    const inner = client.runInScope(scope, () => source.subscribe(subscriber));
+    const claimed = unclaimed;
+    if (!claimed) return relock().subscribe(subscriber);
+    unclaimed = undefined;
+    clearTimeout(grace);
+    // Lost meanwhile (Redis unreachable past the lease): the stream must not run without it.
+    if (!claimed.handle.isHeld()) {
+      void client.exit(claimed);
+      return relock().subscribe(subscriber);
+    }
+    const inner = client.runInScope(claimed, () => source.subscribe(subscriber));
     return () => {
       inner.unsubscribe();
-      void client.exit(scope);
+      void client.exit(claimed);
     };
   });
 }

@@ -1,6 +1,7 @@
 import { Redis, type Cluster, type RedisOptions } from 'ioredis';
-import { WRITE_BATCH } from '../redis-lock.constants.js';
+import { QUIT_TIMEOUT, WRITE_BATCH } from '../redis-lock.constants.js';
 import { REDIS_RECOVERED, redisErrorWarning } from '../redis-lock.messages.js';
+import { answerWithin } from './race-attempt.js';
 import type { LockLogger } from './redis-lock-client.options.js';
 
 /**
@@ -131,16 +132,22 @@ export class RedisConnection {
     return new RedisConnection(client, true);
   }
 
-  /** Quits a client we created (disconnecting if it will not quit); leaves the user's open. */
+  /**
+   * Quits a client we created, dropping the connection instead when Redis does not answer within
+   * QUIT_TIMEOUT (frozen, or cut off without a reset): shutdown must not hang on it. Leaves the
+   * user's client open.
+   */
   async close(): Promise<void> {
     if (!this.owned || this.client.status === 'end') return;
     // QUIT would wait for a reconnect to fail first; there is nothing to flush when not ready.
     if (this.client.status !== 'ready') return this.client.disconnect();
+    // QUIT resolves on the server's OK; the socket closes (status 'end') a moment later.
+    const ended = new Promise((resolve) => this.client.once('end', resolve));
     try {
-      // QUIT resolves on the server's OK; the socket closes (status 'end') a moment later.
-      const ended = new Promise((resolve) => this.client.once('end', resolve));
-      await this.client.quit();
-      await ended;
+      await answerWithin(
+        this.client.quit().then(() => ended),
+        QUIT_TIMEOUT,
+      );
     } catch {
       this.client.disconnect();
     }

@@ -14,6 +14,7 @@ import {
   releaseFailedWarning,
   timerDelayExpected,
 } from '../redis-lock.messages.js';
+import { checkDrainTimeout, heldAfterDrain } from './lock-drain.js';
 import { LockAcquirer, type AcquirerOwner } from './lock.acquirer.js';
 import {
   resolveClientDefaults,
@@ -82,6 +83,8 @@ export class RedisLockClient implements AcquirerOwner {
   private readonly held = new Set<RedisLockHandle>();
   /** Which scopes hold which locks: reentrant locks are released by the last scope to exit. */
   private readonly holds = new ScopeHolds();
+  /** Called whenever a held lock is let go: a drain waits on them. */
+  private readonly settledListeners = new Set<() => void>();
   // One per client: two Nest apps in one process never join each other's locks.
   private readonly context = new AsyncLocalStorage<HeldInContext>();
 
@@ -272,15 +275,46 @@ export class RedisLockClient implements AcquirerOwner {
   }
 
   /**
-   * Stops every watchdog, releases every lock this client holds, ends every wait and closes the
-   * pub/sub connection. Leaves `redis` open.
+   * Graceful shutdown, first step: takes no new locks (every wait ends and every new acquire
+   * fails with `LockUnavailableError`, the client being closed), then waits up to `timeout` ms
+   * for the locks this client holds to be released (or lost, or their fixed lease to run out),
+   * renewing them meanwhile, so work running under them finishes exclusive. Resolves with the
+   * names of the locks still held then; `close()` releases them.
+   * @throws RangeError unless `timeout` is an integer of ms from 0 to 2^31-1.
+   * @example
+   * const stillHeld = await locks.drain(10_000);
+   * if (stillHeld.length) logger.warn(`releasing ${stillHeld.join(', ')} unfinished`);
+   * await locks.close();
+   */
+  async drain(timeout: number): Promise<string[]> {
+    checkDrainTimeout(timeout);
+    this.stopAcquiring();
+    const left = await heldAfterDrain(
+      () => this.held,
+      timeout,
+      (wake) => {
+        this.settledListeners.add(wake);
+        return () => this.settledListeners.delete(wake);
+      },
+    );
+    return left.map((handle) => handle.key);
+  }
+
+  /**
+   * Stops every watchdog, releases every lock this client holds (each release given up on when
+   * Redis does not answer in time: its lease then expires), ends every wait and closes the
+   * pub/sub connection. Leaves `redis` open. Call `drain()` first to let running work finish.
    */
   async close(): Promise<void> {
-    this.acquirer.close();
-    this.wakeUps?.close();
+    this.stopAcquiring();
     // Scopes still open, joined ones included, hold nothing once the client is closed.
     this.holds.clear();
     await this.releaseAll([...this.held]);
+  }
+
+  private stopAcquiring(): void {
+    this.acquirer.close();
+    this.wakeUps?.close();
   }
 
   /** @internal releases a lock no scope holds, logging a failure: the lease will expire anyway. */
@@ -296,6 +330,7 @@ export class RedisLockClient implements AcquirerOwner {
   settled(handle: RedisLockHandle): void {
     this.held.delete(handle);
     this.acquirer.settled(handle);
+    for (const listener of this.settledListeners) listener();
   }
 
   /** @internal called by a handle being released: may pass the lock to a waiter instead. */

@@ -1,6 +1,7 @@
 import { Inject, Logger, SetMetadata, UseInterceptors } from '@nestjs/common';
 import { Observable } from 'rxjs';
 import { compileKeyTemplate, type KeyResolver, type LockKey } from '../core/key-template.js';
+import { declaredReturn } from '../core/declared-return.js';
 import { callLocked, observeLocked, type LockedCallOptions } from '../core/locked-call.js';
 import { getParameterNames } from '../core/parameter-names.js';
 import { LockError, LockTemplateError } from '../errors/lock.errors.js';
@@ -17,6 +18,7 @@ import {
   missingLockServiceMessage,
   notAMethodMessage,
   skippedMessage,
+  unsupportedReturnTypeMessage,
 } from '../redis-lock.messages.js';
 
 /**
@@ -43,6 +45,16 @@ const logger = new Logger(REDIS_LOCK_LOGGER_CONTEXT);
  * Runs the method under a distributed lock: acquire, renew while it runs, release when its result
  * settles (an Observable: when it completes, errors or is unsubscribed).
  *
+ * Taking the lock waits on Redis, so the locked method is asynchronous: it must be `async`, or be
+ * declared to return `Promise<T>` or `Observable<T>`. One declared to return an Observable returns
+ * one, which takes the lock on each subscription. Any other returns a Promise. A method declared
+ * to return a plain value (`: number`, `: string`, a class) is refused where the class is
+ * defined. When the return type is not known (no annotation, `void`, `any`, a union or alias; or a
+ * build without decorator metadata: esbuild, SWC, tsx) and the method returns an Observable, the
+ * Promise resolves to an Observable that runs under the lock: subscribed at once (as Nest does),
+ * under the lock the call ran under until the stream ends; if nobody subscribes within 250 ms,
+ * the lock is released, and a later subscription takes it again.
+ *
  * The key is a template whose `{{placeholders}}` name a parameter (`{{id}}`, `{{dto.customer.id}}`)
  * or an argument index (`{{0}}`), or a function given the same arguments. On a controller a
  * parameter is what its param decorator supplies after pipes; on a provider, the argument passed.
@@ -54,7 +66,8 @@ const logger = new Logger(REDIS_LOCK_LOGGER_CONTEXT);
  * The method is wrapped where the class is defined and the class gets the app's `LockService` by
  * property injection, so it works whatever copies the method later (schedulers, queue workers).
  *
- * @throws LockTemplateError at class definition, for a malformed template or unknown parameter.
+ * @throws LockTemplateError at class definition, for a malformed template, an unknown parameter or
+ * a declared return type that is neither a Promise nor an Observable.
  * @example
  * @Post(':id/pay')
  * @Lock('order:{{id}}', { ttl: 10_000, waitTimeout: 2_000 })
@@ -81,16 +94,21 @@ export function Lock(
     if (options.onNotAcquired !== undefined && !['throw', 'skip'].includes(options.onNotAcquired)) {
       throw new LockTemplateError(badOnNotAcquiredMessage(where, options.onNotAcquired));
     }
+    const declared = declaredReturn(
+      original,
+      Reflect.getMetadata('design:returntype', target, propertyKey),
+    );
+    if (typeof declared === 'object') {
+      throw new LockTemplateError(unsupportedReturnTypeMessage(where, declared.unsupported));
+    }
     const metadata: LockMetadata = {
       key,
       options,
       where,
       resolveKey: compileKeyTemplate(key, getParameterNames(original as AnyMethod), where),
     };
-    // Declared return type, when TypeScript emitted it: an Observable method must return one.
-    const returnsObservable =
-      Reflect.getMetadata('design:returntype', target, propertyKey) === Observable;
-    const wrapped = lockedMethod(original as AnyMethod, metadata, returnsObservable);
+    // A method declared to return an Observable must return one; any other returns a promise.
+    const wrapped = lockedMethod(original as AnyMethod, metadata, declared === 'observable');
     copyFunctionIdentity(original as AnyMethod, wrapped);
     descriptor.value = wrapped as never;
     SetMetadata(LOCK_METADATA, metadata)(target, propertyKey, descriptor);

@@ -59,6 +59,14 @@ export interface RedisLockModuleOptions {
    * see the README for what it does and does not guarantee.
    */
   waitForReplicas?: ReplicaWait;
+  /**
+   * On shutdown (`app.close()`, or a signal with `enableShutdownHooks()`), how long locked work
+   * still running (`@Lock` methods, `run()`, handles not yet released) may take to finish, in ms,
+   * before its locks are released anyway. Its locks stay held and renewed meanwhile, so another
+   * instance cannot start the same job; new locks are refused from the start of shutdown. 0
+   * releases at once. An integer from 0 to 2^31-1. Default 10000.
+   */
+  drainTimeout?: number;
 }
 
 /**

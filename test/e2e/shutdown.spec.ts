@@ -2,14 +2,22 @@
  * What `app.close()` does with the locks and connections of RedisLockModule, and configuration
  * through forRootAsync.
  */
-import { Module, type INestApplicationContext } from '@nestjs/common';
+import { jest } from '@jest/globals';
+import { Logger, Module, type INestApplicationContext } from '@nestjs/common';
 import type { Redis } from 'ioredis';
-import { LockService, RedisLockClient, RedisLockModule } from '../../lib/index.js';
+import {
+  LockService,
+  LockUnavailableError,
+  RedisLockClient,
+  RedisLockModule,
+} from '../../lib/index.js';
+import { QUIT_TIMEOUT } from '../../lib/redis-lock.constants.js';
+import { nowMs, renewalSeen } from '../integration/helpers.js';
 import { startRedis, stopAllRedis, type RedisServer } from '../support/redis-server.js';
 import { waitFor } from '../support/wait-for.js';
 import { CommandLog } from './fixtures/command-log.js';
 import { lockKeysIn } from './fixtures/lock-keys.js';
-import { Gate } from './fixtures/gate.js';
+import { Gate, within } from './fixtures/gate.js';
 import { createJobsApp, ReportService } from './fixtures/jobs.app.js';
 
 let redis: RedisServer;
@@ -49,9 +57,15 @@ afterAll(async () => {
   await stopAllRedis();
 });
 
+/** Closes `app` now, and drops it from the apps afterEach closes. */
+function closeApp(app: INestApplicationContext): Promise<void> {
+  apps.splice(apps.indexOf(app), 1);
+  return app.close();
+}
+
 describe('app.close()', () => {
-  it('releases the locks of in-flight calls and held handles, and quits the connection it created', async () => {
-    const app = await startApp({ redis: redis.url });
+  it('with drainTimeout: 0, releases at once the locks of in-flight calls and held handles, and quits the connection it created', async () => {
+    const app = await startApp({ redis: redis.url, drainTimeout: 0 });
     const gate = app.get(Gate);
     gate.hold('report:1');
     const inFlight = app.get(ReportService).build('1');
@@ -73,7 +87,7 @@ describe('app.close()', () => {
 
   it('stops renewing, and leaves a client passed in open', async () => {
     const userClient = redis.client();
-    const app = await startApp({ redis: userClient, ttl: 150 });
+    const app = await startApp({ redis: userClient, ttl: 150, drainTimeout: 0 });
     const gate = app.get(Gate);
     gate.hold('report:2');
     const inFlight = app.get(ReportService).build('2');
@@ -115,7 +129,8 @@ describe('app.close()', () => {
     const watched = ['Timeout', 'TCPSocketWrap', 'TCPWrap', 'TCPServerWrap'];
     const before = count();
 
-    const app = await startApp({ redis: redis.url, ttl: 300 });
+    // A lock is still held at close; drainTimeout: 0 releases it at once.
+    const app = await startApp({ redis: redis.url, ttl: 300, drainTimeout: 0 });
     const service = app.get(LockService);
     await app.get(ReportService).build('3');
     const held = await service.acquire('held', { autoRenew: true });
@@ -135,6 +150,105 @@ describe('app.close()', () => {
       () => watched.every((type) => (count().get(type) ?? 0) <= (before.get(type) ?? 0)),
       { message: () => `the library's handles to be gone (${leftovers()})` },
     );
+  });
+});
+
+describe('app.close() with work still running under a lock (drainTimeout)', () => {
+  afterEach(() => jest.restoreAllMocks());
+
+  it('keeps the lock of a running @Lock call held and renewed until it finishes, refusing new locks meanwhile, then releases it', async () => {
+    const ttl = 300;
+    const app = await startApp({ redis: redis.url, ttl });
+    const service = app.get(LockService);
+    const gate = app.get(Gate);
+    gate.hold('report:5');
+    const inFlight = app.get(ReportService).build('5');
+    await gate.arrived('report:5');
+    const other = new RedisLockClient({ redis: raw, logger: { warn: () => undefined } });
+
+    let closed = false;
+    const closing = closeApp(app).then(() => (closed = true));
+    // Renewed after shutdown began: held past its ttl, not just left to run out.
+    await renewalSeen(raw, 'lock:{report:5}');
+    await expect(other.tryAcquire('report:5')).resolves.toBeNull();
+    await expect(service.tryAcquire('fresh')).rejects.toBeInstanceOf(LockUnavailableError);
+    expect(closed).toBe(false);
+
+    gate.release('report:5');
+    await expect(inFlight).resolves.toBe('report 5');
+    await closing;
+    expect(await lockKeysIn(raw)).toEqual([]);
+    expect(service.client.redis!.status).toBe('end');
+    await other.close();
+  });
+
+  it('releases the lock of work still running when drainTimeout (300 ms) runs out, and logs its key', async () => {
+    const drainTimeout = 300;
+    const warn = jest.spyOn(Logger.prototype, 'warn');
+    const app = await startApp({ redis: redis.url, drainTimeout });
+    const gate = app.get(Gate);
+    gate.hold('report:6');
+    const inFlight = app.get(ReportService).build('6');
+    await gate.arrived('report:6');
+
+    const started = nowMs();
+    const closing = closeApp(app);
+    await waitFor(async () => (await raw.exists('lock:{report:6}')) === 0, {
+      interval: 5,
+      message: 'the lock of the unfinished call to be released',
+    });
+    const releasedAfter = nowMs() - started;
+    await closing;
+
+    expect(releasedAfter).toBeGreaterThanOrEqual(drainTimeout);
+    expect(releasedAfter).toBeLessThan(drainTimeout + 200);
+    const warnings = warn.mock.calls.map(([message]) => String(message));
+    expect(warnings).toContainEqual(expect.stringContaining('"report:6"'));
+    expect(warnings.join('\n')).toContain('drainTimeout');
+    gate.release('report:6');
+    await expect(inFlight).resolves.toBe('report 6');
+  });
+
+  it('refuses a drainTimeout that is not an integer of ms from 0 to 2^31-1 at startup', async () => {
+    for (const drainTimeout of [-1, 1.5, 2 ** 31, Number.NaN]) {
+      await expect(createJobsApp({ redis: redis.url, drainTimeout })).rejects.toThrow(
+        /drainTimeout/,
+      );
+    }
+  });
+});
+
+describe('app.close() with redis-server frozen (SIGSTOP)', () => {
+  let frozen: RedisServer;
+
+  beforeAll(async () => {
+    frozen = await startRedis();
+  });
+  afterEach(() => frozen.resume());
+
+  it(`resolves within QUIT_TIMEOUT (${QUIT_TIMEOUT} ms) + 500 ms with no lock held`, async () => {
+    const app = await startApp({ redis: frozen.url });
+    // Connected and ready: a frozen server then leaves QUIT unanswered.
+    await app.get(LockService).isLocked('warm-up');
+    await frozen.pause();
+
+    const started = nowMs();
+    await within(closeApp(app), QUIT_TIMEOUT + 500, 'app.close() with Redis frozen');
+    expect(nowMs() - started).toBeLessThan(QUIT_TIMEOUT + 500);
+  });
+
+  it(`resolves within drainTimeout + ttl + QUIT_TIMEOUT + 500 ms with a lock held`, async () => {
+    const ttl = 500;
+    const drainTimeout = 200;
+    const bound = drainTimeout + ttl + QUIT_TIMEOUT + 500;
+    const app = await startApp({ redis: frozen.url, ttl, drainTimeout });
+    const held = await app.get(LockService).acquire('frozen', { autoRenew: true });
+    await frozen.pause();
+
+    const started = nowMs();
+    await within(closeApp(app), bound, 'app.close() with Redis frozen and a lock held');
+    expect(nowMs() - started).toBeLessThan(bound);
+    expect(held.isHeld()).toBe(false);
   });
 });
 

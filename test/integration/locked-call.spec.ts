@@ -1,11 +1,12 @@
 import type { Redis } from 'ioredis';
-import { defer, firstValueFrom, from, Observable, of, Subject, toArray } from 'rxjs';
+import { defer, firstValueFrom, from, Observable, of, Subject, timeout, toArray } from 'rxjs';
 import { callLocked, observeLocked } from '../../lib/core/locked-call.js';
 import type { RedisLockClient } from '../../lib/core/redis-lock.client.js';
 import { LockNotAcquiredError } from '../../lib/errors/lock.errors.js';
+import { SUBSCRIBE_GRACE } from '../../lib/redis-lock.constants.js';
 import { startRedis, stopAllRedis, type RedisServer } from '../support/redis-server.js';
 import { waitFor } from '../support/wait-for.js';
-import { gate, LockClients, rejectionOf, uniqueKey } from './helpers.js';
+import { gate, LockClients, nowMs, rejectionOf, uniqueKey } from './helpers.js';
 
 describe('callLocked and observeLocked', () => {
   let redis: RedisServer;
@@ -90,6 +91,42 @@ describe('callLocked and observeLocked', () => {
       source.error(new Error('stream failed'));
       await expect(failed).resolves.toBe('stream failed');
       await released(key);
+    });
+
+    it(`releases the lock within SUBSCRIBE_GRACE (${SUBSCRIBE_GRACE} ms) + 150 ms when nobody subscribes to the returned Observable`, async () => {
+      const key = uniqueKey('unsubscribed');
+      const called = nowMs();
+      const result = await callLocked(locks, key, {}, () => new Subject<number>());
+      expect(result).toBeInstanceOf(Observable);
+      await waitFor(async () => !(await isHeld(key)), {
+        interval: 5,
+        timeout: SUBSCRIBE_GRACE + 150,
+        message: `lock:${key} to be released`,
+      });
+      expect(nowMs() - called).toBeLessThan(SUBSCRIBE_GRACE + 150);
+    });
+
+    it('gives a second subscription to the returned Observable a lock of its own', async () => {
+      const key = uniqueKey('two-subscribers');
+      const source = new Subject<number>();
+      const result = (await callLocked(locks, key, {}, () => source)) as Observable<number>;
+      const first = result.subscribe();
+      // The first subscription holds the call's lock: the second cannot take it (waitTimeout 0).
+      await expect(firstValueFrom(result.pipe(timeout({ first: 2_000 })))).rejects.toBeInstanceOf(
+        LockNotAcquiredError,
+      );
+      await expect(isHeld(key)).resolves.toBe(true);
+      first.unsubscribe();
+      await released(key);
+      // Free again: the next subscription takes it, and holds it until the stream completes.
+      const values: number[] = [];
+      result.subscribe((value) => values.push(value));
+      await waitFor(() => isHeld(key), { message: 'the new subscription to take the lock' });
+      await waitFor(() => source.observed, { message: 'the source to be subscribed' });
+      source.next(3);
+      source.complete();
+      await released(key);
+      expect(values).toEqual([3]);
     });
 
     it('skips without running when the lock is busy and onSkip is given', async () => {
