@@ -25,13 +25,11 @@ describe('adversary: a grant answered after close()', () => {
     const key = uniqueKey('after-close');
     const locks = clients.create(redis.client());
     // Redis busy with another client's slow script: the attempt's reply comes 300 ms later.
-    const slow = redis
-      .client()
-      .eval(
-        `local t = redis.call('time') local s = t[1] * 1000000 + t[2]
+    const slow = redis.client().eval(
+      `local t = redis.call('time') local s = t[1] * 1000000 + t[2]
          repeat t = redis.call('time') until t[1] * 1000000 + t[2] - s >= 300000 return 1`,
-        0,
-      );
+      0,
+    );
     await new Promise((r) => setImmediate(r)); // the slow script is written first
     let ranAfterClose = false;
     let closed = false;
