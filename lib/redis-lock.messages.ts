@@ -22,6 +22,13 @@ export const unavailableMessage = (key: string, cause: string) =>
 
 export const attemptTimeoutMessage = (ms: number) => `Redis did not answer within ${ms} ms.`;
 
+/** Why an acquire or wait failed: the lock client was closed (or is draining for a shutdown). */
+export const CLIENT_CLOSED = 'the lock client was closed';
+
+/** Why an acquire failed whose grant came too late to use, and no time was left to try again. */
+export const LEASE_RAN_OUT_BEFORE_USE =
+  'Redis answered so slowly that the lease of the lock granted ran out before it could be used.';
+
 /** Why a wait ended as unavailable: none of its attempts got an answer before its deadline. */
 export const NO_ANSWER_DURING_WAIT =
   'Redis answered none of the attempts made before the wait timed out.';

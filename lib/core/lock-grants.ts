@@ -1,6 +1,6 @@
 import { LockLostError, LockUnavailableError } from '../errors/lock.errors.js';
 import { ATTEMPT_TIMEOUT, FINAL_ATTEMPT_GRACE, LEASE_SHORTFALL } from '../redis-lock.constants.js';
-import { attemptTimeoutMessage } from '../redis-lock.messages.js';
+import { attemptTimeoutMessage, CLIENT_CLOSED } from '../redis-lock.messages.js';
 import type { Acquisition, Busy } from './acquisition.interface.js';
 import type { LocalPasses, PassedLock } from './local-passes.js';
 import type { LockStore } from './lock-store.interface.js';
@@ -97,7 +97,7 @@ export class LockGrants {
    */
   async attempt(call: Acquisition): Promise<RedisLockHandle | Busy | 'deadline' | 'aborted'> {
     const { target, opts, token } = call;
-    if (this.closed) throw new LockUnavailableError(target.name, 'the lock client was closed');
+    if (this.closed) throw new LockUnavailableError(target.name, CLIENT_CLOSED);
     const sentAt = monotonicNow();
     const reply = this.runAcquireScript(call);
     const answerTimeout = Math.max(Math.min(opts.ttl, ATTEMPT_TIMEOUT), this.store.slowestAnswer);
@@ -127,6 +127,12 @@ export class LockGrants {
     call.answered = true;
     this.lastAnswerAt = monotonicNow();
     if (fence < 0) return { pttl: busyPttl(fence) };
+    if (this.closed) {
+      // Sent before the client closed (or began to drain), granted after: nobody tracks it for
+      // the shutdown any more, so it must not be used.
+      await this.releaseOrphan(call);
+      throw new LockUnavailableError(target.name, CLIENT_CLOSED);
+    }
     // Redlock trusts a grant for less than its ttl (clock drift between the masters).
     const lease = this.store.lease(opts.ttl);
     if (monotonicNow() - sentAt >= lease) {
@@ -206,9 +212,7 @@ export class LockGrants {
       // the passed token holds nothing, or must not be kept.
       void this.store.release(call.target, passed.token, passedTo).catch(() => undefined);
       if (attempt instanceof RedisLockHandle) return attempt;
-      return Promise.reject(
-        new LockUnavailableError(call.target.name, 'the lock client was closed'),
-      );
+      return Promise.reject(new LockUnavailableError(call.target.name, CLIENT_CLOSED));
     }
     const since = monotonicNow();
     return this.takeOver(call, { ...passed, since, lease: passed.leaseEnds - since, passedTo });

@@ -3,6 +3,7 @@ import { ATTEMPT_TIMEOUT } from '../redis-lock.constants.js';
 import {
   crossSlotMessage,
   FAIR_UNAVAILABLE_WARNING,
+  LEASE_RAN_OUT_BEFORE_USE,
   notReplicatedMessage,
 } from '../redis-lock.messages.js';
 import { monotonicNow } from './monotonic-clock.js';
@@ -145,30 +146,41 @@ export class LockAcquirer {
       queued: opts.fair && opts.waitTimeout > 0,
     };
     if (opts.signal?.aborted) throw notAcquired(call, true);
-    // Not an async function: every promise layer on this path is a measurable share of a lock.
-    const { waitForReplicas } = this;
-    if (!waitForReplicas) return this.obtain(call);
-    return this.obtain(call).then(async (handle) => {
-      await this.confirmReplicated(handle, waitForReplicas);
-      return handle;
-    });
+    return this.obtain(call);
   }
 
   /**
-   * `obtainOnce`, again while a lock passed to the waiter in this process turns out gone in Redis
-   * (PassRefusedError): the caller never runs on it. Its places in the queues went with the pass;
-   * it leaves them (a hand-over to them passes on) and waits afresh, within the same deadline.
+   * `obtainOnce` until it brings a lock the caller may run on. The caller never runs on a lock
+   * Redis refused to confirm (a pass whose key is gone: PassRefusedError), nor on one whose lease
+   * ran out before it could be handed to the caller (replicas slow to acknowledge it, a pass whose
+   * confirmation Redis did not answer): that is the last look at the lease before the caller
+   * runs. Each time the waiter starts afresh within the same deadline, after leaving the places in
+   * the queues it had (a hand-over to them passes on; sent first on the same connection, so Redis
+   * runs it before the next attempt).
    */
   private async obtain(call: Acquisition): Promise<RedisLockHandle> {
     for (;;) {
+      let handle: RedisLockHandle;
       try {
-        return await this.obtainOnce(call);
+        handle = await this.obtainOnce(call);
       } catch (err) {
         if (!(err instanceof PassRefusedError)) throw err;
-        await this.grants.leaveQueue(call);
-        call.queued = call.opts.fair && call.opts.waitTimeout > 0;
+        this.startAfresh(call);
+        continue;
       }
+      if (this.waitForReplicas) await this.confirmReplicated(handle, this.waitForReplicas);
+      if (handle.isHeld()) return handle;
+      await this.owner.discard(handle);
+      if (monotonicNow() >= call.deadline) {
+        throw new LockUnavailableError(call.target.name, LEASE_RAN_OUT_BEFORE_USE);
+      }
+      this.startAfresh(call);
     }
+  }
+
+  private startAfresh(call: Acquisition): void {
+    void this.grants.leaveQueue(call);
+    call.queued = call.opts.fair && call.opts.waitTimeout > 0;
   }
 
   private async obtainOnce(call: Acquisition): Promise<RedisLockHandle> {
@@ -198,7 +210,8 @@ export class LockAcquirer {
       }
       return await this.contender.waitInLine(call);
     } catch (err) {
-      if (call.queued) await this.grants.leaveQueue(call);
+      // Not awaited: a frozen Redis must not hold the caller past its deadline (it is bounded).
+      if (call.queued) void this.grants.leaveQueue(call);
       throw err;
     }
   }

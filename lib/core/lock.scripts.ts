@@ -85,10 +85,10 @@ end`;
 /**
  * The fencing token of a grant (needs CLOCK and CHECK_KEYS). `nextFence` computes the next token
  * for counters first..last without writing, or returns nil and CHECK_KEYS' error reply for a
- * counter another writer spoilt. One key: the counter + FENCE_STRIDE (stored by INCRBY, which
- * keeps the counter's TTL); a new counter is seeded from Redis' clock and gets its retention then,
- * so one-off keys do not pile up (one that expires is re-seeded from the clock, which is past
- * every token it issued). Several keys: one token at least FENCE_STRIDE above all of their
+ * counter another writer spoilt. One key: the counter + FENCE_STRIDE (stored by INCRBY); a new
+ * counter is seeded from Redis' clock. Every grant gives the counter its retention again, so it
+ * outlives the key's last grant by FENCE_RETENTION and one-off keys do not pile up (one that
+ * expires is re-seeded from the clock, which is past every token it issued). Several keys: one token at least FENCE_STRIDE above all of their
  * counters and not below the clock, stored in each with the retention. `storeFence` writes what
  * `nextFence` gave; `issueFence` does both, for scripts that checked the counters before their
  * first write.
@@ -107,7 +107,11 @@ local function nextFence(first, last)
   return fence, false
 end
 local function storeFence(first, last, fence, stepped)
-  if stepped then return redis.call('incrby', KEYS[first], ${FENCE_STRIDE}) end
+  if stepped then
+    local next = redis.call('incrby', KEYS[first], ${FENCE_STRIDE})
+    redis.call('pexpire', KEYS[first], ${FENCE_RETENTION})
+    return next
+  end
   local value = string.format('%.0f', fence)
   for i = first, last do redis.call('set', KEYS[i], value, 'PX', ${FENCE_RETENTION}) end
   return fence
@@ -207,7 +211,9 @@ for i = 1, n do
 end
 if handed then
   for i = 1, n do redis.call('pexpire', KEYS[i], ARGV[2]) end
-  return tonumber(redis.call('get', KEYS[n + 1]))
+  -- The token the hand-over issued; nobody else can have been granted the key since. A counter
+  -- that expired meanwhile (a hand-over taken up after FENCE_RETENTION) issues a fresh one.
+  return tonumber(redis.call('get', KEYS[n + 1])) or issueFence(n + 1, 2 * n)
 end
 local nowUs, nowMs = clock()
 local blocked, blockedPttl = 0, 0

@@ -1,5 +1,9 @@
 import { ATTEMPT_TIMEOUT } from '../redis-lock.constants.js';
-import { WAKE_UPS_RESTORED, wakeUpsUnavailableWarning } from '../redis-lock.messages.js';
+import {
+  CLIENT_CLOSED,
+  WAKE_UPS_RESTORED,
+  wakeUpsUnavailableWarning,
+} from '../redis-lock.messages.js';
 import { answerWithin, NoAnswerError } from './race-attempt.js';
 import { isCluster, type RedisClient } from './redis-connection.js';
 import type { LockLogger } from './redis-lock-client.options.js';
@@ -96,7 +100,7 @@ export class WakeUpHub {
   }
 
   private connection(): RedisClient {
-    if (this.closed) throw new Error('the lock client was closed');
+    if (this.closed) throw new Error(CLIENT_CLOSED);
     if (this.subscriber) return this.subscriber;
     // Same server and options as the lock connection; a connection in subscribe mode can run
     // nothing else, hence a second one. A Cluster subscribes per shard.

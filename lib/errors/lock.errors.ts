@@ -78,7 +78,7 @@ export class LockUnavailableError extends LockError {
     readonly key: string,
     cause: unknown,
   ) {
-    super(unavailableMessage(key, causeText(cause)), { cause });
+    super(unavailableMessage(key, causeText(cause)), { cause: withoutCommand(cause) });
   }
 }
 
@@ -104,4 +104,18 @@ export class LockTemplateError extends LockError {}
 
 function causeText(cause: unknown): string {
   return cause instanceof Error ? cause.message : String(cause);
+}
+
+/**
+ * The cause as kept on the error: ioredis puts the failed command, with its arguments (a lock's
+ * token among them), on the errors it rejects with, and logging an error prints its cause. Only
+ * the name, message and code are kept; tokens never reach a log.
+ */
+function withoutCommand(cause: unknown): unknown {
+  if (!(cause instanceof Error)) return cause;
+  const kept = new Error(cause.message);
+  kept.name = cause.name;
+  const { code } = cause as { code?: unknown };
+  if (code !== undefined) Object.assign(kept, { code });
+  return kept;
 }
