@@ -185,10 +185,8 @@ export class LockGrants {
    * A waiter queued in Redis that gives up (or was passed the lock in this process) leaves the
    * queues at once, rather than after its spot timeout.
    */
-  async leaveQueue({ target, token }: Acquisition): Promise<void> {
-    await answerWithin(this.store.leaveQueue(target, token), ATTEMPT_TIMEOUT).catch(
-      () => undefined,
-    );
+  async leaveQueue({ target, token }: Acquisition, within = ATTEMPT_TIMEOUT): Promise<void> {
+    await answerWithin(this.store.leaveQueue(target, token), within).catch(() => undefined);
   }
 
   /** Releases what an attempt given up on may have been granted. */

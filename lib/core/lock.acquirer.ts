@@ -1,5 +1,5 @@
 import { InvalidLockKeyError, LockUnavailableError } from '../errors/lock.errors.js';
-import { ATTEMPT_TIMEOUT } from '../redis-lock.constants.js';
+import { ATTEMPT_TIMEOUT, FINAL_ATTEMPT_GRACE } from '../redis-lock.constants.js';
 import {
   crossSlotMessage,
   FAIR_UNAVAILABLE_WARNING,
@@ -210,8 +210,12 @@ export class LockAcquirer {
       }
       return await this.contender.waitInLine(call);
     } catch (err) {
-      // Not awaited: a frozen Redis must not hold the caller past its deadline (it is bounded).
-      if (call.queued) void this.grants.leaveQueue(call);
+      // Gone from the queues when the caller learns it gave up; but a frozen Redis must not hold
+      // it much past its deadline, so the answer is awaited only so long.
+      if (call.queued) {
+        const left = Math.max(0, call.deadline - monotonicNow()) + FINAL_ATTEMPT_GRACE;
+        await this.grants.leaveQueue(call, Math.min(left, ATTEMPT_TIMEOUT));
+      }
       throw err;
     }
   }
