@@ -1,0 +1,123 @@
+/**
+ * Which faults explain what a correct library may still do under them: lose a renewed lock, enter
+ * late, overrun a wait. Pure functions over the records, used by checker.ts.
+ *
+ * The thresholds, in shares of the lock's ttl (a correct watchdog renews while about 2/3 of the
+ * lease is left, so a stall shorter than that is survivable; these leave room for a margin):
+ * - a stall of the holder's own process (SIGSTOP, event-loop block, or a lag its monitor
+ *   measured) of at least ttl/4 from a ttl before entering to the loss explains a loss;
+ * - Redis not answering (SIGSTOP, slow script) or the holder's replies held back by the proxy,
+ *   during the hold (past its first tenth of a ttl), for at least 0.45 ttl explains a loss;
+ * - the same before entering (the grant's own reply delayed) explains it only from 0.8 ttl: a
+ *   grant whose reply took 70% of the ttl must survive (issue 14, case 4);
+ * - a killed or dropped command connection, or a restart of the lock's server, explains a loss.
+ *
+ * @example
+ * const why = lossExcuse(section, context); // e.g. 'stall', or undefined: a violation
+ */
+import type { InjectedFault, SectionRecord, ServerName, StallRecord } from './records.js';
+
+/** Share of the ttl a holder-process stall must reach to explain a lost renewed lock. */
+export const STALL_SHARE = 0.25;
+/** Share of the ttl Redis (or the proxy) must stall during the hold to explain a loss. */
+export const HOLD_STALL_SHARE = 0.45;
+/** Share of the ttl a grant's reply must be delayed by to explain a loss (or a late entry). */
+export const GRANT_DELAY_SHARE = 0.8;
+/**
+ * A fault counts as during the hold only if it lasts past entering by this share of the ttl: the
+ * reply that ends a slow script (or a proxy delay) and the grant it held back arrive together.
+ */
+export const HOLD_START_SHARE = 0.1;
+
+/** What the excuses look at: the faults injected and the stalls the workers measured. */
+export interface ExcuseContext {
+  faults: readonly InjectedFault[];
+  stalls: readonly StallRecord[];
+}
+
+/** Stretches in which the process `pid` did not run: measured stalls, SIGSTOPs, blocks. */
+export function stallsOf(pid: number, ctx: ExcuseContext): { start: number; end: number }[] {
+  const injected = ctx.faults.filter(
+    (f) => f.pid === pid && (f.kind === 'stop-worker' || f.kind === 'block'),
+  );
+  return [...ctx.stalls.filter((s) => s.pid === pid), ...injected];
+}
+
+/** The servers a section's lock lives on. */
+export function serversOf(section: { mode: string }): ServerName[] {
+  return section.mode === 'redlock' ? ['r1', 'r2', 'r3'] : ['main'];
+}
+
+/** Whether [a0, a1] and [b0, b1] share a moment (closed intervals). */
+export function touches(a0: number, a1: number, b0: number, b1: number): boolean {
+  return a0 <= b1 && b0 <= a1;
+}
+
+/** Why a renewed lock's loss is explained by a fault, or undefined when it is not. */
+export function lossExcuse(s: SectionRecord, ctx: ExcuseContext): string | undefined {
+  const lostAt = s.lostAt ?? s.end;
+  const before = s.start - s.ttl;
+  const longStall = stallsOf(s.pid, ctx).find(
+    (st) => st.end - st.start >= s.ttl * STALL_SHARE && touches(st.start, st.end, before, lostAt),
+  );
+  if (longStall) return 'holder stalled';
+  const servers = serversOf(s);
+  for (const f of ctx.faults) {
+    const onServer = f.server !== undefined && servers.includes(f.server);
+    if (onServer && f.kind === 'restart' && touches(f.start, f.end, before, lostAt)) {
+      return 'restart';
+    }
+    const ownCmd = f.pid === s.pid && f.role === 'cmd' && s.mode !== 'redlock';
+    if (ownCmd && (f.kind === 'client-kill' || f.kind === 'proxy-drop')) {
+      if (touches(f.start, f.end + s.ttl, before, lostAt)) return 'connection dropped';
+    }
+    const stall = redisStall(f, onServer, ownCmd);
+    if (stall === undefined) continue;
+    const intoHold = s.start + s.ttl * HOLD_START_SHARE;
+    if (touches(f.start, f.end, intoHold, lostAt) && stall >= s.ttl * HOLD_STALL_SHARE) {
+      return `${f.kind} during the hold`;
+    }
+    if (touches(f.start, f.end + stall, before, s.start) && stall >= s.ttl * GRANT_DELAY_SHARE) {
+      return `${f.kind} before entering`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Why a section that started with `isHeld()` false is explained, or undefined: only a stall of
+ * its own process, or a grant reply delayed by most of the ttl, between the grant and entering.
+ * A restart is no excuse: a handle known lost must not run a body (issue 14, case 2).
+ */
+export function entryExcuse(s: SectionRecord, ctx: ExcuseContext): string | undefined {
+  const before = s.start - s.ttl;
+  if (stallsOf(s.pid, ctx).some((st) => touches(st.start, st.end, before, s.start))) {
+    return 'holder stalled';
+  }
+  const servers = serversOf(s);
+  for (const f of ctx.faults) {
+    const onServer = f.server !== undefined && servers.includes(f.server);
+    const ownCmd = f.pid === s.pid && f.role === 'cmd' && s.mode !== 'redlock';
+    const stall = redisStall(f, onServer, ownCmd);
+    if (stall === undefined) continue;
+    if (touches(f.start, f.end + stall, before, s.start) && stall >= s.ttl * GRANT_DELAY_SHARE) {
+      return `${f.kind} before entering`;
+    }
+  }
+  return undefined;
+}
+
+/** Whether a wait of process `pid` from `start` to `end` overlapped a stall of that process. */
+export function waitExcused(pid: number, start: number, end: number, ctx: ExcuseContext): boolean {
+  return stallsOf(pid, ctx).some((st) => touches(st.start, st.end, start, end));
+}
+
+/**
+ * How long a fault kept replies from a holder (ms), if it is of a kind that does: Redis stopped
+ * or sleeping on the lock's server, or the proxy holding back the holder's command replies.
+ */
+function redisStall(f: InjectedFault, onServer: boolean, ownCmd: boolean): number | undefined {
+  if (onServer && (f.kind === 'stop-redis' || f.kind === 'slow-script')) return f.end - f.start;
+  if (ownCmd && f.kind === 'proxy-delay') return f.delay ?? 0;
+  return undefined;
+}

@@ -1,0 +1,135 @@
+/**
+ * The seeded fault-injection checker (issue 14, "Prove it"): `npm run chaos -- --minutes N --seed S`.
+ * Rounds are fast-check values (plan.ts) drawn from the seed; each runs on real redis-servers
+ * with forked workers and injected faults (round.ts) and is checked (checker.ts). The first
+ * failing round is shrunk with fast-check within a time budget, and the seed, the shrunk schedule
+ * and the commands that replay them are printed. Exits 1 on any violation. See README.md.
+ */
+import fc from 'fast-check';
+import { parseCli, randomSeed, type CliOptions } from './cli.js';
+import { startEnvironment, type Environment } from './environment.js';
+import { roundArbitrary, type Round } from './plan.js';
+import { nowMs } from './records.js';
+import { Totals, violationText } from './report.js';
+import { runRound, type RoundOutcome } from './round.js';
+
+/**
+ * Seeds (with the fast-check path of their failing round) that found violations of issue 14's
+ * cases on the library before its fixes; `--ci` replays each (one round), then one random seed.
+ */
+export const FIXED_SEEDS: { seed: number; path: string; found: string }[] = [];
+
+const options = parseCli(process.argv.slice(2));
+const totals = new Totals();
+const started = nowMs();
+const log = (line: string) => console.log(line);
+const planOptions = {
+  modes: options.modes,
+  processes: options.processes,
+  durationMs: options.roundSeconds * 1000,
+};
+
+const env = await startEnvironment();
+try {
+  if (options.replay) {
+    log(`replaying a given round (seed ${options.replay.config.seed})`);
+    report(await runRound(env, options.replay), 'replay');
+  } else if (options.ci) {
+    for (const fixed of FIXED_SEEDS) await search(env, fixed.seed, { path: fixed.path });
+    await search(env, randomSeed(), { rounds: 1 });
+  } else {
+    const seeds = options.seeds.length > 0 ? options.seeds : [randomSeed()];
+    for (const seed of seeds) await search(env, seed, { path: options.path });
+  }
+} finally {
+  await env.stop();
+}
+log(`\n== chaos totals (${((nowMs() - started) / 60_000).toFixed(1)} min) ==\n${totals.text()}`);
+if (options.json) log(JSON.stringify(totals.json()));
+process.exit(totals.violationCount > 0 ? 1 : 0);
+
+/** Runs the rounds of one seed (or the one at `path`) until the time is up or one fails. */
+async function search(
+  env: Environment,
+  seed: number,
+  { path, rounds }: { path?: string; rounds?: number },
+): Promise<void> {
+  log(`\n== seed ${seed}${path ? ` path ${path}` : ''} ==`);
+  const arbitrary = roundArbitrary(planOptions);
+  const deadline = nowMs() + options.minutes * 60_000;
+  let failed: { round: Round; outcome: RoundOutcome } | undefined;
+  const property = fc.asyncProperty(arbitrary, async (round) => {
+    // Out of time: the remaining runs pass without running, so fast-check ends at once.
+    if (!path && rounds === undefined && nowMs() >= deadline) return true;
+    const outcome = await runRound(env, round);
+    report(outcome, `seed ${seed} round ${totals.rounds + 1}`);
+    if (outcome.result.violations.length === 0) return true;
+    failed = { round, outcome };
+    return false;
+  });
+  // Each round takes at least its contention time, so this many are enough to fill the minutes.
+  const numRuns =
+    rounds ?? (path ? 1 : Math.ceil((options.minutes * 60) / options.roundSeconds) + 1);
+  const details = await fc.check(property, { seed, path, numRuns, endOnFailure: true });
+  if (!details.failed || !failed) return;
+  totals.failures.push({
+    seed,
+    invariants: [...new Set(failed.outcome.result.violations.map((v) => v.invariant))],
+    tookMs: nowMs() - started,
+  });
+  log(`\n!! seed ${seed} failed after ${((nowMs() - started) / 1000).toFixed(0)} s`);
+  log(
+    `   replay that round:  npm run chaos -- --seed ${seed} --path ${details.counterexamplePath}`,
+  );
+  const smallest =
+    options.shrink && !options.ci
+      ? await shrink(env, seed, details.counterexamplePath!, failed)
+      : failed;
+  log(`\n!! seed ${seed}: ${smallest.round.faults.length} fault(s) reproduce it:`);
+  log(violationText(smallest.outcome.result.violations));
+  log(`   npm run chaos -- --replay '${JSON.stringify(smallest.round)}'`);
+}
+
+/**
+ * Re-runs smaller schedules of the failing round (fast-check shrinking from its path) within the
+ * shrink budget; a smaller one counts if it breaks one of the same invariants.
+ */
+async function shrink(
+  env: Environment,
+  seed: number,
+  path: string,
+  failing: { round: Round; outcome: RoundOutcome },
+): Promise<{ round: Round; outcome: RoundOutcome }> {
+  const wanted = new Set(failing.outcome.result.violations.map((v) => v.invariant));
+  const deadline = nowMs() + options.shrinkMinutes * 60_000;
+  let smallest = failing;
+  let replayed = false;
+  log(
+    `   shrinking for up to ${options.shrinkMinutes} min (invariants: ${[...wanted].join(', ')})`,
+  );
+  const property = fc.asyncProperty(roundArbitrary(planOptions), async (round) => {
+    // The value at the path is the round that just failed: known, not run again.
+    if (!replayed) return (replayed = true) && false;
+    if (nowMs() >= deadline) return true;
+    const outcome = await runRound(env, round);
+    const same = outcome.result.violations.some((v) => wanted.has(v.invariant));
+    log(`   shrink: ${round.faults.length} fault(s) -> ${same ? 'still fails' : 'passes'}`);
+    if (same) smallest = { round, outcome };
+    return !same;
+  });
+  await fc.check(property, { seed, path, numRuns: 1 });
+  return smallest;
+}
+
+function report(outcome: RoundOutcome, label: string): void {
+  totals.add(outcome);
+  const { observations: o, result } = outcome;
+  const grants = o.sections.filter((s) => !s.joined).length;
+  log(
+    `${label}: ${grants} grants, ${o.waits.length} waits, ${o.faults.length} faults, ` +
+      `${result.violations.length} violations (${(outcome.tookMs / 1000).toFixed(1)} s)`,
+  );
+  if (result.violations.length > 0) log(violationText(result.violations));
+}
+
+export type { CliOptions };
