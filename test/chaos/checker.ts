@@ -76,8 +76,9 @@ export interface CheckResult {
   restartOverlaps: number;
   /** Fencing inversions under Redlock, whose tokens no single counter orders (documented). */
   redlockFenceInversions: number;
-  /** Losses and late waits that a fault explained. */
+  /** Losses and late waits that a fault explained; the losses by explanation. */
   excusedLosses: number;
+  lossExcuses: Record<string, number>;
   excusedWaits: number;
 }
 
@@ -91,6 +92,7 @@ export function checkRound(obs: RoundObservations): CheckResult {
     restartOverlaps: 0,
     redlockFenceInversions: 0,
     excusedLosses: 0,
+    lossExcuses: {},
     excusedWaits: 0,
   };
   const flag = (invariant: Invariant, message: string) =>
@@ -111,8 +113,11 @@ export function checkRound(obs: RoundObservations): CheckResult {
     if (s.revivedAt !== undefined) flag('revived', `${what}: held again at ${fmt(s.revivedAt)}`);
     const lost = s.lossKind === 'lost' || s.lossKind === 'lapsed';
     if (lost && s.autoRenew && !s.joined && s.enteredHeld) {
-      if (lossExcuse(s, ctx)) result.excusedLosses++;
-      else flag('unexplained-loss', `${what} lost its renewed lock at ${fmt(s.lostAt!)}`);
+      const why = lossExcuse(s, ctx);
+      if (why) {
+        result.excusedLosses++;
+        result.lossExcuses[why] = (result.lossExcuses[why] ?? 0) + 1;
+      } else flag('unexplained-loss', `${what} lost its renewed lock at ${fmt(s.lostAt!)}`);
     }
   }
   for (const w of obs.waits) {

@@ -136,7 +136,7 @@ function faultArbitrary(config: RoundConfig): fc.Arbitrary<Fault> {
         duration: fc.constant(0),
       }),
     },
-    { weight: 3, arbitrary: cmdDelay(at, worker, ttl) },
+    { weight: 5, arbitrary: cmdDelay(at, worker, ttl) },
     {
       weight: 2,
       arbitrary: fc.record({

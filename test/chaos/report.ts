@@ -24,9 +24,10 @@ export class Totals {
   restartOverlaps = 0;
   redlockFenceInversions = 0;
   excusedLosses = 0;
+  readonly lossExcuses: Counts = {};
   excusedWaits = 0;
-  /** The seeds (and paths) that failed, and what they broke. */
-  readonly failures: { seed?: number; invariants: string[]; tookMs: number }[] = [];
+  /** Per seed, the first round (its fast-check path) that broke each invariant, and when. */
+  readonly failures: { seed: number; path: string; invariant: string; afterMs: number }[] = [];
 
   add(outcome: RoundOutcome): void {
     const { observations, result } = outcome;
@@ -38,6 +39,7 @@ export class Totals {
     this.restartOverlaps += result.restartOverlaps;
     this.redlockFenceInversions += result.redlockFenceInversions;
     this.excusedLosses += result.excusedLosses;
+    for (const [why, n] of Object.entries(result.lossExcuses)) bump(this.lossExcuses, why, n);
     this.excusedWaits += result.excusedWaits;
   }
 
@@ -60,7 +62,8 @@ export class Totals {
       `violations by invariant: ${line(this.violations)} (total ${this.violationCount})`,
       `restart-window overlaps (reported apart): ${this.restartOverlaps}`,
       `Redlock fencing inversions (documented, reported apart): ${this.redlockFenceInversions}`,
-      `explained by faults: ${this.excusedLosses} lost locks, ${this.excusedWaits} late waits`,
+      `explained by faults: ${this.excusedLosses} lost renewed locks (${line(this.lossExcuses)}), ` +
+        `${this.excusedWaits} late waits`,
     ].join('\n');
   }
 
@@ -77,6 +80,7 @@ export class Totals {
       restartOverlaps: this.restartOverlaps,
       redlockFenceInversions: this.redlockFenceInversions,
       excusedLosses: this.excusedLosses,
+      lossExcuses: this.lossExcuses,
       excusedWaits: this.excusedWaits,
       failures,
     };

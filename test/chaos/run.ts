@@ -7,6 +7,7 @@
  */
 import fc from 'fast-check';
 import { parseCli, randomSeed, type CliOptions } from './cli.js';
+import { INVARIANTS, type Invariant } from './checker.js';
 import { startEnvironment, type Environment } from './environment.js';
 import { roundArbitrary, type Round } from './plan.js';
 import { nowMs } from './records.js';
@@ -48,76 +49,90 @@ log(`\n== chaos totals (${((nowMs() - started) / 60_000).toFixed(1)} min) ==\n${
 if (options.json) log(JSON.stringify(totals.json()));
 process.exit(totals.violationCount > 0 ? 1 : 0);
 
-/** Runs the rounds of one seed (or the one at `path`) until the time is up or one fails. */
+/** A round that broke invariants: where fast-check drew it, and what it broke. */
+interface Failing {
+  path: string;
+  round: Round;
+  outcome: RoundOutcome;
+}
+
+/**
+ * Runs the rounds of one seed (or the one at `path`) until the time is up, whatever they find,
+ * so one run shows every kind of violation it can reach. Then prints, per invariant broken, the
+ * command that replays the first round that broke it, and shrinks the round that broke the
+ * first of them in checker order (overlaps first).
+ */
 async function search(
   env: Environment,
   seed: number,
   { path, rounds }: { path?: string; rounds?: number },
 ): Promise<void> {
   log(`\n== seed ${seed}${path ? ` path ${path}` : ''} ==`);
-  const arbitrary = roundArbitrary(planOptions);
-  const deadline = nowMs() + options.minutes * 60_000;
-  let failed: { round: Round; outcome: RoundOutcome } | undefined;
-  const property = fc.asyncProperty(arbitrary, async (round) => {
+  const seedStarted = nowMs();
+  const deadline = seedStarted + options.minutes * 60_000;
+  const firstBreaking = new Map<Invariant, Failing>();
+  let index = 0;
+  const property = fc.asyncProperty(roundArbitrary(planOptions), async (round) => {
+    const at = path ?? String(index++);
     // Out of time: the remaining runs pass without running, so fast-check ends at once.
     if (!path && rounds === undefined && nowMs() >= deadline) return true;
     const outcome = await runRound(env, round);
-    report(outcome, `seed ${seed} round ${totals.rounds + 1}`);
-    if (outcome.result.violations.length === 0) return true;
-    failed = { round, outcome };
-    return false;
+    report(outcome, `seed ${seed} path ${at}`);
+    for (const { invariant } of outcome.result.violations) {
+      if (firstBreaking.has(invariant)) continue;
+      firstBreaking.set(invariant, { path: at, round, outcome });
+      totals.failures.push({ seed, path: at, invariant, afterMs: nowMs() - seedStarted });
+    }
+    return true;
   });
   // Each round takes at least its contention time, so this many are enough to fill the minutes.
   const numRuns =
     rounds ?? (path ? 1 : Math.ceil((options.minutes * 60) / options.roundSeconds) + 1);
-  const details = await fc.check(property, { seed, path, numRuns, endOnFailure: true });
-  if (!details.failed || !failed) return;
-  totals.failures.push({
-    seed,
-    invariants: [...new Set(failed.outcome.result.violations.map((v) => v.invariant))],
-    tookMs: nowMs() - started,
-  });
-  log(`\n!! seed ${seed} failed after ${((nowMs() - started) / 1000).toFixed(0)} s`);
-  log(
-    `   replay that round:  npm run chaos -- --seed ${seed} --path ${details.counterexamplePath}`,
-  );
+  await fc.check(property, { seed, path, numRuns });
+  if (firstBreaking.size === 0) return;
+  log(`\n!! seed ${seed} broke ${[...firstBreaking.keys()].join(', ')}`);
+  for (const [invariant, failing] of firstBreaking) {
+    const after = totals.failures.find((f) => f.seed === seed && f.invariant === invariant)!;
+    log(
+      `   ${invariant}: first after ${(after.afterMs / 1000).toFixed(0)} s, replay: ` +
+        `npm run chaos -- --seed ${seed} --path ${failing.path}`,
+    );
+  }
+  const [invariant, failing] = INVARIANTS.filter((i) => firstBreaking.has(i)).map(
+    (i) => [i, firstBreaking.get(i)!] as const,
+  )[0];
   const smallest =
-    options.shrink && !options.ci
-      ? await shrink(env, seed, details.counterexamplePath!, failed)
-      : failed;
-  log(`\n!! seed ${seed}: ${smallest.round.faults.length} fault(s) reproduce it:`);
-  log(violationText(smallest.outcome.result.violations));
+    options.shrink && !options.ci ? await shrink(env, seed, invariant, failing) : failing;
+  log(`\n!! seed ${seed}: ${smallest.round.faults.length} fault(s) reproduce ${invariant}:`);
+  log(violationText(smallest.outcome.result.violations.filter((v) => v.invariant === invariant)));
   log(`   npm run chaos -- --replay '${JSON.stringify(smallest.round)}'`);
 }
 
 /**
  * Re-runs smaller schedules of the failing round (fast-check shrinking from its path) within the
- * shrink budget; a smaller one counts if it breaks one of the same invariants.
+ * shrink budget; a smaller one counts if it breaks the same invariant.
  */
 async function shrink(
   env: Environment,
   seed: number,
-  path: string,
-  failing: { round: Round; outcome: RoundOutcome },
-): Promise<{ round: Round; outcome: RoundOutcome }> {
-  const wanted = new Set(failing.outcome.result.violations.map((v) => v.invariant));
+  invariant: Invariant,
+  failing: Failing,
+): Promise<Failing> {
   const deadline = nowMs() + options.shrinkMinutes * 60_000;
   let smallest = failing;
   let replayed = false;
-  log(
-    `   shrinking for up to ${options.shrinkMinutes} min (invariants: ${[...wanted].join(', ')})`,
-  );
+  log(`   shrinking for up to ${options.shrinkMinutes} min (invariant: ${invariant})`);
   const property = fc.asyncProperty(roundArbitrary(planOptions), async (round) => {
     // The value at the path is the round that just failed: known, not run again.
     if (!replayed) return (replayed = true) && false;
     if (nowMs() >= deadline) return true;
     const outcome = await runRound(env, round);
-    const same = outcome.result.violations.some((v) => wanted.has(v.invariant));
+    const same = outcome.result.violations.some((v) => v.invariant === invariant);
     log(`   shrink: ${round.faults.length} fault(s) -> ${same ? 'still fails' : 'passes'}`);
-    if (same) smallest = { round, outcome };
+    if (same) smallest = { path: failing.path, round, outcome };
     return !same;
   });
-  await fc.check(property, { seed, path, numRuns: 1 });
+  await fc.check(property, { seed, path: failing.path, numRuns: 1 });
   return smallest;
 }
 

@@ -114,6 +114,8 @@ function start(): void {
 
 async function stop(): Promise<void> {
   stopping = true;
+  // Waits would only delay the exit: they end now (recorded as aborted).
+  for (const waiter of ctx.waits) waiter.abort();
   await Promise.all(loops);
   while (ctx.background.size > 0) await Promise.all([...ctx.background]);
   await nest?.close();

@@ -119,7 +119,7 @@ async function lockOnce(
       const lock = await client.acquire(target, options);
       entered();
       try {
-        await ctx.recorder.hold(lock, meta(false), rng.int(10, Math.min(holdMax, ttl * 0.4)));
+        await ctx.recorder.hold(lock, meta(false), rng.int(10, Math.min(holdMax, ttl * 0.75)));
       } finally {
         await lock.release().catch(() => undefined);
       }
@@ -150,7 +150,7 @@ async function tryOnce(
     if (!lock) return;
     const meta = { mode, keys, joined: false, autoRenew: false, ttl };
     try {
-      await ctx.recorder.hold(lock, meta, rng.int(10, Math.min(holdMax, ttl * 0.4)));
+      await ctx.recorder.hold(lock, meta, rng.int(10, Math.min(holdMax, ttl * 0.75)));
     } finally {
       await lock.release().catch(() => undefined);
     }

@@ -25,7 +25,10 @@ export interface WorkerConfig {
   ttl: number;
   /** The clients' fairQueueTimeout (ms): 300 makes hand-over leases short. */
   fairQueueTimeout: number;
-  /** Longest hold of a section (ms); acquire() (no watchdog) holds at most 40% of the ttl. */
+  /**
+   * Longest hold of a section (ms). acquire() (no watchdog) holds at most 75% of the ttl, so a
+   * lock it passes on in the process has little lease left and is confirmed with an EXTEND.
+   */
   holdMax: number;
   /** Range of waitTimeouts (ms). */
   waitMin: number;
