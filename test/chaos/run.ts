@@ -6,6 +6,10 @@
  * and the commands that replay them are printed. Exits 1 on any violation. See README.md.
  */
 import fc from 'fast-check';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { killAllWorkers } from '../support/fork-worker.js';
 import { parseCli, randomSeed, type CliOptions } from './cli.js';
 import { INVARIANTS, type Invariant } from './checker.js';
 import { startEnvironment, type Environment } from './environment.js';
@@ -30,11 +34,22 @@ const planOptions = {
   durationMs: options.roundSeconds * 1000,
 };
 
+// Interrupted: kill the workers (SIGKILL also ends a SIGSTOPped one); exiting stops the servers.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    void killAllWorkers();
+    process.exit(130);
+  });
+}
 const env = await startEnvironment();
 try {
   if (options.replay) {
     log(`replaying a given round (seed ${options.replay.config.seed})`);
-    report(await runRound(env, options.replay), 'replay');
+    const outcome = await runRound(env, options.replay);
+    report(outcome, 'replay');
+    if (outcome.result.violations.length > 0) {
+      log(`   records of that round: ${saveRecords(outcome, `replay-${process.pid}`)}`);
+    }
   } else if (options.ci) {
     for (const fixed of FIXED_SEEDS) await search(env, fixed.seed, { path: fixed.path });
     await search(env, randomSeed(), { rounds: 1 });
@@ -78,6 +93,9 @@ async function search(
     if (!path && rounds === undefined && nowMs() >= deadline) return true;
     const outcome = await runRound(env, round);
     report(outcome, `seed ${seed} path ${at}`);
+    if (outcome.result.violations.length > 0) {
+      log(`   records of that round: ${saveRecords(outcome, `seed-${seed}-path-${at}`)}`);
+    }
     for (const { invariant } of outcome.result.violations) {
       if (firstBreaking.has(invariant)) continue;
       firstBreaking.set(invariant, { path: at, round, outcome });
@@ -134,6 +152,15 @@ async function shrink(
   });
   await fc.check(property, { seed, path: failing.path, numRuns: 1 });
   return smallest;
+}
+
+/** Writes a failing round's records and violations to a JSON file; returns its path. */
+function saveRecords(outcome: RoundOutcome, name: string): string {
+  const dir = join(tmpdir(), 'nestjs-redis-lock-chaos');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${name}.json`);
+  writeFileSync(file, JSON.stringify(outcome, null, 1));
+  return file;
 }
 
 function report(outcome: RoundOutcome, label: string): void {
