@@ -8,6 +8,7 @@
  * --processes N      worker processes per round (default 3)
  * --shrink-minutes N time budget for shrinking a failing schedule (default 3)
  * --no-shrink        report the first failing round as it is
+ * --no-faults        rounds without faults: the workload alone, a baseline that must pass
  * --replay JSON      run one round as given (a shrunk schedule printed by an earlier run)
  * --path P           with --seed: replay the round fast-check generated at that path
  * --ci               the fixed seeds (one round each) plus one random seed, no shrinking
@@ -27,6 +28,7 @@ export interface CliOptions {
   processes: number;
   shrinkMinutes: number;
   shrink: boolean;
+  faults: boolean;
   replay?: Round;
   path?: string;
   ci: boolean;
@@ -42,6 +44,7 @@ export function parseCli(argv: string[]): CliOptions {
     processes: 3,
     shrinkMinutes: 3,
     shrink: true,
+    faults: true,
     ci: false,
     json: false,
   };
@@ -80,6 +83,9 @@ export function parseCli(argv: string[]): CliOptions {
         break;
       case '--shrink-minutes':
         options.shrinkMinutes = number();
+        break;
+      case '--no-faults':
+        options.faults = false;
         break;
       case '--no-shrink':
         options.shrink = false;

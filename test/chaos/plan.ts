@@ -40,6 +40,8 @@ export interface PlanOptions {
   modes: Mode[];
   processes: number;
   durationMs: number;
+  /** False: rounds without faults (the workload alone, a baseline that must pass). */
+  faults: boolean;
 }
 
 /** Faults must be over this long before the round ends (ms), so the stop finds a calm system. */
@@ -51,10 +53,12 @@ export function roundArbitrary(options: PlanOptions): fc.Arbitrary<Round> {
   return fc.noShrink(configArbitrary(options)).chain((config) =>
     fc.record({
       config: fc.constant(config),
-      faults: fc.array(faultArbitrary(config), {
-        maxLength: Math.ceil(config.durationMs / 700),
-        size: 'max',
-      }),
+      faults: !options.faults
+        ? fc.constant([])
+        : fc.array(faultArbitrary(config), {
+            maxLength: Math.ceil(config.durationMs / 700),
+            size: 'max',
+          }),
     }),
   );
 }

@@ -32,6 +32,7 @@ const planOptions = {
   modes: options.modes,
   processes: options.processes,
   durationMs: options.roundSeconds * 1000,
+  faults: options.faults,
 };
 
 // Interrupted: kill the workers (SIGKILL also ends a SIGSTOPped one); exiting stops the servers.
