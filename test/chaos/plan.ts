@@ -142,7 +142,7 @@ function faultArbitrary(config: RoundConfig): fc.Arbitrary<Fault> {
         duration: fc.constant(0),
       }),
     },
-    { weight: 5, arbitrary: cmdDelay(at, worker, ttl) },
+    { weight: 6, arbitrary: cmdDelay(at, worker, ttl) },
     {
       weight: 2,
       arbitrary: fc.record({
@@ -185,13 +185,13 @@ function faultArbitrary(config: RoundConfig): fc.Arbitrary<Fault> {
   );
 }
 
-/** Replies on a worker's command connection held back by 50-80% of the ttl, briefly. */
+/** Replies on a worker's command connection held back by 60-80% of the ttl, briefly. */
 function cmdDelay(at: fc.Arbitrary<number>, worker: fc.Arbitrary<number>, ttl: number) {
   return fc
     .record({
       at,
       worker,
-      delay: fc.integer({ min: Math.round(0.5 * ttl), max: Math.round(0.8 * ttl) }),
+      delay: fc.integer({ min: Math.round(0.6 * ttl), max: Math.round(0.8 * ttl) }),
       share: fc.double({ min: 0.1, max: 0.5, noNaN: true }),
     })
     .map(({ share, ...rest }): Fault => ({

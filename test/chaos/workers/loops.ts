@@ -111,7 +111,7 @@ async function lockOnce(
         async (lock) => {
           entered();
           if (mode === 'reentrant') await reentrantBody(ctx, client, lock, keys[0], rng);
-          else await ctx.recorder.hold(lock, meta(true), rng.int(10, holdMax));
+          else await ctx.recorder.hold(lock, meta(true), renewedHold(ctx, rng));
         },
         options,
       );
@@ -202,6 +202,15 @@ async function reentrantBody(
     return;
   }
   await ctx.recorder.hold(outer, meta, hold);
+}
+
+/**
+ * How long a section under the watchdog holds: mostly up to holdMax, sometimes from half the ttl
+ * to one and a half, so renewals happen (and a late first renewal shows).
+ */
+export function renewedHold(ctx: LoopContext, rng: Rng): number {
+  const { ttl, holdMax } = ctx.config;
+  return rng.chance(0.3) ? rng.int(ttl / 2, ttl * 1.5) : rng.int(10, holdMax);
 }
 
 function track(ctx: LoopContext, call: Promise<unknown>): void {

@@ -17,7 +17,7 @@ import 'reflect-metadata';
 import { Inject, Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Lock, LockService, RedisLockModule } from '../../../lib/index.js';
-import { outcomeOf, startWait, type LoopContext } from './loops.js';
+import { outcomeOf, renewedHold, startWait, type LoopContext } from './loops.js';
 import { Rng } from './rng.js';
 
 type Work = (key: string, holdMs: number, entered: () => void) => Promise<void>;
@@ -78,7 +78,7 @@ export async function startNest(ctx: LoopContext, keys: string[], seed: number) 
       const [work, waitTimeout] = rng.pick(methods);
       const wait = startWait(ctx, 'nest', [key], waitTimeout);
       try {
-        await work(key, rng.int(10, ctx.config.holdMax), () => wait.settle('granted'));
+        await work(key, renewedHold(ctx, rng), () => wait.settle('granted'));
         wait.settle('skipped');
       } catch (error) {
         if (!wait.settled) wait.settle(outcomeOf(ctx, error));
