@@ -60,7 +60,7 @@ export async function runRound(env: Environment, round: Round): Promise<RoundOut
     return child;
   });
   const injector = new FaultInjector(env, workers, proxies);
-  let exits: ExitRecord[] = [];
+  let exits: ExitRecord[];
   try {
     await Promise.all(
       workers.map((child) =>

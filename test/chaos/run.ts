@@ -143,7 +143,10 @@ async function shrink(
   log(`   shrinking for up to ${options.shrinkMinutes} min (invariant: ${invariant})`);
   const property = fc.asyncProperty(roundArbitrary(planOptions), async (round) => {
     // The value at the path is the round that just failed: known, not run again.
-    if (!replayed) return (replayed = true) && false;
+    if (!replayed) {
+      replayed = true;
+      return false;
+    }
     if (nowMs() >= deadline) return true;
     const outcome = await runRound(env, round);
     const same = outcome.result.violations.some((v) => v.invariant === invariant);
