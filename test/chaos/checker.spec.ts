@@ -142,9 +142,28 @@ describe('chaos checker: what a holder saw', () => {
       pid: PID_A,
       delay: 700,
       start: 280,
-      end: 400,
+      end: 330,
     });
     expect(invariants({ sections: [s], faults: [delayed] })).toEqual(['unexplained-loss']);
+  });
+
+  it('explains a loss by replies held back behind a proxy delay well into the hold', () => {
+    const s = section({ start: 1000, lastHeld: 1500, lostAt: 1510, lossKind: 'lost' });
+    // The window closed before entering, but what it held back arrives until 1600.
+    const delayed = fault({
+      kind: 'proxy-delay',
+      role: 'cmd',
+      pid: PID_A,
+      delay: 700,
+      start: 700,
+      end: 900,
+    });
+    expect(check({ sections: [s], faults: [delayed] }).lossExcuses).toEqual({
+      'proxy-delay during the hold': 1,
+    });
+    // Another process's delay explains nothing.
+    const elsewhere = { ...delayed, pid: PID_B };
+    expect(invariants({ sections: [s], faults: [elsewhere] })).toEqual(['unexplained-loss']);
   });
 
   it('explains a loss by a long stall of the holder, or by Redis frozen during the hold', () => {

@@ -73,11 +73,12 @@ export function lossExcuse(s: SectionRecord, ctx: ExcuseContext): string | undef
     }
     const stall = redisStall(f, onServer, ownCmd);
     if (stall === undefined) continue;
+    const until = heldBackUntil(f, stall);
     const intoHold = s.start + s.ttl * HOLD_START_SHARE;
-    if (touches(f.start, f.end, intoHold, lostAt) && stall >= s.ttl * HOLD_STALL_SHARE) {
+    if (touches(f.start, until, intoHold, lostAt) && stall >= s.ttl * HOLD_STALL_SHARE) {
       return `${f.kind} during the hold`;
     }
-    if (touches(f.start, f.end + stall, before, s.start) && stall >= s.ttl * GRANT_DELAY_SHARE) {
+    if (touches(f.start, until, before, s.start) && stall >= s.ttl * GRANT_DELAY_SHARE) {
       return `${f.kind} before entering`;
     }
   }
@@ -100,7 +101,8 @@ export function entryExcuse(s: SectionRecord, ctx: ExcuseContext): string | unde
     const ownCmd = f.pid === s.pid && f.role === 'cmd' && s.mode !== 'redlock';
     const stall = redisStall(f, onServer, ownCmd);
     if (stall === undefined) continue;
-    if (touches(f.start, f.end + stall, before, s.start) && stall >= s.ttl * GRANT_DELAY_SHARE) {
+    const until = heldBackUntil(f, stall);
+    if (touches(f.start, until, before, s.start) && stall >= s.ttl * GRANT_DELAY_SHARE) {
       return `${f.kind} before entering`;
     }
   }
@@ -110,6 +112,14 @@ export function entryExcuse(s: SectionRecord, ctx: ExcuseContext): string | unde
 /** Whether a wait of process `pid` from `start` to `end` overlapped a stall of that process. */
 export function waitExcused(pid: number, start: number, end: number, ctx: ExcuseContext): boolean {
   return stallsOf(pid, ctx).some((st) => touches(st.start, st.end, start, end));
+}
+
+/**
+ * Until when a fault may hold replies back: the end of a Redis stall; for a proxy delay, the end
+ * of its window plus the delay, since replies that come after a delayed one wait behind it.
+ */
+function heldBackUntil(f: InjectedFault, stall: number): number {
+  return f.kind === 'proxy-delay' ? f.end + stall : f.end;
 }
 
 /**

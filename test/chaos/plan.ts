@@ -192,7 +192,7 @@ function cmdDelay(at: fc.Arbitrary<number>, worker: fc.Arbitrary<number>, ttl: n
       at,
       worker,
       delay: fc.integer({ min: Math.round(0.6 * ttl), max: Math.round(0.8 * ttl) }),
-      share: fc.double({ min: 0.1, max: 0.5, noNaN: true }),
+      share: fc.double({ min: 0.05, max: 0.3, noNaN: true }),
     })
     .map(({ share, ...rest }): Fault => ({
       kind: 'proxy-delay',
