@@ -210,7 +210,7 @@ async function reentrantBody(
  */
 export function renewedHold(ctx: LoopContext, rng: Rng): number {
   const { ttl, holdMax } = ctx.config;
-  return rng.chance(0.3) ? rng.int(ttl / 2, ttl * 1.5) : rng.int(10, holdMax);
+  return rng.chance(0.15) ? rng.int(ttl / 2, ttl * 1.5) : rng.int(10, holdMax);
 }
 
 function track(ctx: LoopContext, call: Promise<unknown>): void {
