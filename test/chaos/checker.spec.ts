@@ -159,7 +159,7 @@ describe('chaos checker: what a holder saw', () => {
       end: 900,
     });
     expect(check({ sections: [s], faults: [delayed] }).lossExcuses).toEqual({
-      'proxy-delay during the hold': 1,
+      'proxy-delay past the lease': 1,
     });
     // Another process's delay explains nothing.
     const elsewhere = { ...delayed, pid: PID_B };

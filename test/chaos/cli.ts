@@ -11,7 +11,8 @@
  * --no-faults        rounds without faults: the workload alone, a baseline that must pass
  * --replay JSON      run one round as given (a shrunk schedule printed by an earlier run)
  * --path P           with --seed: replay the round fast-check generated at that path
- * --ci               the fixed seeds (one round each) plus one random seed, no shrinking
+ * --ci               the fixed seeds (one round each) plus one random seed, no shrinking, on
+ *                    the default workload (the fixed seeds' paths name rounds of it)
  * --json             print a JSON summary as the last line
  *
  * @example
@@ -107,6 +108,18 @@ export function parseCli(argv: string[]): CliOptions {
     }
   }
   if (options.seeds.some((seed) => !Number.isSafeInteger(seed))) throw new Error('bad seed');
+  // A fixed seed's path names a round of the default workload; other options draw other rounds.
+  const workload = [
+    '--modes',
+    '--round-seconds',
+    '--processes',
+    '--no-faults',
+    '--seed',
+    '--seeds',
+  ];
+  if (options.ci && argv.some((flag) => workload.includes(flag))) {
+    throw new Error(`--ci runs the default workload: drop ${workload.join(', ')}`);
+  }
   return options;
 }
 

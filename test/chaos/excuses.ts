@@ -8,8 +8,9 @@
  *   measured) of at least ttl/4 from a ttl before entering to the loss explains a loss;
  * - Redis not answering (SIGSTOP, slow script) or the holder's replies held back by the proxy,
  *   during the hold (past its first tenth of a ttl), for at least 0.45 ttl explains a loss;
- * - the same before entering (the grant's own reply delayed) explains it only from 0.8 ttl: a
- *   grant whose reply took 70% of the ttl must survive (issue 14, case 4);
+ * - the same before entering (the grant's own reply delayed) explains it only from 0.8 ttl, or
+ *   when the replies a proxy delay held back arrive after the lease can have ended (see
+ *   `delayExcuse`): a grant whose reply took 70% of the ttl must survive (issue 14, case 4);
  * - a killed or dropped command connection, or a restart of the lock's server, explains a loss.
  *
  * @example
@@ -28,6 +29,8 @@ export const GRANT_DELAY_SHARE = 0.8;
  * reply that ends a slow script (or a proxy delay) and the grant it held back arrive together.
  */
 export const HOLD_START_SHARE = 0.1;
+/** Share of the ttl before a lease's end at which a correct library may already give it up. */
+export const LEASE_MARGIN_SHARE = 0.1;
 
 /** What the excuses look at: the faults injected and the stalls the workers measured. */
 export interface ExcuseContext {
@@ -71,7 +74,12 @@ export function lossExcuse(s: SectionRecord, ctx: ExcuseContext): string | undef
     if (ownCmd && (f.kind === 'client-kill' || f.kind === 'proxy-drop')) {
       if (touches(f.start, f.end + s.ttl, before, lostAt)) return 'connection dropped';
     }
-    const stall = redisStall(f, onServer, ownCmd);
+    if (ownCmd && f.kind === 'proxy-delay') {
+      const why = delayExcuse(s, f, lostAt);
+      if (why) return why;
+      continue;
+    }
+    const stall = redisStall(f, onServer, false);
     if (stall === undefined) continue;
     const until = heldBackUntil(f, stall);
     const intoHold = s.start + s.ttl * HOLD_START_SHARE;
@@ -81,6 +89,29 @@ export function lossExcuse(s: SectionRecord, ctx: ExcuseContext): string | undef
     if (touches(f.start, until, before, s.start) && stall >= s.ttl * GRANT_DELAY_SHARE) {
       return `${f.kind} before entering`;
     }
+  }
+  return undefined;
+}
+
+/**
+ * Whether the proxy holding back the holder's replies explains its loss. A delay that began
+ * before entering explains it when what it held back (the grant's reply, perhaps, and every reply
+ * queued behind) arrived after the earliest end of the lease the section can have started with:
+ * the grant was sent at least `delay` before entering, and a correct library may give a lease up
+ * LEASE_MARGIN_SHARE of the ttl early. One that began during the hold explains it from 0.45 ttl.
+ */
+function delayExcuse(s: SectionRecord, f: InjectedFault, lostAt: number): string | undefined {
+  const delay = f.delay ?? 0;
+  const heldUntil = f.end + delay;
+  const leaseEnd = s.start - delay + s.ttl * (1 - LEASE_MARGIN_SHARE);
+  if (f.start <= s.start && heldUntil >= s.start && heldUntil >= leaseEnd) {
+    return 'proxy-delay past the lease';
+  }
+  if (f.start >= s.start && f.start <= lostAt && delay >= s.ttl * HOLD_STALL_SHARE) {
+    return 'proxy-delay during the hold';
+  }
+  if (touches(f.start, heldUntil, s.start - s.ttl, s.start) && delay >= s.ttl * GRANT_DELAY_SHARE) {
+    return 'proxy-delay before entering';
   }
   return undefined;
 }

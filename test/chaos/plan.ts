@@ -4,9 +4,10 @@
  * can cut a failing schedule down (fewer faults, earlier, shorter) to one that still fails.
  *
  * The distribution aims at the interleavings of issue 14: SIGSTOPs of a waiter past its
- * hand-over lease (fairQueueTimeout is 300 ms in half the rounds), grant replies held back by 50
- * to 80% of the ttl (proxy delays on the command connection, slow scripts), subscriber
- * connections lagging the command connection, restarts (rare: they excuse what overlaps them).
+ * hand-over lease (fairQueueTimeout is 300 ms in 3 rounds out of 5), grant replies held back by
+ * 60 to 80% of the ttl (proxy delays on the command connection, slow scripts), Redis frozen
+ * while hand-overs are confirmed, subscriber connections lagging the command connection,
+ * restarts (rare: they excuse what overlaps them).
  *
  * @example
  * const [round] = fc.sample(roundArbitrary({ modes: [...MODES], processes: 3, durationMs: 15_000 }), 1);
@@ -69,7 +70,7 @@ function configArbitrary({ modes, processes, durationMs }: PlanOptions) {
       seed: fc.integer({ min: 1, max: 2 ** 30 }),
       keys: fc.integer({ min: 2, max: 3 }),
       ttl: fc.integer({ min: 300, max: 1000 }),
-      fairQueueTimeout: fc.constantFrom(300, 1000, 300, 5000),
+      fairQueueTimeout: fc.constantFrom(300, 300, 300, 1000, 5000),
       holdMax: fc.integer({ min: 50, max: 400 }),
       waitMin: fc.integer({ min: 150, max: 500 }),
       waitSpan: fc.integer({ min: 500, max: 3000 }),
@@ -97,7 +98,7 @@ function faultArbitrary(config: RoundConfig): fc.Arbitrary<Fault> {
   const subDelay = Math.min(fairQueueTimeout, 1500);
   return fc.oneof(
     {
-      weight: 4,
+      weight: 5,
       arbitrary: fc.record({
         kind: fc.constant('stop-worker' as const),
         at,
@@ -115,7 +116,7 @@ function faultArbitrary(config: RoundConfig): fc.Arbitrary<Fault> {
       }),
     },
     {
-      weight: 1,
+      weight: 3,
       arbitrary: fc.record({
         kind: fc.constant('stop-redis' as const),
         at,
