@@ -172,6 +172,15 @@ describe('chaos checker: what a holder saw', () => {
     expect(check({ sections: [s], stalls: [stall] }).excusedLosses).toBe(1);
     const frozen = fault({ kind: 'stop-redis', server: 'main', start: 1150, end: 1650 });
     expect(invariants({ sections: [s], faults: [frozen] })).toEqual([]);
+    // Two stops of Redis back to back count as one: 500 + 300 ms before entering.
+    const stops = [
+      fault({ kind: 'stop-redis', server: 'main', start: 450, end: 950 }),
+      fault({ kind: 'stop-redis', server: 'main', start: 960, end: 1260 }),
+    ];
+    expect(check({ sections: [s], faults: stops }).lossExcuses).toEqual({
+      'Redis stalled during the hold': 1,
+    });
+    expect(invariants({ sections: [s], faults: [stops[0]] })).toEqual(['unexplained-loss']);
     // A short stall of another process explains nothing.
     const other = { t: 'stall' as const, pid: PID_B, start: 1200, end: 1500 };
     expect(invariants({ sections: [s], stalls: [other] })).toEqual(['unexplained-loss']);

@@ -7,8 +7,9 @@
  * - a stall of the holder's own process (SIGSTOP, event-loop block, or a lag its monitor
  *   measured) of at least ttl/4 from a ttl before entering to the loss explains a loss;
  * - Redis not answering (SIGSTOP, slow script) or the holder's replies held back by the proxy,
- *   during the hold (past its first tenth of a ttl), for at least 0.45 ttl explains a loss;
- * - the same before entering (the grant's own reply delayed) explains it only from 0.8 ttl, or
+ *   during the hold (past its first tenth of a ttl), for at least 0.45 ttl explains a loss
+ *   (Redis stalls less than a tenth of a ttl apart count as one);
+ * - the same before entering (the grant's own reply delayed) explains it only from 0.75 ttl, or
  *   when the replies a proxy delay held back arrive after the lease can have ended (see
  *   `delayExcuse`): a grant whose reply took 70% of the ttl must survive (issue 14, case 4);
  * - a killed or dropped command connection, or a restart of the lock's server, explains a loss.
@@ -23,7 +24,7 @@ export const STALL_SHARE = 0.25;
 /** Share of the ttl Redis (or the proxy) must stall during the hold to explain a loss. */
 export const HOLD_STALL_SHARE = 0.45;
 /** Share of the ttl a grant's reply must be delayed by to explain a loss (or a late entry). */
-export const GRANT_DELAY_SHARE = 0.8;
+export const GRANT_DELAY_SHARE = 0.75;
 /**
  * A fault counts as during the hold only if it lasts past entering by this share of the ttl: the
  * reply that ends a slow script (or a proxy delay) and the grant it held back arrive together.
@@ -79,18 +80,42 @@ export function lossExcuse(s: SectionRecord, ctx: ExcuseContext): string | undef
       if (why) return why;
       continue;
     }
-    const stall = redisStall(f, onServer, false);
-    if (stall === undefined) continue;
-    const until = heldBackUntil(f, stall);
-    const intoHold = s.start + s.ttl * HOLD_START_SHARE;
-    if (touches(f.start, until, intoHold, lostAt) && stall >= s.ttl * HOLD_STALL_SHARE) {
-      return `${f.kind} during the hold`;
+  }
+  const intoHold = s.start + s.ttl * HOLD_START_SHARE;
+  for (const st of redisStalls(s, ctx)) {
+    const stall = st.end - st.start;
+    if (touches(st.start, st.end, intoHold, lostAt) && stall >= s.ttl * HOLD_STALL_SHARE) {
+      return 'Redis stalled during the hold';
     }
-    if (touches(f.start, until, before, s.start) && stall >= s.ttl * GRANT_DELAY_SHARE) {
-      return `${f.kind} before entering`;
+    if (touches(st.start, st.end, before, s.start) && stall >= s.ttl * GRANT_DELAY_SHARE) {
+      return 'Redis stalled before entering';
     }
   }
   return undefined;
+}
+
+/**
+ * The stretches in which a section's server(s) did not answer (SIGSTOP, slow scripts), those less
+ * than a tenth of its ttl apart merged: a renewal cannot count on so short a gap.
+ */
+export function redisStalls(
+  s: SectionRecord,
+  ctx: ExcuseContext,
+): { start: number; end: number }[] {
+  const servers = serversOf(s);
+  const stalls = ctx.faults
+    .filter(
+      (f) => (f.kind === 'stop-redis' || f.kind === 'slow-script') && servers.includes(f.server!),
+    )
+    .map((f) => ({ start: f.start, end: f.end }))
+    .sort((a, b) => a.start - b.start);
+  const merged: { start: number; end: number }[] = [];
+  for (const st of stalls) {
+    const last = merged[merged.length - 1];
+    if (last && st.start - last.end <= s.ttl * 0.1) last.end = Math.max(last.end, st.end);
+    else merged.push({ ...st });
+  }
+  return merged;
 }
 
 /**
@@ -126,39 +151,25 @@ export function entryExcuse(s: SectionRecord, ctx: ExcuseContext): string | unde
   if (stallsOf(s.pid, ctx).some((st) => touches(st.start, st.end, before, s.start))) {
     return 'holder stalled';
   }
-  const servers = serversOf(s);
-  for (const f of ctx.faults) {
-    const onServer = f.server !== undefined && servers.includes(f.server);
-    const ownCmd = f.pid === s.pid && f.role === 'cmd' && s.mode !== 'redlock';
-    const stall = redisStall(f, onServer, ownCmd);
-    if (stall === undefined) continue;
-    const until = heldBackUntil(f, stall);
-    if (touches(f.start, until, before, s.start) && stall >= s.ttl * GRANT_DELAY_SHARE) {
-      return `${f.kind} before entering`;
+  const grantDelay = s.ttl * GRANT_DELAY_SHARE;
+  for (const st of redisStalls(s, ctx)) {
+    if (touches(st.start, st.end, before, s.start) && st.end - st.start >= grantDelay) {
+      return 'Redis stalled before entering';
     }
   }
-  return undefined;
+  const delayed = ctx.faults.some(
+    (f) =>
+      f.kind === 'proxy-delay' &&
+      f.pid === s.pid &&
+      f.role === 'cmd' &&
+      s.mode !== 'redlock' &&
+      (f.delay ?? 0) >= grantDelay &&
+      touches(f.start, f.end + (f.delay ?? 0), before, s.start),
+  );
+  return delayed ? 'proxy-delay before entering' : undefined;
 }
 
 /** Whether a wait of process `pid` from `start` to `end` overlapped a stall of that process. */
 export function waitExcused(pid: number, start: number, end: number, ctx: ExcuseContext): boolean {
   return stallsOf(pid, ctx).some((st) => touches(st.start, st.end, start, end));
-}
-
-/**
- * Until when a fault may hold replies back: the end of a Redis stall; for a proxy delay, the end
- * of its window plus the delay, since replies that come after a delayed one wait behind it.
- */
-function heldBackUntil(f: InjectedFault, stall: number): number {
-  return f.kind === 'proxy-delay' ? f.end + stall : f.end;
-}
-
-/**
- * How long a fault kept replies from a holder (ms), if it is of a kind that does: Redis stopped
- * or sleeping on the lock's server, or the proxy holding back the holder's command replies.
- */
-function redisStall(f: InjectedFault, onServer: boolean, ownCmd: boolean): number | undefined {
-  if (onServer && (f.kind === 'stop-redis' || f.kind === 'slow-script')) return f.end - f.start;
-  if (ownCmd && f.kind === 'proxy-delay') return f.delay ?? 0;
-  return undefined;
 }

@@ -5,7 +5,7 @@
  *
  * The distribution aims at the interleavings of issue 14: SIGSTOPs of a waiter past its
  * hand-over lease (fairQueueTimeout is 300 ms in 3 rounds out of 5), grant replies held back by
- * 60 to 80% of the ttl (proxy delays on the command connection, slow scripts), Redis frozen
+ * 60 to 75% of the ttl (proxy delays on the command connection, slow scripts), Redis frozen
  * while hand-overs are confirmed, subscriber connections lagging the command connection,
  * restarts (rare: they excuse what overlaps them).
  *
@@ -130,7 +130,7 @@ function faultArbitrary(config: RoundConfig): fc.Arbitrary<Fault> {
         kind: fc.constant('slow-script' as const),
         at,
         server,
-        duration: span(0.5 * ttl, 0.8 * ttl),
+        duration: span(0.5 * ttl, 0.75 * ttl),
       }),
     },
     {
@@ -143,7 +143,7 @@ function faultArbitrary(config: RoundConfig): fc.Arbitrary<Fault> {
         duration: fc.constant(0),
       }),
     },
-    { weight: 6, arbitrary: cmdDelay(at, worker, ttl) },
+    { weight: 8, arbitrary: cmdDelay(at, worker, ttl) },
     {
       weight: 2,
       arbitrary: fc.record({
@@ -186,13 +186,13 @@ function faultArbitrary(config: RoundConfig): fc.Arbitrary<Fault> {
   );
 }
 
-/** Replies on a worker's command connection held back by 60-80% of the ttl, briefly. */
+/** Replies on a worker's command connection held back by 60-75% of the ttl, briefly. */
 function cmdDelay(at: fc.Arbitrary<number>, worker: fc.Arbitrary<number>, ttl: number) {
   return fc
     .record({
       at,
       worker,
-      delay: fc.integer({ min: Math.round(0.6 * ttl), max: Math.round(0.8 * ttl) }),
+      delay: fc.integer({ min: Math.round(0.6 * ttl), max: Math.round(0.75 * ttl) }),
       share: fc.double({ min: 0.05, max: 0.3, noNaN: true }),
     })
     .map(({ share, ...rest }): Fault => ({

@@ -17,7 +17,14 @@ import 'reflect-metadata';
 import { Inject, Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Lock, LockService, RedisLockModule } from '../../../lib/index.js';
-import { outcomeOf, renewedHold, startWait, type LoopContext } from './loops.js';
+import {
+  outcomeOf,
+  renewedHold,
+  SOLO_SHARE,
+  soloKey,
+  startWait,
+  type LoopContext,
+} from './loops.js';
 import { Rng } from './rng.js';
 
 type Work = (key: string, holdMs: number, entered: () => void) => Promise<void>;
@@ -73,8 +80,9 @@ export async function startNest(ctx: LoopContext, keys: string[], seed: number) 
   ];
 
   const loop = async (rng: Rng) => {
+    const solo = soloKey(keys[0], rng);
     while (!ctx.stopping()) {
-      const key = rng.pick(keys);
+      const key = rng.chance(SOLO_SHARE) ? solo : rng.pick(keys);
       const [work, waitTimeout] = rng.pick(methods);
       const wait = startWait(ctx, 'nest', [key], waitTimeout);
       try {
