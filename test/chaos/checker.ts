@@ -1,0 +1,217 @@
+/**
+ * The invariants of a chaos round, checked on the records alone (pure, see checker.spec.ts):
+ * 1. `overlap`: no two critical sections of one key overlap (a multi-key lock's interval counts
+ *    for each of its keys), except where one touches a restart of the key's server;
+ * 2. `fencing`: fencing tokens rise strictly in grant order per key;
+ * 3. `no-ttl-key`: no key without a TTL remains after the round;
+ * 4. `wait-bound`: no wait outlives its waitTimeout by more than WAIT_GRACE, unless its process
+ *    stalled meanwhile;
+ * 5. `worker-error`: no unhandled rejection, uncaught exception or failed exit in a worker;
+ * 6. `no-exit`: every worker exits by itself once told to stop;
+ * and, for what cases 2 to 4 of issue 14 look like from inside a critical section:
+ * 7. `released-under-scope`: no section sees its lock released (by its own process) before it
+ *    leaves (a joined call outliving the scope that took the lock, case 3);
+ * 8. `entered-lost`: no section starts on a lock already known lost (case 2);
+ * 9. `unexplained-loss`: a renewed lock is not lost without a fault that explains it (case 4);
+ * 10. `signal-lag`: whenever `isHeld()` is false, `signal.aborted` is true (case 4);
+ * 11. `revived`: once `isHeld()` was false it stays false.
+ *
+ * @example
+ * const result = checkRound(observations);
+ * if (result.violations.length > 0) console.log(result.violations);
+ */
+import { entryExcuse, lossExcuse, serversOf, touches, waitExcused } from './excuses.js';
+import type {
+  ErrorRecord,
+  ExitRecord,
+  InjectedFault,
+  LeftoverKey,
+  SectionRecord,
+  StallRecord,
+  WaitRecord,
+} from './records.js';
+
+export const INVARIANTS = [
+  'overlap',
+  'fencing',
+  'no-ttl-key',
+  'wait-bound',
+  'worker-error',
+  'no-exit',
+  'released-under-scope',
+  'entered-lost',
+  'unexplained-loss',
+  'signal-lag',
+  'revived',
+] as const;
+export type Invariant = (typeof INVARIANTS)[number];
+
+/**
+ * How far past its waitTimeout a wait may end (ms): the library gives the last attempt 50 ms to
+ * be answered (FINAL_ATTEMPT_GRACE), then the caller must be resumed through a few timer and
+ * promise turns; 250 ms leaves room for a loaded 2-core machine. Stalls of the waiting process
+ * (SIGSTOP, blocks, or lags of 60 ms and more its monitor saw) excuse the wait instead.
+ */
+export const WAIT_GRACE = 250;
+
+/** Everything one round produced. */
+export interface RoundObservations {
+  sections: SectionRecord[];
+  waits: WaitRecord[];
+  stalls: StallRecord[];
+  errors: ErrorRecord[];
+  faults: InjectedFault[];
+  exits: ExitRecord[];
+  leftovers: LeftoverKey[];
+}
+
+export interface Violation {
+  invariant: Invariant;
+  message: string;
+}
+
+export interface CheckResult {
+  violations: Violation[];
+  /** Overlaps (and fencing inversions between them) that touch a restart window: reported apart. */
+  restartOverlaps: number;
+  /** Fencing inversions under Redlock, whose tokens no single counter orders (documented). */
+  redlockFenceInversions: number;
+  /** Losses and late waits that a fault explained; the losses by explanation. */
+  excusedLosses: number;
+  lossExcuses: Record<string, number>;
+  excusedWaits: number;
+}
+
+/** A section with an interval: it saw `isHeld()` true at least once. */
+type Held = SectionRecord & { lastHeld: number };
+
+/** Checks every invariant of a round; see the file comment. */
+export function checkRound(obs: RoundObservations): CheckResult {
+  const result: CheckResult = {
+    violations: [],
+    restartOverlaps: 0,
+    redlockFenceInversions: 0,
+    excusedLosses: 0,
+    lossExcuses: {},
+    excusedWaits: 0,
+  };
+  const flag = (invariant: Invariant, message: string) =>
+    result.violations.push({ invariant, message });
+  const restarts = obs.faults.filter((f) => f.kind === 'restart');
+  const ctx = { faults: obs.faults, stalls: obs.stalls };
+
+  for (const [key, held] of byKey(obs.sections)) {
+    checkKey(key, held, restarts, result, flag);
+  }
+  for (const s of obs.sections) {
+    const what = `${describe(s)}`;
+    if (s.lossKind === 'released') flag('released-under-scope', `${what} saw its lock released`);
+    if (!s.enteredHeld && !entryExcuse(s, ctx)) flag('entered-lost', `${what} entered not held`);
+    if (s.signalLagAt !== undefined) {
+      flag('signal-lag', `${what}: isHeld() false, signal not aborted at ${fmt(s.signalLagAt)}`);
+    }
+    if (s.revivedAt !== undefined) flag('revived', `${what}: held again at ${fmt(s.revivedAt)}`);
+    const lost = s.lossKind === 'lost' || s.lossKind === 'lapsed';
+    if (lost && s.autoRenew && !s.joined && s.enteredHeld) {
+      const why = lossExcuse(s, ctx);
+      if (why) {
+        result.excusedLosses++;
+        result.lossExcuses[why] = (result.lossExcuses[why] ?? 0) + 1;
+      } else flag('unexplained-loss', `${what} lost its renewed lock at ${fmt(s.lostAt!)}`);
+    }
+  }
+  for (const w of obs.waits) {
+    if (w.waitTimeout <= 0 || w.end - w.start <= w.waitTimeout + WAIT_GRACE) continue;
+    if (waitExcused(w.pid, w.start, w.end, ctx)) {
+      result.excusedWaits++;
+      continue;
+    }
+    const took = Math.round(w.end - w.start);
+    flag(
+      'wait-bound',
+      `pid ${w.pid} ${w.mode} [${w.keys}] waited ${took} ms with waitTimeout ${w.waitTimeout} ` +
+        `(${w.outcome}) from ${fmt(w.start)}`,
+    );
+  }
+  for (const e of obs.errors) flag('worker-error', `pid ${e.pid} ${e.kind}: ${e.message}`);
+  for (const x of obs.exits) {
+    if (x.killed) flag('no-exit', `pid ${x.pid} did not exit by the deadline and was killed`);
+    else if (x.code !== 0) {
+      flag('worker-error', `pid ${x.pid} exited with code ${x.code}, signal ${x.signal}`);
+    }
+  }
+  for (const k of obs.leftovers) flag('no-ttl-key', `${k.server}: key ${k.key} has no TTL`);
+  return result;
+}
+
+/** The sections with an interval, by key (a multi-key section under each of its keys). */
+function byKey(sections: SectionRecord[]): Map<string, Held[]> {
+  const map = new Map<string, Held[]>();
+  for (const s of sections) {
+    if (s.lastHeld === undefined) continue;
+    for (const key of s.keys) {
+      const list = map.get(key) ?? [];
+      list.push(s as Held);
+      map.set(key, list);
+    }
+  }
+  for (const list of map.values()) list.sort((a, b) => a.start - b.start);
+  return map;
+}
+
+/** Overlap and fencing order among the intervals of one key (sorted by start). */
+function checkKey(
+  key: string,
+  held: Held[],
+  restarts: InjectedFault[],
+  result: CheckResult,
+  flag: (invariant: Invariant, message: string) => void,
+): void {
+  const touchesRestart = (s: Held) =>
+    restarts.some(
+      (r) => serversOf(s).includes(r.server!) && touches(s.start, s.lastHeld, r.start, r.end),
+    );
+  let previous: Held | undefined;
+  for (let i = 0; i < held.length; i++) {
+    const b = held[i];
+    for (let j = 0; j < i; j++) {
+      const a = held[j];
+      if (sameGrant(a, b) || !(b.start < a.lastHeld && a.start < b.lastHeld)) continue;
+      if (touchesRestart(a) || touchesRestart(b)) {
+        result.restartOverlaps++;
+        continue;
+      }
+      flag('overlap', `key ${key}: ${describe(a)} and ${describe(b)} overlap`);
+    }
+    if (b.joined || (previous && sameGrant(previous, b))) continue;
+    if (previous && BigInt(b.fence) <= BigInt(previous.fence)) {
+      const overlapping = b.start < previous.lastHeld;
+      if (b.mode === 'redlock') result.redlockFenceInversions++;
+      else if (overlapping && (touchesRestart(previous) || touchesRestart(b))) {
+        result.restartOverlaps++;
+      } else {
+        flag('fencing', `key ${key}: ${describe(b)} granted after ${describe(previous)}`);
+      }
+    }
+    previous = b;
+  }
+}
+
+/** Two intervals of one grant: the same process and fencing token (a joined call, say). */
+function sameGrant(a: SectionRecord, b: SectionRecord): boolean {
+  return a.pid === b.pid && a.fence === b.fence;
+}
+
+function describe(s: SectionRecord): string {
+  const held = s.lastHeld === undefined ? 'never held' : `held to ${fmt(s.lastHeld)}`;
+  const joined = s.joined ? ' joined' : '';
+  return (
+    `[pid ${s.pid} ${s.mode}${joined} fence ${s.fence} [${s.keys}] ` +
+    `from ${fmt(s.start)} ${held}, ttl ${s.ttl}]`
+  );
+}
+
+/** Monotonic ms, to a tenth. */
+function fmt(ms: number): string {
+  return ms.toFixed(1);
+}
