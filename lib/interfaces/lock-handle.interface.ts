@@ -16,10 +16,13 @@ export interface LockHandle {
   /** Every key this lock holds, in the order they were locked (sorted, without duplicates). */
   readonly keys: readonly string[];
   /**
-   * Fencing token of this grant: strictly greater than the token of every earlier grant of each of
-   * its keys, across all clients and processes. Pass it with every write to the resource the lock
-   * protects, and have the resource refuse a write whose token is lower than one it has seen: a
-   * holder that stalled past its lease is then harmless. A bigint; `String(token)` for storage.
+   * Fencing token of this grant: on one Redis, Sentinel or a Cluster, strictly greater than the
+   * token of every earlier grant of each of its keys, across all clients and processes. Pass it
+   * with every write to the resource the lock protects, and have the resource refuse a write whose
+   * token is lower than one it has seen: a holder that stalled past its lease is then harmless. A
+   * bigint; `String(token)` for storage. With Redlock it is the largest token a majority of the
+   * masters issued, which follows their clocks: no single counter orders it, and a master whose
+   * clock runs ahead can make a later grant's token lower, so it is no strict guarantee there.
    */
   readonly fencingToken: bigint;
   /** Random token (128 bits from `crypto`) that proves ownership in Redis. Never log it. */
