@@ -88,6 +88,22 @@ describe('chaos checker: intervals of one key', () => {
     expect(result.restartOverlaps).toBe(1);
   });
 
+  it('reports apart an overlap of a lock passed on after a restart whose chain of passes began before it', () => {
+    const granted = section({ start: 0, lastHeld: 40, fence: '16' });
+    const passed = section({ start: 40, lastHeld: 90, fence: '17' });
+    const passedAgain = section({ start: 90, lastHeld: 500, fence: '18' });
+    const b = section({ pid: PID_B, start: 300, lastHeld: 600, fence: '32' });
+    const restart = fault({ kind: 'restart', server: 'main', start: 60, end: 80 });
+    const result = check({ sections: [granted, passed, passedAgain, b], faults: [restart] });
+    expect(result.violations).toEqual([]);
+    expect(result.restartOverlaps).toBe(1);
+    // Without the chain (another process's section with the token just below), it is flagged.
+    const other = section({ pid: PID_B, start: 0, lastHeld: 40, fence: '17' });
+    const alone = section({ pid: 300, start: 90, lastHeld: 500, fence: '18' });
+    const c = section({ pid: 400, start: 300, lastHeld: 600, fence: '32' });
+    expect(invariants({ sections: [other, alone, c], faults: [restart] })).toContain('overlap');
+  });
+
   it('still flags an overlap when the restart was of another server', () => {
     const a = section({ start: 0, lastHeld: 500, fence: '16' });
     const b = section({ pid: PID_B, start: 300, lastHeld: 600, fence: '32' });

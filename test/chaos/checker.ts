@@ -100,8 +100,9 @@ export function checkRound(obs: RoundObservations): CheckResult {
   const restarts = obs.faults.filter((f) => f.kind === 'restart');
   const ctx = { faults: obs.faults, stalls: obs.stalls };
 
+  const origins = leaseOrigins(obs.sections);
   for (const [key, held] of byKey(obs.sections)) {
-    checkKey(key, held, restarts, result, flag);
+    checkKey(key, held, restarts, origins, result, flag);
   }
   for (const s of obs.sections) {
     const what = `${describe(s)}`;
@@ -164,12 +165,17 @@ function checkKey(
   key: string,
   held: Held[],
   restarts: InjectedFault[],
+  origins: Map<SectionRecord, number>,
   result: CheckResult,
   flag: (invariant: Invariant, message: string) => void,
 ): void {
+  // From the start of the lease the section holds: a lock passed on in its process holds the
+  // lease of the grant its chain of passes began with, which a restart may have forgotten.
   const touchesRestart = (s: Held) =>
     restarts.some(
-      (r) => serversOf(s).includes(r.server!) && touches(s.start, s.lastHeld, r.start, r.end),
+      (r) =>
+        serversOf(s).includes(r.server!) &&
+        touches(origins.get(s) ?? s.start, s.lastHeld, r.start, r.end),
     );
   let previous: Held | undefined;
   for (let i = 0; i < held.length; i++) {
@@ -195,6 +201,30 @@ function checkKey(
     }
     previous = b;
   }
+}
+
+/**
+ * When the lease of each section began: a lock passed on inside a process keeps the lease (and
+ * token in Redis) of the grant before it and gets that grant's fencing token + 1, so a section
+ * whose process had a section on the same keys with the token just below began its lease with
+ * that one's. The chain is followed back to the grant from Redis it started with.
+ */
+function leaseOrigins(sections: SectionRecord[]): Map<SectionRecord, number> {
+  const byToken = new Map<string, SectionRecord>();
+  const id = (s: SectionRecord, fence: bigint) =>
+    `${s.pid} ${[...s.keys].sort().join(',')} ${fence}`;
+  for (const s of sections) if (!s.joined) byToken.set(id(s, BigInt(s.fence)), s);
+  const origins = new Map<SectionRecord, number>();
+  for (const s of sections) {
+    let origin = s;
+    for (let fence = BigInt(s.fence) - 1n; ; fence--) {
+      const before = byToken.get(id(s, fence));
+      if (!before || before.start > origin.start) break;
+      origin = before;
+    }
+    origins.set(s, origin.start);
+  }
+  return origins;
 }
 
 /** Two intervals of one grant: the same process and fencing token (a joined call, say). */
