@@ -426,7 +426,7 @@ describe('local passes: a released lock goes to the next waiter of the same proc
     await lock.release();
   });
 
-  it('abort while parked: rejects at once (aborted: true), and a later release is not passed to it but to the next local waiter, or to Redis when there is none', async () => {
+  it('abort while parked: rejects within 500 ms (aborted: true), and a later release is not passed to it but to the next local waiter, or to Redis when there is none', async () => {
     const key = uniqueKey('abort-parked');
     const { locks, connection } = lockClient();
     const holder = await locks.acquire(key, { ttl: LONG_TTL });
