@@ -185,7 +185,7 @@ describe('Redis Cluster', () => {
   });
 
   describe('wake-ups through sharded pub/sub', () => {
-    it('a waiter listens with SSUBSCRIBE on the owning master and gets the lock as soon as it is released', async () => {
+    it('a waiter listens with SSUBSCRIBE on the owning master and gets the lock within 2 s of its release', async () => {
       const key = uniqueKey('wake');
       const channel = `lock:{${key}}:released`;
       const owner = await ownerOf(`lock:{${key}}`);

@@ -109,6 +109,8 @@ export type MonitoredCommand = string[];
  */
 export class CommandLog {
   readonly commands: MonitoredCommand[] = [];
+  /** When the server ran each of `commands` (Redis' clock, ms since the epoch). */
+  readonly times: number[] = [];
 
   private constructor(private readonly monitor: Monitor) {}
 
@@ -116,7 +118,10 @@ export class CommandLog {
   static async start(client: Redis): Promise<CommandLog> {
     const monitor = await startMonitor(client.options.port!);
     const log = new CommandLog(monitor);
-    monitor.onCommand((args) => log.commands.push(args));
+    monitor.onCommand((args, at) => {
+      log.commands.push(args);
+      log.times.push(at);
+    });
     return log;
   }
 
@@ -126,17 +131,22 @@ export class CommandLog {
    * the same call failed before it: run each script once before counting to be sure).
    */
   scriptsOf(token: string): ScriptName[] {
-    const names: ScriptName[] = [];
-    for (const args of this.commands) {
+    return this.scriptRunsOf(token).map((run) => run.name);
+  }
+
+  /** Like {@link CommandLog.scriptsOf}, with when the server ran each (Redis' clock, ms). */
+  scriptRunsOf(token: string): { name: ScriptName; at: number }[] {
+    const runs: { name: ScriptName; at: number }[] = [];
+    this.commands.forEach((args, i) => {
       const command = args[0].toLowerCase();
-      if (command !== 'evalsha' && command !== 'eval') continue;
-      if (args[3 + Number(args[2])] !== token) continue;
+      if (command !== 'evalsha' && command !== 'eval') return;
+      if (args[3 + Number(args[2])] !== token) return;
       const name = SCRIPT_NAMES.find((n) =>
         command === 'evalsha' ? LockScripts[n].sha === args[1] : LockScripts[n].source === args[1],
       );
-      if (name) names.push(name);
-    }
-    return names;
+      if (name) runs.push({ name, at: this.times[i] });
+    });
+    return runs;
   }
 
   /** The commands whose arguments include `value` (a key, say), as MONITOR reported them. */

@@ -221,6 +221,62 @@ describe('lease safety: a caller never runs on a lease it cannot prove', () => {
     });
   });
 
+  describe('rule 1: a lease counts from when its command was sent, never from its reply', () => {
+    const ttl = 1_000;
+    /** How long Redis keeps the reply back: far above the scheduler noise of the checks below. */
+    const stall = 400;
+    /** Slack for the few synchronous steps between `before` and the library's own send time. */
+    const slack = 50;
+
+    /**
+     * Busies Redis for `ms` with a script on `connection`: a command sent next on the same
+     * connection is run, and answered, only after it (one connection keeps its order).
+     */
+    const stallConnection = (connection: Redis, ms: number) =>
+      connection.eval(
+        `local t = redis.call('time') local s = t[1] * 1000000 + t[2]
+         repeat t = redis.call('time') until t[1] * 1000000 + t[2] - s >= ${ms * 1000} return 1`,
+        0,
+      );
+
+    it(`a grant answered ${stall} ms late is held until a trusted lease after the call, not after the reply`, async () => {
+      const connection = redis.client();
+      const locks = clients.create(connection);
+      await locks.tryAcquire(uniqueKey('warm-up')); // connected, scripts loaded
+      const stalled = stallConnection(connection, stall);
+      const before = nowMs();
+      const lock = await locks.acquire(uniqueKey('slow-grant-lease'), { ttl });
+      const repliedAt = nowMs();
+      await stalled;
+      expect(repliedAt - before).toBeGreaterThanOrEqual(stall - slack);
+      // Synchronously from here: no timer runs, only the lease arithmetic answers.
+      while (nowMs() < before + trustedLease(ttl) - slack);
+      expect(lock.isHeld()).toBe(true);
+      while (nowMs() < before + trustedLease(ttl) + slack);
+      // A lease counted from the reply would last until about repliedAt + trustedLease(ttl).
+      expect(lock.isHeld()).toBe(false);
+      expect(lock.signal.aborted).toBe(true);
+    });
+
+    it(`an extend answered ${stall} ms late is held until a trusted lease after the call, not after the reply`, async () => {
+      const connection = redis.client();
+      const locks = clients.create(connection);
+      const lock = await locks.acquire(uniqueKey('slow-extend-lease'), { ttl });
+      await lock.extend(); // the script is loaded
+      const stalled = stallConnection(connection, stall);
+      const before = nowMs();
+      await lock.extend();
+      const repliedAt = nowMs();
+      await stalled;
+      expect(repliedAt - before).toBeGreaterThanOrEqual(stall - slack);
+      while (nowMs() < before + trustedLease(ttl) - slack);
+      expect(lock.isHeld()).toBe(true);
+      while (nowMs() < before + trustedLease(ttl) + slack);
+      expect(lock.isHeld()).toBe(false);
+      expect(lock.signal.aborted).toBe(true);
+    });
+  });
+
   describe('case 8: Redis not answering during a wait is unavailable, not busy', () => {
     it.each([200, 1_000])(
       'Redis frozen (SIGSTOP), waitTimeout %i: LockUnavailableError for a key nobody holds',

@@ -47,6 +47,7 @@ describe('RedisLockClient.run: scoping and reentrancy', () => {
   });
 
   it('renews by default: a fn that outlives its ttl (four renewals) keeps the lock and token', async () => {
+    expect.hasAssertions();
     const ttl = 300;
     const locks = clients.create(redis.client());
     await locks.run(
@@ -107,6 +108,7 @@ describe('RedisLockClient.run: scoping and reentrancy', () => {
   });
 
   it('keeps the outer lock when a joined inner run throws', async () => {
+    expect.hasAssertions();
     const locks = clients.create(redis.client());
     const key = uniqueKey('inner-throws');
     await locks.run(key, async (outer) => {
@@ -156,6 +158,7 @@ describe('RedisLockClient.run: scoping and reentrancy', () => {
   });
 
   it('joins per key: run(K2) inside run(K1) takes K2 on its own', async () => {
+    expect.hasAssertions();
     const locks = clients.create(redis.client());
     const [k1, k2] = [uniqueKey('k1'), uniqueKey('k2')];
     await locks.run(k1, async (outer) => {
@@ -171,6 +174,8 @@ describe('RedisLockClient.run: scoping and reentrancy', () => {
   });
 
   it('does not let two RedisLockClient instances in one process join each other', async () => {
+    // One assertion inside the outer fn: it must have run.
+    expect.assertions(2);
     const a = clients.create(redis.client());
     const b = clients.create(redis.client());
     const key = uniqueKey('two-clients');
@@ -183,6 +188,8 @@ describe('RedisLockClient.run: scoping and reentrancy', () => {
   });
 
   it('takes the lock anew for a call made from the scope after the scope released it', async () => {
+    // One assertion inside the late fn: it must have run.
+    expect.assertions(4);
     const locks = clients.create(redis.client());
     const key = uniqueKey('late');
     const resume = gate();

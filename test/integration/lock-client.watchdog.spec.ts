@@ -63,6 +63,29 @@ describe('RedisLockClient: the watchdog (autoRenew) and loss detection', () => {
     expect(samples).toBeGreaterThan(10);
   });
 
+  it('renews a third of the ttl into the lease: ttl 3 s, the first EXTEND runs 0.85 to 1.25 s after the grant (ttl/2 would be 1.5 s)', async () => {
+    const ttl = 3_000;
+    const log = await CommandLog.start(admin);
+    try {
+      const handle = await clients
+        .create(redis.client())
+        .acquire(uniqueKey('rhythm'), { ttl, autoRenew: true });
+      await waitFor(() => log.scriptsOf(handle.token).includes('extend'), {
+        timeout: ttl,
+        message: 'the first renewal',
+      });
+      // Both times on Redis' clock, from MONITOR: only the client's timer can be late.
+      const runs = log.scriptRunsOf(handle.token);
+      const renewedAfter = runs.find((r) => r.name === 'extend')!.at - runs[0].at;
+      expect(runs[0].name).toBe('acquire');
+      // Due a third of the ttl into the trusted lease, which counts from just before the grant.
+      expect(renewedAfter).toBeGreaterThanOrEqual(850);
+      expect(renewedAfter).toBeLessThan(1_250);
+    } finally {
+      log.stop();
+    }
+  });
+
   it('stops renewing the moment the lock is released', async () => {
     const log = await CommandLog.start(admin);
     try {
@@ -95,7 +118,7 @@ describe('RedisLockClient: the watchdog (autoRenew) and loss detection', () => {
     }
   });
 
-  it('detects a deleted key at the next renewal: the signal aborts with LockLostError within ttl/3', async () => {
+  it('detects a deleted key at the next renewal: the signal aborts with LockLostError within ttl/3 + 500 ms, long before the lease would end', async () => {
     const ttl = 1500;
     const logger = collectingLogger();
     const handle = await clients

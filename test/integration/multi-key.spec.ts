@@ -182,6 +182,8 @@ describe('multi-key locks: several keys at once, all or nothing', () => {
   });
 
   it('reentrancy: inside run([a, b]), run(a) and run([b, a]) join; run([a, c]) takes only c', async () => {
+    // Eleven of them inside the fns: each must have run.
+    expect.assertions(12);
     const [a, b, c] = keysFor('reentrant', 3);
     const locks = clients.create(redis.client());
     // Every script loaded before counting (a first EVALSHA fails with NOSCRIPT and is retried).

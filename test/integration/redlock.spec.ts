@@ -238,10 +238,11 @@ describe('Redlock on 5 masters: faults', () => {
   });
 
   it('does not grant a lock whose lease ran out while the masters answered, and undoes it', async () => {
-    const nodeTimeout = 200;
-    // lease = ttl - floor(ttl x driftFactor) - 2 = 98 ms: shorter than the wait for a frozen
-    // master, while the keys themselves would live 1000 ms.
-    const ttl = 1_000;
+    const nodeTimeout = 600;
+    // lease = ttl - floor(ttl x driftFactor) - 2 = 498 ms: shorter than the wait for a frozen
+    // master, while the keys themselves would live 5000 ms; long enough that five masters answer
+    // within it on a loaded machine (the control below).
+    const ttl = 5_000;
     const locks = await redlockClient({ nodeTimeout, driftFactor: 0.9 });
     const key = uniqueKey('validity');
 
@@ -253,12 +254,12 @@ describe('Redlock on 5 masters: faults', () => {
     const frozen = masters[2];
     await pause([frozen]);
     const started = nowMs();
-    // A majority granted it, but only after the frozen master's 200 ms: nothing left to hold.
+    // A majority granted it, but only after the frozen master's 600 ms: nothing left to hold.
     expect(await locks.tryAcquire(key, { ttl })).toBeNull();
     const ms = nowMs() - started;
     expect(ms).toBeGreaterThanOrEqual(nodeTimeout - 5);
     expect(ms).toBeLessThan(ttl);
-    // Undone before the call returned, not left to block others for the keys' 1000 ms.
+    // Undone before the call returned, not left to block others for the keys' 5000 ms.
     const live = masters.filter((node) => node !== frozen);
     expect(await holdersOf(live, key)).toEqual([]);
   });

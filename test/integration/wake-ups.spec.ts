@@ -193,7 +193,7 @@ describe('pub/sub wake-ups', () => {
     }
   });
 
-  it('safety re-check: a waiter gets the lock of a SIGKILLed holder (no release message) as soon as its lease runs out', async () => {
+  it('safety re-check: a waiter gets the lock of a SIGKILLed holder (no release message) within 500 ms after its lease runs out', async () => {
     const ttl = 2000;
     const key = uniqueKey('killed-holder');
     const worker = forkWorker(HOLDER_WORKER, [
@@ -217,7 +217,7 @@ describe('pub/sub wake-ups', () => {
       const at = nowMs();
       // Not before the lease of the dead holder ran out (its SET was sent after `before`)...
       expect(at - holder.before).toBeGreaterThanOrEqual(ttl - 5);
-      // ...and right after it.
+      // ...and soon after it.
       expect(at - holder.before).toBeLessThan(ttl + 500);
       // It slept through the lease rather than polling: the attempt before subscribing, the one
       // after, and the one when the lease it saw ran out (one more if a timer fired a hair early).
@@ -338,7 +338,7 @@ describe('pub/sub wake-ups', () => {
       });
     });
 
-    it('on abort: LockNotAcquiredError (aborted: true) at once, the subscription is dropped, and a new waiter is still woken', async () => {
+    it('on abort: LockNotAcquiredError (aborted: true) within 500 ms, the subscription is dropped, and a new waiter is still woken', async () => {
       const { key, holder } = await heldKey('abort');
       const locks = clients.create(redis.client());
       const controller = new AbortController();

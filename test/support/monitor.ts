@@ -13,8 +13,11 @@ import { createConnection, type Socket } from 'node:net';
 
 /** A running MONITOR connection. */
 export interface Monitor {
-  /** Calls `listener` with each command the server runs, name first (as the server spelled it). */
-  onCommand(listener: (args: string[]) => void): void;
+  /**
+   * Calls `listener` with each command the server runs, name first (as the server spelled it),
+   * and the time the server ran it (Redis' clock, ms since the epoch, with µs in the fraction).
+   */
+  onCommand(listener: (args: string[], at: number) => void): void;
   stop(): void;
 }
 
@@ -25,7 +28,7 @@ const START_TIMEOUT_MS = 5_000;
 export function startMonitor(port: number): Promise<Monitor> {
   return new Promise((resolve, reject) => {
     const socket: Socket = createConnection({ host: HOST, port });
-    const listeners: ((args: string[]) => void)[] = [];
+    const listeners: ((args: string[], at: number) => void)[] = [];
     let buffered = '';
     let confirmed = false;
     const timer = setTimeout(
@@ -57,7 +60,7 @@ export function startMonitor(port: number): Promise<Monitor> {
           continue;
         }
         const args = parseMonitorLine(line);
-        if (args) for (const listener of listeners) listener(args);
+        if (args) for (const listener of listeners) listener(args, monitorLineTime(line));
       }
     });
   });
@@ -97,6 +100,11 @@ export function parseMonitorLine(line: string): string[] | undefined {
     i++;
   }
   return args;
+}
+
+/** `+1700000000.123456 [0 ...] ...` → 1700000000123.456: when the server ran the command (ms). */
+export function monitorLineTime(line: string): number {
+  return Number(line.slice(1, line.indexOf(' '))) * 1000;
 }
 
 const ESCAPES: Record<string, string> = { n: '\n', r: '\r', t: '\t', a: '\x07', b: '\b' };

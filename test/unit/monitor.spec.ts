@@ -1,4 +1,4 @@
-import { parseMonitorLine } from '../support/monitor.js';
+import { monitorLineTime, parseMonitorLine } from '../support/monitor.js';
 
 describe('parseMonitorLine (the harness MONITOR reader)', () => {
   it('reads the command and arguments of a client command and of a command a script ran', () => {
@@ -17,6 +17,13 @@ describe('parseMonitorLine (the harness MONITOR reader)', () => {
   it('undoes the escapes MONITOR writes', () => {
     const line = String.raw`+1.0 [0 unix:/tmp/r.sock] "eval" "a\"b\\c\n\x01" ""`;
     expect(parseMonitorLine(line)).toEqual(['eval', 'a"b\\c\n\x01', '']);
+  });
+
+  it('reads when the server ran the command, in ms on its clock', () => {
+    expect(monitorLineTime('+1700000000.123456 [0 lua] "incr" "k"')).toBeCloseTo(
+      1700000000123.456,
+      3,
+    );
   });
 
   it('ignores lines that are not commands', () => {
