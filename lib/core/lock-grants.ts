@@ -256,7 +256,7 @@ export class LockGrants {
     const fullLease = this.store.lease(opts.ttl);
     // With waitForReplicas, the WAIT that follows must come after a write of this connection.
     if (this.settings.waitsForReplicas || leaseLeft < Math.min(leaseGiven, fullLease) / 2) {
-      return handle.extend().then(
+      const confirmed = handle.extend().then(
         () => handle,
         (err: unknown) => {
           if (err instanceof LockLostError) throw new PassRefusedError();
@@ -264,6 +264,14 @@ export class LockGrants {
           return handle;
         },
       );
+      // Awaited no longer than the wait's deadline (and the lease): a frozen Redis must not hold
+      // the caller past it. Unanswered by then, the lock goes on with the lease it has (the
+      // acquirer looks at it last); a refusal that comes later shows as a loss, through `signal`.
+      const left = Math.max(0, call.deadline - monotonicNow()) + FINAL_ATTEMPT_GRACE;
+      return answerWithin(confirmed, Math.min(leaseLeft, left)).catch((err: unknown) => {
+        if (err instanceof NoAnswerError) return handle;
+        throw err;
+      });
     }
     if (!opts.autoRenew && !nearly(leaseLeft, fullLease)) {
       // After the caller has started: sending the command is not for its critical path. A

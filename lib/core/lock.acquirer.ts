@@ -170,7 +170,9 @@ export class LockAcquirer {
       }
       if (this.waitForReplicas) await this.confirmReplicated(handle, this.waitForReplicas);
       if (handle.isHeld()) return handle;
-      await this.owner.discard(handle);
+      // Not awaited (the release is bounded, and logs a failure): a frozen Redis must not hold
+      // the caller past its deadline.
+      void this.owner.discard(handle);
       if (monotonicNow() >= call.deadline) {
         throw new LockUnavailableError(call.target.name, LEASE_RAN_OUT_BEFORE_USE);
       }
