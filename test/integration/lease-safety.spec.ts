@@ -202,7 +202,10 @@ describe('lease safety: a caller never runs on a lease it cannot prove', () => {
 
     it('signal.aborted is true whenever isHeld() is false, even before a blocked loop runs timers', async () => {
       const locks = clients.create(redis.client());
-      const ttl = 300;
+      // Connected and the script loaded first, and a ttl with room for a slow grant on a busy
+      // machine: the first check needs the reply well before the lease's end.
+      await locks.tryAcquire(uniqueKey('warm-up'));
+      const ttl = 1_000;
       const before = nowMs();
       const lock = await locks.acquire(uniqueKey('blocked-loop'), { ttl });
       const granted = nowMs();
