@@ -104,6 +104,17 @@ describe('chaos checker: intervals of one key', () => {
     expect(invariants({ sections: [other, alone, c], faults: [restart] })).toContain('overlap');
   });
 
+  it('reports apart a token from a lease that spans a restart, below a grant made after it', () => {
+    const granted = section({ start: 0, lastHeld: 40, fence: '16' });
+    const afterRestart = section({ pid: PID_B, start: 100, lastHeld: 150, fence: '900' });
+    const passedLater = section({ start: 160, lastHeld: 200, fence: '17' });
+    const restart = fault({ kind: 'restart', server: 'main', start: 60, end: 80 });
+    const sections = [granted, afterRestart, passedLater];
+    expect(check({ sections, faults: [restart] }).violations).toEqual([]);
+    // The same tokens without the restart are an inversion.
+    expect(invariants({ sections })).toEqual(['fencing']);
+  });
+
   it('still flags an overlap when the restart was of another server', () => {
     const a = section({ start: 0, lastHeld: 500, fence: '16' });
     const b = section({ pid: PID_B, start: 300, lastHeld: 600, fence: '32' });
