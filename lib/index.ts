@@ -9,13 +9,13 @@ export { LockInterceptor } from './lock.interceptor.js';
 export { Lock, type LockMetadata } from './decorators/index.js';
 export * from './errors/index.js';
 export * from './interfaces/index.js';
-export { fixedDelay, exponentialBackoff } from './core/retry.strategies.js';
+export { fixedDelay, exponentialBackoff } from './core/waiting/retry.strategies.js';
 export { RedisLockClient, type LockScope, type LockKeys } from './core/redis-lock.client.js';
 export type {
   RedisLockClientOptions,
   LockLogger,
   ReplicaWait,
 } from './core/redis-lock-client.options.js';
-export type { RedisConnectionConfig, RedisClient } from './core/redis-connection.js';
-export type { RedlockOptions } from './core/redlock.store.js';
-export type { LockKey } from './core/key-template.js';
+export type { RedisConnectionConfig, RedisClient } from './core/redis/redis-connection.js';
+export type { RedlockOptions } from './core/redis/redlock.store.js';
+export type { LockKey } from './core/keys/key-template.js';

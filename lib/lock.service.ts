@@ -5,7 +5,7 @@ import {
   type BeforeApplicationShutdown,
   type OnApplicationShutdown,
 } from '@nestjs/common';
-import { RedisConnection } from './core/redis-connection.js';
+import { RedisConnection } from './core/redis/redis-connection.js';
 import { RedisLockClient, type LockKeys } from './core/redis-lock.client.js';
 import type { LockHandle } from './interfaces/lock-handle.interface.js';
 import type { LockOptions } from './interfaces/lock-options.interface.js';

@@ -1,7 +1,7 @@
 import { Logger, Module } from '@nestjs/common';
 import { APP_INTERCEPTOR, DiscoveryModule } from '@nestjs/core';
-import { checkDrainTimeout } from './core/lock-drain.js';
-import { RedisConnection } from './core/redis-connection.js';
+import { checkDrainTimeout } from './core/lease/lock-drain.js';
+import { RedisConnection } from './core/redis/redis-connection.js';
 import type { RedisLockModuleOptions } from './interfaces/redis-lock-module-options.interface.js';
 import { LockExplorer } from './lock.explorer.js';
 import { LockInterceptor } from './lock.interceptor.js';

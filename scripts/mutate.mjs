@@ -50,14 +50,14 @@ const REDLOCK = 'test/integration/redlock.spec.ts';
 const HTTP = 'test/e2e/http.spec.ts';
 const MODULE_SCOPE = 'test/e2e/module-scope.spec.ts';
 
-const GRANTS = 'lib/core/lock-grants.ts';
-const HANDLE = 'lib/core/redis-lock.handle.ts';
-const CONTENDER = 'lib/core/lock.contender.ts';
-const LOCAL_PASSES = 'lib/core/local-passes.ts';
-const SCRIPTS = 'lib/core/lock.scripts.ts';
-const CLOCK = 'lib/core/monotonic-clock.ts';
+const GRANTS = 'lib/core/waiting/lock-grants.ts';
+const HANDLE = 'lib/core/lease/redis-lock.handle.ts';
+const CONTENDER = 'lib/core/waiting/lock.contender.ts';
+const LOCAL_PASSES = 'lib/core/waiting/local-passes.ts';
+const SCRIPTS = 'lib/core/redis/lock.scripts.ts';
+const CLOCK = 'lib/core/lease/monotonic-clock.ts';
 const CONSTANTS = 'lib/redis-lock.constants.ts';
-const CONNECTION = 'lib/core/redis-connection.ts';
+const CONNECTION = 'lib/core/redis/redis-connection.ts';
 const MODULE = 'lib/redis-lock.module-definition.ts';
 
 /**

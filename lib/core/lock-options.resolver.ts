@@ -8,9 +8,9 @@ import {
   MAX_TIMER_DELAY,
 } from '../redis-lock.constants.js';
 import { invalidOptionMessage, timerDelayExpected } from '../redis-lock.messages.js';
-import { isTimerDelay } from './long-timeout.js';
+import { isTimerDelay } from './lease/long-timeout.js';
 import type { RedisLockClientOptions } from './redis-lock-client.options.js';
-import { exponentialBackoff } from './retry.strategies.js';
+import { exponentialBackoff } from './waiting/retry.strategies.js';
 
 /** Options of one lock call with every default filled in and checked. */
 export interface ResolvedLockOptions {

@@ -1,5 +1,5 @@
-import type { RedisClient } from './redis-connection.js';
-import type { RedlockOptions } from './redlock.store.js';
+import type { RedisClient } from './redis/redis-connection.js';
+import type { RedlockOptions } from './redis/redlock.store.js';
 import type { RetryStrategy } from '../interfaces/retry-strategy.interface.js';
 
 /**

@@ -14,28 +14,28 @@ import {
   releaseFailedWarning,
   timerDelayExpected,
 } from '../redis-lock.messages.js';
-import { checkDrainTimeout, heldAfterDrain } from './lock-drain.js';
-import { LockAcquirer, type AcquirerOwner } from './lock.acquirer.js';
+import { checkDrainTimeout, heldAfterDrain } from './lease/lock-drain.js';
+import { LockAcquirer, type AcquirerOwner } from './waiting/lock.acquirer.js';
 import {
   resolveClientDefaults,
   resolveLockOptions,
   type ResolvedLockOptions,
 } from './lock-options.resolver.js';
-import type { LockStore } from './lock-store.interface.js';
-import { lockTarget, type LockTarget } from './lock-target.js';
-import { isTimerDelay } from './long-timeout.js';
-import { answerWithin } from './race-attempt.js';
-import { isCluster, type RedisClient } from './redis-connection.js';
+import type { LockStore } from './redis/lock-store.interface.js';
+import { lockTarget, type LockTarget } from './keys/lock-target.js';
+import { isTimerDelay } from './lease/long-timeout.js';
+import { answerWithin } from './waiting/race-attempt.js';
+import { isCluster, type RedisClient } from './redis/redis-connection.js';
 import type {
   LockLogger,
   RedisLockClientOptions,
   ReplicaWait,
 } from './redis-lock-client.options.js';
-import { RedisLockHandle } from './redis-lock.handle.js';
-import { RedisStore } from './redis.store.js';
-import { RedlockStore } from './redlock.store.js';
-import { ScopeHolds } from './scope-holds.js';
-import { WakeUpHub } from './wake-up.hub.js';
+import { RedisLockHandle } from './lease/redis-lock.handle.js';
+import { RedisStore } from './redis/redis.store.js';
+import { RedlockStore } from './redis/redlock.store.js';
+import { ScopeHolds } from './lease/scope-holds.js';
+import { WakeUpHub } from './waiting/wake-up.hub.js';
 
 /** Locks held by the current async call chain, by Redis lock key: what reentrant calls join. */
 type HeldInContext = ReadonlyMap<string, RedisLockHandle>;

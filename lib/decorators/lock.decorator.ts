@@ -1,9 +1,9 @@
 import { Inject, Logger, SetMetadata, UseInterceptors } from '@nestjs/common';
 import { Observable } from 'rxjs';
-import { compileKeyTemplate, type KeyResolver, type LockKey } from '../core/key-template.js';
-import { declaredReturn } from '../core/declared-return.js';
-import { callLocked, observeLocked, type LockedCallOptions } from '../core/locked-call.js';
-import { getParameterNames } from '../core/parameter-names.js';
+import { compileKeyTemplate, type KeyResolver, type LockKey } from '../core/keys/key-template.js';
+import { declaredReturn } from '../declared-return.js';
+import { callLocked, observeLocked, type LockedCallOptions } from '../locked-call.js';
+import { getParameterNames } from '../core/keys/parameter-names.js';
 import { LockError, LockTemplateError } from '../errors/lock.errors.js';
 import type { LockOptions } from '../interfaces/lock-options.interface.js';
 import { LockInterceptor } from '../lock.interceptor.js';

@@ -1,6 +1,6 @@
-import type { RedisConnectionConfig } from '../core/redis-connection.js';
+import type { RedisConnectionConfig } from '../core/redis/redis-connection.js';
 import type { ReplicaWait } from '../core/redis-lock-client.options.js';
-import type { RedlockOptions } from '../core/redlock.store.js';
+import type { RedlockOptions } from '../core/redis/redlock.store.js';
 import type { RetryStrategy } from './retry-strategy.interface.js';
 
 /**

@@ -7,7 +7,7 @@
  * another owner take the key.
  */
 import type { Redis } from 'ioredis';
-import { trustedLease } from '../../lib/core/monotonic-clock.js';
+import { trustedLease } from '../../lib/core/lease/monotonic-clock.js';
 import { startRedis, stopAllRedis, type RedisServer } from '../support/redis-server.js';
 import { waitFor } from '../support/wait-for.js';
 import { gate, LockClients, uniqueKey } from '../integration/helpers.js';

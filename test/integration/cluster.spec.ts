@@ -1,9 +1,9 @@
 import type { Redis } from 'ioredis';
-import { hashSlot } from '../../lib/core/cluster-slot.js';
-import { waiterChannel } from '../../lib/core/lock-token.js';
+import { hashSlot } from '../../lib/core/redis/cluster-slot.js';
+import { waiterChannel } from '../../lib/core/keys/lock-token.js';
 import type { RedisLockClientOptions } from '../../lib/core/redis-lock-client.options.js';
 import { RedisLockClient } from '../../lib/core/redis-lock.client.js';
-import type { RedisLockHandle } from '../../lib/core/redis-lock.handle.js';
+import type { RedisLockHandle } from '../../lib/core/lease/redis-lock.handle.js';
 import { InvalidLockKeyError } from '../../lib/errors/lock.errors.js';
 import { exited, forkWorker, killAllWorkers, nextMessage } from '../support/fork-worker.js';
 import { startCluster, stopAllClusters, type RedisCluster } from '../support/redis-cluster.js';

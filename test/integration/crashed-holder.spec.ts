@@ -1,8 +1,8 @@
 import type { ChildProcess } from 'node:child_process';
 import type { Redis } from 'ioredis';
 import type { RedisLockClient } from '../../lib/core/redis-lock.client.js';
-import type { RedisLockHandle } from '../../lib/core/redis-lock.handle.js';
-import { fixedDelay } from '../../lib/core/retry.strategies.js';
+import type { RedisLockHandle } from '../../lib/core/lease/redis-lock.handle.js';
+import { fixedDelay } from '../../lib/core/waiting/retry.strategies.js';
 import { exited, forkWorker, killAllWorkers, nextMessage } from '../support/fork-worker.js';
 import { startRedis, stopAllRedis, type RedisServer } from '../support/redis-server.js';
 import { waitFor } from '../support/wait-for.js';

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
-import { waiterChannel } from '../../lib/core/lock-token.js';
-import type { RedisLockHandle } from '../../lib/core/redis-lock.handle.js';
+import { waiterChannel } from '../../lib/core/keys/lock-token.js';
+import type { RedisLockHandle } from '../../lib/core/lease/redis-lock.handle.js';
 import { FENCE_STRIDE } from '../../lib/redis-lock.constants.js';
 import { LockNotAcquiredError } from '../../lib/errors/lock.errors.js';
 import { exited, killAllWorkers } from '../support/fork-worker.js';

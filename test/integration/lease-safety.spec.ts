@@ -4,7 +4,7 @@
  * (issue 14, cases 1, 2, 4, 8 and 11).
  */
 import type { Redis } from 'ioredis';
-import { trustedLease } from '../../lib/core/monotonic-clock.js';
+import { trustedLease } from '../../lib/core/lease/monotonic-clock.js';
 import { LockUnavailableError } from '../../lib/errors/lock.errors.js';
 import { killAllWorkers } from '../support/fork-worker.js';
 import { startRedis, stopAllRedis, type RedisServer } from '../support/redis-server.js';

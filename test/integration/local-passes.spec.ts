@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
-import { LockScripts } from '../../lib/core/lock.scripts.js';
-import type { RedisLockHandle } from '../../lib/core/redis-lock.handle.js';
+import { LockScripts } from '../../lib/core/redis/lock.scripts.js';
+import type { RedisLockHandle } from '../../lib/core/lease/redis-lock.handle.js';
 import {
   LockLostError,
   LockNotAcquiredError,

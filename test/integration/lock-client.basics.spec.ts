@@ -1,6 +1,6 @@
 import { inspect } from 'node:util';
 import type { Redis } from 'ioredis';
-import { fixedDelay } from '../../lib/core/retry.strategies.js';
+import { fixedDelay } from '../../lib/core/waiting/retry.strategies.js';
 import {
   InvalidLockKeyError,
   LockLostError,

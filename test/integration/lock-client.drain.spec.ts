@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { trustedLease } from '../../lib/core/monotonic-clock.js';
+import { trustedLease } from '../../lib/core/lease/monotonic-clock.js';
 import { LockUnavailableError } from '../../lib/errors/lock.errors.js';
 import { startRedis, stopAllRedis, type RedisServer } from '../support/redis-server.js';
 import { gate, LockClients, nowMs, rejectionOf, uniqueKey } from './helpers.js';

@@ -4,7 +4,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { LockScope } from '../../lib/core/redis-lock.client.js';
-import type { RedisLockHandle } from '../../lib/core/redis-lock.handle.js';
+import type { RedisLockHandle } from '../../lib/core/lease/redis-lock.handle.js';
 import { LockNotAcquiredError } from '../../lib/errors/lock.errors.js';
 import { killAllWorkers } from '../support/fork-worker.js';
 import { startRedis, stopAllRedis, type RedisServer } from '../support/redis-server.js';

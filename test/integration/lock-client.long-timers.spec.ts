@@ -3,7 +3,7 @@
  * 1 ms): a "wait forever" must wait, and a ttl the timers cannot keep must be refused.
  */
 import type { Redis } from 'ioredis';
-import type { RedisLockHandle } from '../../lib/core/redis-lock.handle.js';
+import type { RedisLockHandle } from '../../lib/core/lease/redis-lock.handle.js';
 import { MAX_TIMER_DELAY } from '../../lib/redis-lock.constants.js';
 import { startRedis, stopAllRedis, type RedisServer } from '../support/redis-server.js';
 import { LockClients, nowMs, uniqueKey } from './helpers.js';

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { RedisLockHandle } from '../../lib/core/redis-lock.handle.js';
+import type { RedisLockHandle } from '../../lib/core/lease/redis-lock.handle.js';
 import { LockNotAcquiredError } from '../../lib/errors/lock.errors.js';
 import { startRedis, stopAllRedis, type RedisServer } from '../support/redis-server.js';
 import { waitFor } from '../support/wait-for.js';

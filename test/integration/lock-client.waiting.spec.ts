@@ -1,5 +1,5 @@
 import { Redis, type RedisOptions } from 'ioredis';
-import { exponentialBackoff, fixedDelay } from '../../lib/core/retry.strategies.js';
+import { exponentialBackoff, fixedDelay } from '../../lib/core/waiting/retry.strategies.js';
 import { LockNotAcquiredError, LockUnavailableError } from '../../lib/errors/lock.errors.js';
 import { freePort, startRedis, stopAllRedis, type RedisServer } from '../support/redis-server.js';
 import { waitFor } from '../support/wait-for.js';

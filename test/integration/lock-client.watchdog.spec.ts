@@ -1,6 +1,6 @@
-import { trustedLease } from '../../lib/core/monotonic-clock.js';
+import { trustedLease } from '../../lib/core/lease/monotonic-clock.js';
 import type { Redis } from 'ioredis';
-import type { RedisLockHandle } from '../../lib/core/redis-lock.handle.js';
+import type { RedisLockHandle } from '../../lib/core/lease/redis-lock.handle.js';
 import { LockLostError, LockUnavailableError } from '../../lib/errors/lock.errors.js';
 import { startRedis, stopAllRedis, type RedisServer } from '../support/redis-server.js';
 import { sleep, waitFor } from '../support/wait-for.js';

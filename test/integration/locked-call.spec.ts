@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { defer, firstValueFrom, from, Observable, of, Subject, timeout, toArray } from 'rxjs';
-import { callLocked, observeLocked } from '../../lib/core/locked-call.js';
+import { callLocked, observeLocked } from '../../lib/locked-call.js';
 import type { RedisLockClient } from '../../lib/core/redis-lock.client.js';
 import { LockNotAcquiredError } from '../../lib/errors/lock.errors.js';
 import { SUBSCRIBE_GRACE } from '../../lib/redis-lock.constants.js';

@@ -9,9 +9,9 @@
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import type { RedisLockClientOptions } from '../../lib/core/redis-lock-client.options.js';
-import { LockScripts } from '../../lib/core/lock.scripts.js';
+import { LockScripts } from '../../lib/core/redis/lock.scripts.js';
 import { RedisLockClient } from '../../lib/core/redis-lock.client.js';
-import type { RedisLockHandle } from '../../lib/core/redis-lock.handle.js';
+import type { RedisLockHandle } from '../../lib/core/lease/redis-lock.handle.js';
 import { LockLostError, LockUnavailableError } from '../../lib/errors/lock.errors.js';
 import { FAIR_UNAVAILABLE_WARNING } from '../../lib/redis-lock.messages.js';
 import { exited, forkWorker, killAllWorkers, nextMessage } from '../support/fork-worker.js';

@@ -1,5 +1,5 @@
 import type { Redis, RedisOptions } from 'ioredis';
-import type { RedisLockHandle } from '../../lib/core/redis-lock.handle.js';
+import type { RedisLockHandle } from '../../lib/core/lease/redis-lock.handle.js';
 import { LockLostError, LockUnavailableError } from '../../lib/errors/lock.errors.js';
 import { FENCE_STRIDE } from '../../lib/redis-lock.constants.js';
 import { stopAllRedis, type RedisServer } from '../support/redis-server.js';

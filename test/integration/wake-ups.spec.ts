@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
-import { waiterChannel } from '../../lib/core/lock-token.js';
-import { fixedDelay } from '../../lib/core/retry.strategies.js';
-import type { RedisLockHandle } from '../../lib/core/redis-lock.handle.js';
+import { waiterChannel } from '../../lib/core/keys/lock-token.js';
+import { fixedDelay } from '../../lib/core/waiting/retry.strategies.js';
+import type { RedisLockHandle } from '../../lib/core/lease/redis-lock.handle.js';
 import { LockNotAcquiredError } from '../../lib/errors/lock.errors.js';
 import { exited, forkWorker, killAllWorkers, nextMessage } from '../support/fork-worker.js';
 import { startRedis, stopAllRedis, type RedisServer } from '../support/redis-server.js';

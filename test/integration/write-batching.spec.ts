@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { sendCoalesced } from '../../lib/core/redis-connection.js';
+import { sendCoalesced } from '../../lib/core/redis/redis-connection.js';
 import { CLIENT_ID_BYTES, WRITE_BATCH } from '../../lib/redis-lock.constants.js';
 import { startRedis, stopAllRedis, type RedisServer } from '../support/redis-server.js';
 import { waitFor } from '../support/wait-for.js';

@@ -1,4 +1,4 @@
-import { hashSlot } from '../../lib/core/cluster-slot.js';
+import { hashSlot } from '../../lib/core/redis/cluster-slot.js';
 
 describe('hashSlot (Redis Cluster key slots)', () => {
   it.each([

@@ -6,7 +6,7 @@ import 'reflect-metadata';
 // A value import: TypeScript can name Observable at runtime only through one.
 import { Observable, of, Subject } from 'rxjs';
 import type { Observable as ObservableType } from 'rxjs';
-import { declaredReturn } from '../../lib/core/declared-return.js';
+import { declaredReturn } from '../../lib/declared-return.js';
 
 class Receipt {
   constructor(readonly id: string) {}

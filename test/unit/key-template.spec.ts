@@ -1,5 +1,5 @@
-import { compileKeyTemplate } from '../../lib/core/key-template.js';
-import { getParameterNames, type ParameterList } from '../../lib/core/parameter-names.js';
+import { compileKeyTemplate } from '../../lib/core/keys/key-template.js';
+import { getParameterNames, type ParameterList } from '../../lib/core/keys/parameter-names.js';
 import { InvalidLockKeyError, LockError, LockTemplateError } from '../../lib/errors/lock.errors.js';
 
 const WHERE = 'Orders.pay()';

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
-import { hashSlot } from '../../lib/core/cluster-slot.js';
-import { lockName, lockTarget, subTarget } from '../../lib/core/lock-target.js';
+import { hashSlot } from '../../lib/core/redis/cluster-slot.js';
+import { lockName, lockTarget, subTarget } from '../../lib/core/keys/lock-target.js';
 
 /** Every Redis key a lock touches besides its lock key. */
 const companions = (prefix: string, key: string): string[] => {

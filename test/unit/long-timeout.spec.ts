@@ -1,5 +1,5 @@
 import { jest } from '@jest/globals';
-import { setLongTimeout } from '../../lib/core/long-timeout.js';
+import { setLongTimeout } from '../../lib/core/lease/long-timeout.js';
 import { MAX_TIMER_DELAY } from '../../lib/redis-lock.constants.js';
 
 describe('setLongTimeout', () => {

@@ -1,4 +1,4 @@
-import { getParameterNames } from '../../lib/core/parameter-names.js';
+import { getParameterNames } from '../../lib/core/keys/parameter-names.js';
 
 type Fn = (...args: never[]) => unknown;
 

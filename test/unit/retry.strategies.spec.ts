@@ -1,5 +1,5 @@
 import { jest } from '@jest/globals';
-import { exponentialBackoff, fixedDelay } from '../../lib/core/retry.strategies.js';
+import { exponentialBackoff, fixedDelay } from '../../lib/core/waiting/retry.strategies.js';
 
 /** Upper bound of the full-jitter delay before attempt n + 1. */
 const bound = (base: number, cap: number, n: number) => Math.min(cap, base * 2 ** (n - 1));

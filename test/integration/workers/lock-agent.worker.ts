@@ -11,7 +11,7 @@
  */
 import { Redis } from 'ioredis';
 import { RedisLockClient } from '../../../lib/core/redis-lock.client.js';
-import type { RedisLockHandle } from '../../../lib/core/redis-lock.handle.js';
+import type { RedisLockHandle } from '../../../lib/core/lease/redis-lock.handle.js';
 import { sendToParent } from '../../support/worker-ipc.js';
 import { fencedWrite, type AgentCommand, type AgentReply } from './protocol.js';
 

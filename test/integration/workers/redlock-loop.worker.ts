@@ -15,8 +15,8 @@
  */
 import { Redis } from 'ioredis';
 import { RedisLockClient } from '../../../lib/core/redis-lock.client.js';
-import type { RedisLockHandle } from '../../../lib/core/redis-lock.handle.js';
-import { exponentialBackoff } from '../../../lib/core/retry.strategies.js';
+import type { RedisLockHandle } from '../../../lib/core/lease/redis-lock.handle.js';
+import { exponentialBackoff } from '../../../lib/core/waiting/retry.strategies.js';
 import { LockUnavailableError } from '../../../lib/errors/lock.errors.js';
 import { sleep } from '../../support/wait-for.js';
 import { nextParentMessage, sendToParent } from '../../support/worker-ipc.js';

@@ -12,7 +12,7 @@
  */
 import { Redis } from 'ioredis';
 import { RedisLockClient } from '../../../lib/core/redis-lock.client.js';
-import { exponentialBackoff } from '../../../lib/core/retry.strategies.js';
+import { exponentialBackoff } from '../../../lib/core/waiting/retry.strategies.js';
 import { nextParentMessage, sendToParent } from '../worker-ipc.js';
 
 interface Config {

@@ -1,4 +1,4 @@
-import type { RetryStrategy } from '../interfaces/retry-strategy.interface.js';
+import type { RetryStrategy } from '../../interfaces/retry-strategy.interface.js';
 
 /**
  * Retries at a fixed interval until the wait times out.

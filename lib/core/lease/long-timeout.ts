@@ -1,4 +1,4 @@
-import { MAX_TIMER_DELAY } from '../redis-lock.constants.js';
+import { MAX_TIMER_DELAY } from '../../redis-lock.constants.js';
 
 /** A timer from `setLongTimeout`. */
 export interface LongTimeout {

@@ -1,8 +1,8 @@
 import { hashSlot } from './cluster-slot.js';
 import type { LockStore, QueueSpot } from './lock-store.interface.js';
-import { subTarget, type LockTarget } from './lock-target.js';
+import { subTarget, type LockTarget } from '../keys/lock-target.js';
 import { ClusterLockScripts, LockScripts, type LockScriptSet } from './lock.scripts.js';
-import { trustedLease } from './monotonic-clock.js';
+import { trustedLease } from '../lease/monotonic-clock.js';
 import { isCluster, type RedisClient } from './redis-connection.js';
 
 /**

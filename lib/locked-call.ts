@@ -1,8 +1,8 @@
 import { from, isObservable, Observable, of } from 'rxjs';
-import { LockNotAcquiredError } from '../errors/lock.errors.js';
-import type { LockOptions } from '../interfaces/lock-options.interface.js';
-import { SUBSCRIBE_GRACE } from '../redis-lock.constants.js';
-import type { LockKeys, LockScope, RedisLockClient } from './redis-lock.client.js';
+import { LockNotAcquiredError } from './errors/lock.errors.js';
+import type { LockOptions } from './interfaces/lock-options.interface.js';
+import { SUBSCRIBE_GRACE } from './redis-lock.constants.js';
+import type { LockKeys, LockScope, RedisLockClient } from './core/redis-lock.client.js';
 
 /** What to do when the lock is busy: fail, or report a skip and resolve without running. */
 export interface LockedCallOptions extends LockOptions {

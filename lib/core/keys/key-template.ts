@@ -1,12 +1,12 @@
-import { InvalidLockKeyError, LockTemplateError } from '../errors/lock.errors.js';
-import { MAX_KEY_LENGTH, MAX_KEY_PART_LENGTH } from '../redis-lock.constants.js';
+import { InvalidLockKeyError, LockTemplateError } from '../../errors/lock.errors.js';
+import { MAX_KEY_LENGTH, MAX_KEY_PART_LENGTH } from '../../redis-lock.constants.js';
 import {
   badKeyFunctionResultMessage,
   badPlaceholderValueMessage,
   keyFunctionThrewMessage,
   templateSyntaxMessage,
   unknownPlaceholderMessage,
-} from '../redis-lock.messages.js';
+} from '../../redis-lock.messages.js';
 import type { ParameterList } from './parameter-names.js';
 
 /**

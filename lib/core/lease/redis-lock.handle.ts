@@ -1,6 +1,6 @@
 import { inspect } from 'node:util';
-import { LockLostError, LockUnavailableError } from '../errors/lock.errors.js';
-import type { LockHandle } from '../interfaces/lock-handle.interface.js';
+import { LockLostError, LockUnavailableError } from '../../errors/lock.errors.js';
+import type { LockHandle } from '../../interfaces/lock-handle.interface.js';
 import {
   LOST_LEASE_EXPIRED,
   LOST_RELEASED,
@@ -9,14 +9,14 @@ import {
   invalidExtendTtlMessage,
   lockLostWarning,
   timerDelayExpected,
-} from '../redis-lock.messages.js';
-import { ATTEMPT_TIMEOUT, MAX_TIMER_DELAY, RENEW_DIVISOR } from '../redis-lock.constants.js';
+} from '../../redis-lock.messages.js';
+import { ATTEMPT_TIMEOUT, MAX_TIMER_DELAY, RENEW_DIVISOR } from '../../redis-lock.constants.js';
 import { isTimerDelay } from './long-timeout.js';
 import { monotonicNow } from './monotonic-clock.js';
-import type { LockTarget } from './lock-target.js';
-import type { LockStore } from './lock-store.interface.js';
-import { answerWithin } from './race-attempt.js';
-import type { LockLogger } from './redis-lock-client.options.js';
+import type { LockTarget } from '../keys/lock-target.js';
+import type { LockStore } from '../redis/lock-store.interface.js';
+import { answerWithin } from '../waiting/race-attempt.js';
+import type { LockLogger } from '../redis-lock-client.options.js';
 
 /** What a handle needs from the client that created it. */
 export interface LockHandleOwner {

@@ -1,14 +1,14 @@
-import { LockNotAcquiredError, LockUnavailableError } from '../errors/lock.errors.js';
-import { NO_ANSWER_DURING_WAIT } from '../redis-lock.messages.js';
-import { ATTEMPT_TIMEOUT, QUEUE_REFRESHES_PER_TIMEOUT } from '../redis-lock.constants.js';
+import { LockNotAcquiredError, LockUnavailableError } from '../../errors/lock.errors.js';
+import { NO_ANSWER_DURING_WAIT } from '../../redis-lock.messages.js';
+import { ATTEMPT_TIMEOUT, QUEUE_REFRESHES_PER_TIMEOUT } from '../../redis-lock.constants.js';
 import type { LocalPasses, Candidacy } from './local-passes.js';
 import type { Acquisition, Busy } from './acquisition.interface.js';
 import type { LockGrants } from './lock-grants.js';
-import { waiterChannel } from './lock-token.js';
+import { waiterChannel } from '../keys/lock-token.js';
 import { LocalQueue, Wake } from './lock-wait.js';
-import { monotonicNow } from './monotonic-clock.js';
-import { RedisLockHandle } from './redis-lock.handle.js';
-import type { RedisStore } from './redis.store.js';
+import { monotonicNow } from '../lease/monotonic-clock.js';
+import { RedisLockHandle } from '../lease/redis-lock.handle.js';
+import type { RedisStore } from '../redis/redis.store.js';
 import type { WakeUpHub } from './wake-up.hub.js';
 
 /** What a waiter needs, fixed when the lock client is made. */

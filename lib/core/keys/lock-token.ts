@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { CLIENT_ID_BYTES, TOKEN_BYTES } from '../redis-lock.constants.js';
+import { CLIENT_ID_BYTES, TOKEN_BYTES } from '../../redis-lock.constants.js';
 
 /** Tokens drawn from one `randomBytes` call: a call per token was a seventh of an uncontended lock. */
 const TOKENS_PER_DRAW = 256;

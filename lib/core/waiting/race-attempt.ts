@@ -1,6 +1,6 @@
-import { attemptTimeoutMessage } from '../redis-lock.messages.js';
-import { setLongTimeout } from './long-timeout.js';
-import { monotonicNow } from './monotonic-clock.js';
+import { attemptTimeoutMessage } from '../../redis-lock.messages.js';
+import { setLongTimeout } from '../lease/long-timeout.js';
+import { monotonicNow } from '../lease/monotonic-clock.js';
 
 /** How an in-flight Redis command ended, from the waiter's point of view. */
 export type AttemptOutcome<T> =

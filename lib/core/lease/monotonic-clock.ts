@@ -1,4 +1,4 @@
-import { LEASE_DRIFT_FACTOR, LEASE_DRIFT_MS } from '../redis-lock.constants.js';
+import { LEASE_DRIFT_FACTOR, LEASE_DRIFT_MS } from '../../redis-lock.constants.js';
 
 /** Monotonic milliseconds: lease arithmetic must not jump with the wall clock. */
 export const monotonicNow = (): number => performance.now();

@@ -5,9 +5,9 @@ import {
   FENCE_RETENTION,
   FENCE_STRIDE,
   FOREIGN_KEY_ERROR,
-} from '../redis-lock.constants.js';
-import { CHANNEL_SUFFIX } from './lock-target.js';
-import { foreignKeyMessage } from '../redis-lock.messages.js';
+} from '../../redis-lock.constants.js';
+import { CHANNEL_SUFFIX } from '../keys/lock-target.js';
+import { foreignKeyMessage } from '../../redis-lock.messages.js';
 
 /**
  * Every Lua script the library runs, in one place. Each takes n lock keys (n >= 1: a multi-key

@@ -1,8 +1,8 @@
-import { MIN_PASSED_LEASE } from '../redis-lock.constants.js';
-import type { LockTarget } from './lock-target.js';
+import { MIN_PASSED_LEASE } from '../../redis-lock.constants.js';
+import type { LockTarget } from '../keys/lock-target.js';
 import type { Wake } from './lock-wait.js';
-import { monotonicNow } from './monotonic-clock.js';
-import type { RedisLockHandle } from './redis-lock.handle.js';
+import { monotonicNow } from '../lease/monotonic-clock.js';
+import type { RedisLockHandle } from '../lease/redis-lock.handle.js';
 
 /** A lock passed on inside the process: still held in Redis under the releaser's token. */
 export interface PassedLock {

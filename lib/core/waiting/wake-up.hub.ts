@@ -1,12 +1,12 @@
-import { ATTEMPT_TIMEOUT } from '../redis-lock.constants.js';
+import { ATTEMPT_TIMEOUT } from '../../redis-lock.constants.js';
 import {
   CLIENT_CLOSED,
   WAKE_UPS_RESTORED,
   wakeUpsUnavailableWarning,
-} from '../redis-lock.messages.js';
+} from '../../redis-lock.messages.js';
 import { answerWithin, NoAnswerError } from './race-attempt.js';
-import { isCluster, type RedisClient } from './redis-connection.js';
-import type { LockLogger } from './redis-lock-client.options.js';
+import { isCluster, type RedisClient } from '../redis/redis-connection.js';
+import type { LockLogger } from '../redis-lock-client.options.js';
 
 /**
  * Called with a release's message (the first fair waiter, or '' for anyone), or with `null` when

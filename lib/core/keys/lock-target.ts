@@ -21,9 +21,9 @@
  * first `{` is followed at once by `}`, as `lock:{}x}` for the key `}x`, holds none: Redis then
  * refuses the script's keys as spanning slots, and nothing is locked.)
  */
-import { InvalidLockKeyError } from '../errors/lock.errors.js';
-import { MAX_KEY_LENGTH } from '../redis-lock.constants.js';
-import { invalidKeyMessage } from '../redis-lock.messages.js';
+import { InvalidLockKeyError } from '../../errors/lock.errors.js';
+import { MAX_KEY_LENGTH } from '../../redis-lock.constants.js';
+import { invalidKeyMessage } from '../../redis-lock.messages.js';
 
 /** Appended to a lock key to name the channel its releases are published on. */
 export const CHANNEL_SUFFIX = ':released';

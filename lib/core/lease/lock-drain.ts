@@ -1,6 +1,6 @@
 /** Graceful shutdown's first step: waiting, with a bound, for the locks a client holds to be let go. */
-import { MAX_DRAIN_TIMEOUT } from '../redis-lock.constants.js';
-import { invalidOptionMessage } from '../redis-lock.messages.js';
+import { MAX_DRAIN_TIMEOUT } from '../../redis-lock.constants.js';
+import { invalidOptionMessage } from '../../redis-lock.messages.js';
 import { monotonicNow } from './monotonic-clock.js';
 import type { RedisLockHandle } from './redis-lock.handle.js';
 

@@ -1,13 +1,13 @@
-import { LockLostError, LockUnavailableError } from '../errors/lock.errors.js';
-import { ATTEMPT_TIMEOUT, FINAL_ATTEMPT_GRACE, LEASE_SHORTFALL } from '../redis-lock.constants.js';
-import { attemptTimeoutMessage, CLIENT_CLOSED } from '../redis-lock.messages.js';
+import { LockLostError, LockUnavailableError } from '../../errors/lock.errors.js';
+import { ATTEMPT_TIMEOUT, FINAL_ATTEMPT_GRACE, LEASE_SHORTFALL } from '../../redis-lock.constants.js';
+import { attemptTimeoutMessage, CLIENT_CLOSED } from '../../redis-lock.messages.js';
 import type { Acquisition, Busy } from './acquisition.interface.js';
 import type { LocalPasses, PassedLock } from './local-passes.js';
-import type { LockStore } from './lock-store.interface.js';
-import { busyPttl } from './lock.scripts.js';
-import { monotonicNow } from './monotonic-clock.js';
+import type { LockStore } from '../redis/lock-store.interface.js';
+import { busyPttl } from '../redis/lock.scripts.js';
+import { monotonicNow } from '../lease/monotonic-clock.js';
 import { answerWithin, NoAnswerError, raceAttempt } from './race-attempt.js';
-import { RedisLockHandle, type LockHandleOwner } from './redis-lock.handle.js';
+import { RedisLockHandle, type LockHandleOwner } from '../lease/redis-lock.handle.js';
 
 /** A lock a waiter got without an attempt of its own, as `LockGrants.takeOver` takes it up. */
 interface TakenLock {

@@ -3,13 +3,13 @@ import {
   DEFAULT_REDLOCK_DRIFT_FACTOR,
   DEFAULT_REDLOCK_NODE_TIMEOUT,
   REDLOCK_ANSWER_MARGIN,
-} from '../redis-lock.constants.js';
-import { trustedLease } from './monotonic-clock.js';
-import { invalidOptionMessage, redlockFailureMessage } from '../redis-lock.messages.js';
+} from '../../redis-lock.constants.js';
+import { trustedLease } from '../lease/monotonic-clock.js';
+import { invalidOptionMessage, redlockFailureMessage } from '../../redis-lock.messages.js';
 import type { LockStore } from './lock-store.interface.js';
-import type { LockTarget } from './lock-target.js';
+import type { LockTarget } from '../keys/lock-target.js';
 import { LockScripts } from './lock.scripts.js';
-import { answerWithin } from './race-attempt.js';
+import { answerWithin } from '../waiting/race-attempt.js';
 import { isCluster, type RedisClient } from './redis-connection.js';
 
 /**

@@ -1,4 +1,4 @@
-import { setLongTimeout } from './long-timeout.js';
+import { setLongTimeout } from '../lease/long-timeout.js';
 
 /** Why a wait for a wake-up ended. */
 export type WakeOutcome = 'woken' | 'timer' | 'aborted';

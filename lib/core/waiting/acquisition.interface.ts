@@ -1,5 +1,5 @@
-import type { ResolvedLockOptions } from './lock-options.resolver.js';
-import type { LockTarget } from './lock-target.js';
+import type { ResolvedLockOptions } from '../lock-options.resolver.js';
+import type { LockTarget } from '../keys/lock-target.js';
 
 /** One acquire call, across its attempts. */
 export interface Acquisition {

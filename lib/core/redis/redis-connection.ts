@@ -1,8 +1,8 @@
 import { Redis, type Cluster, type RedisOptions } from 'ioredis';
-import { QUIT_TIMEOUT, WRITE_BATCH } from '../redis-lock.constants.js';
-import { REDIS_RECOVERED, redisErrorWarning } from '../redis-lock.messages.js';
-import { answerWithin } from './race-attempt.js';
-import type { LockLogger } from './redis-lock-client.options.js';
+import { QUIT_TIMEOUT, WRITE_BATCH } from '../../redis-lock.constants.js';
+import { REDIS_RECOVERED, redisErrorWarning } from '../../redis-lock.messages.js';
+import { answerWithin } from '../waiting/race-attempt.js';
+import type { LockLogger } from '../redis-lock-client.options.js';
 
 /**
  * An ioredis client the locks can run on: one Redis (also through Sentinel) or a Redis Cluster.

@@ -1,4 +1,4 @@
-import type { LockTarget } from './lock-target.js';
+import type { LockTarget } from '../keys/lock-target.js';
 
 /**
  * Where locks live, as the lock client and its handles see it: one Redis (also through Sentinel)

@@ -1,22 +1,22 @@
-import { InvalidLockKeyError, LockUnavailableError } from '../errors/lock.errors.js';
-import { ATTEMPT_TIMEOUT, FINAL_ATTEMPT_GRACE } from '../redis-lock.constants.js';
+import { InvalidLockKeyError, LockUnavailableError } from '../../errors/lock.errors.js';
+import { ATTEMPT_TIMEOUT, FINAL_ATTEMPT_GRACE } from '../../redis-lock.constants.js';
 import {
   crossSlotMessage,
   FAIR_UNAVAILABLE_WARNING,
   LEASE_RAN_OUT_BEFORE_USE,
   notReplicatedMessage,
-} from '../redis-lock.messages.js';
-import { monotonicNow } from './monotonic-clock.js';
-import type { ResolvedLockOptions } from './lock-options.resolver.js';
-import type { LockStore } from './lock-store.interface.js';
-import type { LockTarget } from './lock-target.js';
+} from '../../redis-lock.messages.js';
+import { monotonicNow } from '../lease/monotonic-clock.js';
+import type { ResolvedLockOptions } from '../lock-options.resolver.js';
+import type { LockStore } from '../redis/lock-store.interface.js';
+import type { LockTarget } from '../keys/lock-target.js';
 import { LocalPasses } from './local-passes.js';
 import { LockContender, notAcquired, waitTimedOut } from './lock.contender.js';
-import { newClientId, newLockToken } from './lock-token.js';
+import { newClientId, newLockToken } from '../keys/lock-token.js';
 import { answerWithin } from './race-attempt.js';
-import type { LockLogger, ReplicaWait } from './redis-lock-client.options.js';
-import { RedisLockHandle } from './redis-lock.handle.js';
-import type { RedisStore } from './redis.store.js';
+import type { LockLogger, ReplicaWait } from '../redis-lock-client.options.js';
+import { RedisLockHandle } from '../lease/redis-lock.handle.js';
+import type { RedisStore } from '../redis/redis.store.js';
 import type { WakeUpHub } from './wake-up.hub.js';
 import type { Acquisition } from './acquisition.interface.js';
 import { LockGrants, PassRefusedError, type GrantOwner } from './lock-grants.js';
