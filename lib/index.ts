@@ -11,6 +11,9 @@ export * from './errors/index.js';
 export * from './interfaces/index.js';
 export { fixedDelay, exponentialBackoff } from './core/waiting/retry.strategies.js';
 export { RedisLockClient, type LockScope, type LockKeys } from './core/redis-lock.client.js';
+export { InMemoryLockStore } from './core/memory/in-memory-lock.store.js';
+export type { RedisLockTestOptions } from './redis-lock.testing.js';
+export type { LockRunner } from './locked-by-service.js';
 export type {
   RedisLockClientOptions,
   LockLogger,

@@ -46,7 +46,11 @@ export class LockService implements BeforeApplicationShutdown, OnApplicationShut
     this.drainTimeout = options.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT;
     const clients = connections.map((connection) => connection.client);
     this.client = new RedisLockClient({
-      ...(options.redlock ? { redlock: { ...options.redlock, clients } } : { redis: clients[0] }),
+      ...(options.memory
+        ? { memory: options.memory }
+        : options.redlock
+          ? { redlock: { ...options.redlock, clients } }
+          : { redis: clients[0] }),
       keyPrefix: options.keyPrefix,
       ttl: options.ttl,
       waitTimeout: options.waitTimeout,

@@ -142,7 +142,8 @@ async function enterOrSkip(
   }
 }
 
-function toObservable(result: unknown): Observable<unknown> {
+/** A method's result as a stream: an Observable as is, a promise or value as one value. */
+export function toObservable(result: unknown): Observable<unknown> {
   if (isObservable(result)) return result;
   return result instanceof Promise ? from(result) : of(result);
 }

@@ -86,6 +86,12 @@ export const missingLockServiceMessage = (where: string) =>
   '(as a provider or controller of a module that can see RedisLockModule) rather than with `new`; ' +
   'the method was not run.';
 
+export const fakeLockServiceMessage = (where: string) =>
+  `${where} is decorated with @Lock, but the LockService it got has neither the lock client of the ` +
+  'real one nor a `run(key, fn, options)` method. A LockService replaced in a test ' +
+  '(overrideProvider(LockService).useValue(fake)) must implement `run` and call `fn` to run the ' +
+  'method, or use RedisLockModule.forTest(); the method was not run.';
+
 export const notAMethodMessage = (where: string) =>
   `@Lock on ${where}: only instance methods can be locked.`;
 
@@ -145,6 +151,9 @@ export const connectionChoiceMessage = (both: boolean) =>
   both
     ? 'RedisLockModule: give either `redis` or `redlock`, not both.'
     : 'RedisLockModule: give `redis` (a URL, ioredis options or client) or `redlock: { clients }`.';
+
+export const MEMORY_WITH_REDIS_MESSAGE =
+  'RedisLockModule: `memory` (an in-memory store, for tests) replaces `redis` and `redlock`; give one.';
 
 export const FAIR_UNAVAILABLE_WARNING =
   'fair: true needs one Redis or a Cluster; with redlock, busy locks are granted as in the default mode.';

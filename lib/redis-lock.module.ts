@@ -1,4 +1,4 @@
-import { Logger, Module } from '@nestjs/common';
+import { Logger, Module, type DynamicModule } from '@nestjs/common';
 import { APP_INTERCEPTOR, DiscoveryModule } from '@nestjs/core';
 import { checkDrainTimeout } from './core/lease/lock-drain.js';
 import { RedisConnection } from './core/redis/redis-connection.js';
@@ -8,7 +8,8 @@ import { LockInterceptor } from './lock.interceptor.js';
 import { LockMetadataAccessor } from './lock-metadata.accessor.js';
 import { LockService } from './lock.service.js';
 import { REDIS_LOCK_CONNECTION, REDIS_LOCK_LOGGER_CONTEXT } from './redis-lock.constants.js';
-import { connectionChoiceMessage } from './redis-lock.messages.js';
+import { connectionChoiceMessage, MEMORY_WITH_REDIS_MESSAGE } from './redis-lock.messages.js';
+import { testingModule, type RedisLockTestOptions } from './redis-lock.testing.js';
 import {
   ConfigurableModuleClass,
   REDIS_LOCK_MODULE_OPTIONS,
@@ -48,7 +49,21 @@ import {
   ],
   exports: [LockService],
 })
-export class RedisLockModule extends ConfigurableModuleClass {}
+export class RedisLockModule extends ConfigurableModuleClass {
+  /**
+   * The module for unit tests: the same `LockService`, `@Lock` and interceptor, with locks in
+   * this process's memory instead of Redis (see `RedisLockTestOptions`). Same semantics as one
+   * Redis: leases, waits and wake-ups, fair queues, fencing tokens, reentrancy, skip, multi-key.
+   * @example
+   * const moduleRef = await Test.createTestingModule({
+   *   imports: [RedisLockModule.forTest({ waitTimeout: 100 })],
+   *   providers: [ReportService],
+   * }).compile();
+   */
+  static forTest(options: RedisLockTestOptions = {}): DynamicModule {
+    return testingModule(RedisLockModule, options);
+  }
+}
 
 /**
  * The connections the options ask for: one for `redis`, one per master for `redlock`.
@@ -56,7 +71,13 @@ export class RedisLockModule extends ConfigurableModuleClass {}
  * @throws RangeError on an invalid `drainTimeout`, before anything connects.
  */
 function connectionsFor(options: RedisLockModuleOptions, logger: Logger): RedisConnection[] {
-  const { redis, redlock } = options;
+  const { redis, redlock, memory } = options;
+  if (memory !== undefined) {
+    if (redis !== undefined || redlock !== undefined)
+      throw new TypeError(MEMORY_WITH_REDIS_MESSAGE);
+    if (options.drainTimeout !== undefined) checkDrainTimeout(options.drainTimeout);
+    return [];
+  }
   if ((redis === undefined) === (redlock === undefined)) {
     throw new TypeError(connectionChoiceMessage(redis !== undefined));
   }

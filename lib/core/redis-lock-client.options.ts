@@ -1,5 +1,6 @@
 import type { RedisClient } from './redis/redis-connection.js';
 import type { RedlockOptions } from './redis/redlock.store.js';
+import type { InMemoryLockStore } from './memory/in-memory-lock.store.js';
 import type { RetryStrategy } from '../interfaces/retry-strategy.interface.js';
 
 /**
@@ -41,6 +42,11 @@ export interface RedisLockClientOptions {
    * wake-ups and `waitForReplicas` are not available there (waiters poll with `retry`).
    */
   redlock?: RedlockOptions;
+  /**
+   * Instead of `redis` or `redlock`: locks in this process's memory, for unit tests (clients given
+   * the same store share its locks). Same semantics as one Redis; `waitForReplicas` does not apply.
+   */
+  memory?: InMemoryLockStore;
   /** Prepended to every key. Default `'lock:'`. */
   keyPrefix?: string;
   /** Default lease in ms, at most 2^31 - 1 (about 24.8 days). Default 30000. */

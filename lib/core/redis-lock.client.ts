@@ -36,6 +36,7 @@ import { RedisStore } from './redis/redis.store.js';
 import { RedlockStore } from './redis/redlock.store.js';
 import { ScopeHolds } from './lease/scope-holds.js';
 import { WakeUpHub } from './waiting/wake-up.hub.js';
+import type { WakeUpSource } from './waiting/wake-up-source.interface.js';
 
 /** Locks held by the current async call chain, by Redis lock key: what reentrant calls join. */
 type HeldInContext = ReadonlyMap<string, RedisLockHandle>;
@@ -71,7 +72,7 @@ export interface LockScope {
  * await locks.close();
  */
 export class RedisLockClient implements AcquirerOwner {
-  /** The Redis (or Cluster) the locks live on; undefined with Redlock. */
+  /** The Redis (or Cluster) the locks live on; undefined with Redlock or an in-memory store. */
   readonly redis?: RedisClient;
   /** @internal where the locks live, for the handles. */
   readonly store: LockStore;
@@ -79,7 +80,7 @@ export class RedisLockClient implements AcquirerOwner {
   private readonly keyPrefix: string;
   private readonly defaults: ResolvedLockOptions;
   private readonly acquirer: LockAcquirer;
-  private readonly wakeUps?: WakeUpHub;
+  private readonly wakeUps?: WakeUpSource;
   private readonly held = new Set<RedisLockHandle>();
   /** Which scopes hold which locks: reentrant locks are released by the last scope to exit. */
   private readonly holds = new ScopeHolds();
@@ -89,8 +90,11 @@ export class RedisLockClient implements AcquirerOwner {
   private readonly context = new AsyncLocalStorage<HeldInContext>();
 
   constructor(options: RedisLockClientOptions) {
-    if ((options.redis === undefined) === (options.redlock === undefined)) {
-      throw new TypeError(invalidOptionMessage('redis', options.redis, 'either redis or redlock'));
+    const backends = [options.redis, options.redlock, options.memory];
+    if (backends.filter((backend) => backend !== undefined).length !== 1) {
+      throw new TypeError(
+        invalidOptionMessage('redis', options.redis, 'one of redis, redlock or memory'),
+      );
     }
     this.redis = options.redis;
     this.keyPrefix = options.keyPrefix ?? DEFAULT_KEY_PREFIX;
@@ -123,7 +127,15 @@ export class RedisLockClient implements AcquirerOwner {
     }
     let redisStore: RedisStore | undefined;
     let waitForReplicas: ReplicaWait | undefined;
-    if (options.redlock) {
+    if (options.memory) {
+      this.store = options.memory;
+      if (options.waitForReplicas !== undefined) {
+        throw new RangeError(
+          invalidOptionMessage('waitForReplicas', options.waitForReplicas, 'no value with memory'),
+        );
+      }
+      if (options.pubSub !== false) this.wakeUps = options.memory.wakeUps();
+    } else if (options.redlock) {
       this.store = new RedlockStore(options.redlock);
       if (options.waitForReplicas !== undefined) {
         throw new RangeError(

@@ -3,6 +3,7 @@ import { Observable } from 'rxjs';
 import { compileKeyTemplate, type KeyResolver, type LockKey } from '../core/keys/key-template.js';
 import { declaredReturn } from '../declared-return.js';
 import { callLocked, observeLocked, type LockedCallOptions } from '../locked-call.js';
+import { callThrough, clientOf, observeThrough, runnerOf } from '../locked-by-service.js';
 import { getParameterNames } from '../core/keys/parameter-names.js';
 import { LockError, LockTemplateError } from '../errors/lock.errors.js';
 import type { LockOptions } from '../interfaces/lock-options.interface.js';
@@ -134,16 +135,23 @@ function lockedMethod(original: AnyMethod, metadata: LockMetadata, returnsObserv
     const locked = () => {
       const service = this?.[LOCK_SERVICE_PROPERTY];
       if (!service) throw new LockError(missingLockServiceMessage(metadata.where));
-      return { client: service.client, key: metadata.resolveKey(args) };
+      const key = metadata.resolveKey(args);
+      // A test's fake LockService has no client: the method runs through its `run`.
+      const client = clientOf(service);
+      return client ? { client, key } : { runner: runnerOf(service, metadata.where), key };
     };
     if (returnsObservable) {
       return new Observable((subscriber) => {
-        const { client, key } = locked();
-        return observeLocked(client, key, options, invoke).subscribe(subscriber);
+        const { client, runner, key } = locked();
+        const stream = client
+          ? observeLocked(client, key, options, invoke)
+          : observeThrough(runner!, key, options, invoke);
+        return stream.subscribe(subscriber);
       });
     }
     return (async () => {
-      const { client, key } = locked();
+      const { client, runner, key } = locked();
+      if (!client) return callThrough(runner!, key, options, invoke);
       return callLocked(client, key, options, invoke);
     })();
   };

@@ -1,6 +1,7 @@
 import type { RedisConnectionConfig } from '../core/redis/redis-connection.js';
 import type { ReplicaWait } from '../core/redis-lock-client.options.js';
 import type { RedlockOptions } from '../core/redis/redlock.store.js';
+import type { InMemoryLockStore } from '../core/memory/in-memory-lock.store.js';
 import type { RetryStrategy } from './retry-strategy.interface.js';
 
 /**
@@ -21,6 +22,11 @@ export interface RedisLockModuleOptions {
    * A grant needs a majority. See "Choosing a topology" in the README for what holds there.
    */
   redlock?: RedlockModuleOptions;
+  /**
+   * Instead of `redis` or `redlock`: locks in this process's memory, for unit tests without Redis
+   * (`RedisLockModule.forTest()` sets it). Apps given the same store share its locks.
+   */
+  memory?: InMemoryLockStore;
   /** Prepended to every lock key in Redis. Default `'lock:'`. */
   keyPrefix?: string;
   /** Default lease in milliseconds, at most 2^31 - 1 (about 24.8 days). Default 30000. */

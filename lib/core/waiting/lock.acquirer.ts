@@ -17,7 +17,7 @@ import { answerWithin } from './race-attempt.js';
 import type { LockLogger, ReplicaWait } from '../redis-lock-client.options.js';
 import { RedisLockHandle } from '../lease/redis-lock.handle.js';
 import type { RedisStore } from '../redis/redis.store.js';
-import type { WakeUpHub } from './wake-up.hub.js';
+import type { WakeUpSource } from './wake-up-source.interface.js';
 import type { Acquisition } from './acquisition.interface.js';
 import { LockGrants, PassRefusedError, type GrantOwner } from './lock-grants.js';
 
@@ -29,8 +29,8 @@ export interface AcquirerSettings {
   readonly store: LockStore;
   /** The single Redis or Cluster store, when that is where locks live (queues, WAIT). */
   readonly redisStore?: RedisStore;
-  /** Pub/sub wake-ups; none when off or with Redlock. */
-  readonly wakeUps?: WakeUpHub;
+  /** Release wake-ups (pub/sub, or in memory); none when off or with Redlock. */
+  readonly wakeUps?: WakeUpSource;
   readonly fairQueueTimeout: number;
   /** Times in a row a grant from Redis may be passed on in this process. */
   readonly maxLocalPasses: number;

@@ -9,7 +9,7 @@ import { LocalQueue, Wake } from './lock-wait.js';
 import { monotonicNow } from '../lease/monotonic-clock.js';
 import { RedisLockHandle } from '../lease/redis-lock.handle.js';
 import type { RedisStore } from '../redis/redis.store.js';
-import type { WakeUpHub } from './wake-up.hub.js';
+import type { WakeUpSource } from './wake-up-source.interface.js';
 
 /** What a waiter needs, fixed when the lock client is made. */
 export interface ContenderSettings {
@@ -17,8 +17,8 @@ export interface ContenderSettings {
   readonly passes: LocalPasses;
   /** The single Redis or Cluster store, when that is where locks live (queues). */
   readonly redisStore?: RedisStore;
-  /** Pub/sub wake-ups; none when off or with Redlock. */
-  readonly wakeUps?: WakeUpHub;
+  /** Release wake-ups (pub/sub, or in memory); none when off or with Redlock. */
+  readonly wakeUps?: WakeUpSource;
   readonly fairQueueTimeout: number;
 }
 
@@ -41,7 +41,7 @@ export class LockContender {
   private readonly grants: LockGrants;
   private readonly passes: LocalPasses;
   private readonly redisStore?: RedisStore;
-  private readonly wakeUps?: WakeUpHub;
+  private readonly wakeUps?: WakeUpSource;
   private readonly fairQueueTimeout: number;
   private closed = false;
 
