@@ -42,6 +42,13 @@ export class LockClients {
     return client;
   }
 
+  /** A client on any store (the in-memory one, say): `options` name it. */
+  createOn(options: RedisLockClientOptions): RedisLockClient {
+    const client = new RedisLockClient({ logger: { warn: () => undefined }, ...options });
+    this.clients.push(client);
+    return client;
+  }
+
   async closeAll(): Promise<void> {
     await Promise.all(
       this.clients.splice(0).map((client) => client.close().catch(() => undefined)),

@@ -28,8 +28,10 @@ export class InMemoryLockStore implements LockStore {
   readonly coordinated = true;
   /** @internal answers come at once. */
   readonly slowestAnswer = 0;
-  private readonly keys = new MemoryKeyspace();
-  private readonly channels = new MemoryChannels();
+  /** @internal its keys, which the library's own tests read as they read Redis. */
+  readonly keys = new MemoryKeyspace();
+  /** @internal its channels, likewise. */
+  readonly channels = new MemoryChannels();
 
   /** @internal the wake-ups of one lock client on this store. */
   wakeUps(): MemoryWakeUps {

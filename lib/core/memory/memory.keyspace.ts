@@ -57,7 +57,8 @@ export class MemoryKeyspace {
   /** Like Redis PTTL: the ms left (rounded up), or -2 when the key is absent. */
   pttl(key: string): number {
     if (this.get(key) === undefined) return -2;
-    return Math.max(0, Math.ceil(this.strings.get(key)!.expiresAt - monotonicNow()));
+    const { expiresAt } = this.strings.get(key)!;
+    return expiresAt === Infinity ? -1 : Math.max(0, Math.ceil(expiresAt - monotonicNow()));
   }
 
   /**

@@ -25,6 +25,15 @@ export class MemoryChannels {
     };
   }
 
+  /** How many listeners `channel` has, and the channels named `channel:...` (one per client). */
+  listening(channel: string): number {
+    let count = 0;
+    for (const [name, listening] of this.listeners) {
+      if (name === channel || name.startsWith(`${channel}:`)) count += listening.size;
+    }
+    return count;
+  }
+
   publish(channel: string, message: string): void {
     const listening = this.listeners.get(channel);
     if (!listening) return;
