@@ -4,21 +4,13 @@ import { LockNotAcquiredError } from '../../lib/errors/lock.errors.js';
 import { startRedis, stopAllRedis, type RedisServer } from '../support/redis-server.js';
 import { waitFor } from '../support/wait-for.js';
 import { commandCalls, gate, LockClients, nowMs, rejectionOf, uniqueKey } from './helpers.js';
+import { LOCK_BACKENDS, lockBackend } from './lock-backends.js';
 
-describe('RedisLockClient.run: scoping and reentrancy', () => {
-  let redis: RedisServer;
-  let admin: Redis;
-  const clients = new LockClients();
-
-  beforeAll(async () => {
-    redis = await startRedis();
-    admin = redis.client();
-  });
-  afterEach(() => clients.closeAll());
-  afterAll(() => stopAllRedis());
-
+describe.each(LOCK_BACKENDS)('RedisLockClient.run on %s: scoping and reentrancy', (name) => {
+  const backend = lockBackend(name);
+  const admin = backend.keys;
   it('runs fn under the lock, returns its result and releases afterwards', async () => {
-    const locks = clients.create(redis.client());
+    const locks = backend.client();
     const key = uniqueKey('run');
     let seen: string | null = null;
     let handle: RedisLockHandle | undefined;
@@ -34,7 +26,7 @@ describe('RedisLockClient.run: scoping and reentrancy', () => {
   });
 
   it('releases and rethrows when fn throws', async () => {
-    const locks = clients.create(redis.client());
+    const locks = backend.client();
     const key = uniqueKey('throws');
     const boom = new Error('boom');
     const { error } = await rejectionOf(
@@ -49,7 +41,7 @@ describe('RedisLockClient.run: scoping and reentrancy', () => {
   it('renews by default: a fn that outlives its ttl (four renewals) keeps the lock and token', async () => {
     expect.hasAssertions();
     const ttl = 300;
-    const locks = clients.create(redis.client());
+    const locks = backend.client();
     await locks.run(
       uniqueKey('renews'),
       async (lock) => {
@@ -74,7 +66,7 @@ describe('RedisLockClient.run: scoping and reentrancy', () => {
   });
 
   it('joins the held lock when run(K) is called inside run(K): same handle, fn runs, no deadlock', async () => {
-    const locks = clients.create(redis.client());
+    const locks = backend.client();
     const key = uniqueKey('nested');
     const calls: string[] = [];
     let outerLock: RedisLockHandle | undefined;
@@ -109,7 +101,7 @@ describe('RedisLockClient.run: scoping and reentrancy', () => {
 
   it('keeps the outer lock when a joined inner run throws', async () => {
     expect.hasAssertions();
-    const locks = clients.create(redis.client());
+    const locks = backend.client();
     const key = uniqueKey('inner-throws');
     await locks.run(key, async (outer) => {
       await expect(
@@ -121,6 +113,74 @@ describe('RedisLockClient.run: scoping and reentrancy', () => {
       await expect(admin.get(outer.redisKey)).resolves.toBe(outer.token);
     });
   });
+
+  it('joins per key: run(K2) inside run(K1) takes K2 on its own', async () => {
+    expect.hasAssertions();
+    const locks = backend.client();
+    const [k1, k2] = [uniqueKey('k1'), uniqueKey('k2')];
+    await locks.run(k1, async (outer) => {
+      await locks.run(k2, async (inner) => {
+        expect(inner).not.toBe(outer);
+        expect(inner.token).not.toBe(outer.token);
+        await expect(admin.get(`lock:{${k1}}`)).resolves.toBe(outer.token);
+        await expect(admin.get(`lock:{${k2}}`)).resolves.toBe(inner.token);
+      });
+      await expect(admin.exists(`lock:{${k2}}`)).resolves.toBe(0);
+      await expect(admin.get(`lock:{${k1}}`)).resolves.toBe(outer.token);
+    });
+  });
+
+  it('does not let two RedisLockClient instances in one process join each other', async () => {
+    // One assertion inside the outer fn: it must have run.
+    expect.assertions(2);
+    const a = backend.client();
+    const b = backend.client();
+    const key = uniqueKey('two-clients');
+    let innerRan = false;
+    await a.run(key, async () => {
+      const { error } = await rejectionOf(b.run(key, () => (innerRan = true)));
+      expect(error).toBeInstanceOf(LockNotAcquiredError);
+    });
+    expect(innerRan).toBe(false);
+  });
+
+  it('takes the lock anew for a call made from the scope after the scope released it', async () => {
+    // One assertion inside the late fn: it must have run.
+    expect.assertions(4);
+    const locks = backend.client();
+    const key = uniqueKey('late');
+    const resume = gate();
+    let outerToken = '';
+    let late: Promise<string> | undefined;
+    await locks.run(key, async (outer) => {
+      outerToken = outer.token;
+      // A continuation created inside the scope, run only after the scope has ended.
+      late = resume.promise.then(() =>
+        locks.run(key, async (lock) => {
+          await expect(admin.get(lock.redisKey)).resolves.toBe(lock.token);
+          return lock.token;
+        }),
+      );
+    });
+    await expect(admin.exists(`lock:{${key}}`)).resolves.toBe(0);
+    resume.open();
+    const lateToken = await late!;
+    expect(lateToken).not.toBe(outerToken);
+    await expect(admin.exists(`lock:{${key}}`)).resolves.toBe(0);
+  });
+});
+
+describe('RedisLockClient.run: scoping and reentrancy (Redis only)', () => {
+  let redis: RedisServer;
+  let admin: Redis;
+  const clients = new LockClients();
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    admin = redis.client();
+  });
+  afterEach(() => clients.closeAll());
+  afterAll(() => stopAllRedis());
 
   it('excludes a concurrent run(K) of the same process that is not inside the holder', async () => {
     const locks = clients.create(redis.client());
@@ -155,60 +215,5 @@ describe('RedisLockClient.run: scoping and reentrancy', () => {
     releaseOuter.open();
     await Promise.all([outer, waiter]);
     expect(order).toEqual(['outer start', 'outer end', 'waiter']);
-  });
-
-  it('joins per key: run(K2) inside run(K1) takes K2 on its own', async () => {
-    expect.hasAssertions();
-    const locks = clients.create(redis.client());
-    const [k1, k2] = [uniqueKey('k1'), uniqueKey('k2')];
-    await locks.run(k1, async (outer) => {
-      await locks.run(k2, async (inner) => {
-        expect(inner).not.toBe(outer);
-        expect(inner.token).not.toBe(outer.token);
-        await expect(admin.get(`lock:{${k1}}`)).resolves.toBe(outer.token);
-        await expect(admin.get(`lock:{${k2}}`)).resolves.toBe(inner.token);
-      });
-      await expect(admin.exists(`lock:{${k2}}`)).resolves.toBe(0);
-      await expect(admin.get(`lock:{${k1}}`)).resolves.toBe(outer.token);
-    });
-  });
-
-  it('does not let two RedisLockClient instances in one process join each other', async () => {
-    // One assertion inside the outer fn: it must have run.
-    expect.assertions(2);
-    const a = clients.create(redis.client());
-    const b = clients.create(redis.client());
-    const key = uniqueKey('two-clients');
-    let innerRan = false;
-    await a.run(key, async () => {
-      const { error } = await rejectionOf(b.run(key, () => (innerRan = true)));
-      expect(error).toBeInstanceOf(LockNotAcquiredError);
-    });
-    expect(innerRan).toBe(false);
-  });
-
-  it('takes the lock anew for a call made from the scope after the scope released it', async () => {
-    // One assertion inside the late fn: it must have run.
-    expect.assertions(4);
-    const locks = clients.create(redis.client());
-    const key = uniqueKey('late');
-    const resume = gate();
-    let outerToken = '';
-    let late: Promise<string> | undefined;
-    await locks.run(key, async (outer) => {
-      outerToken = outer.token;
-      // A continuation created inside the scope, run only after the scope has ended.
-      late = resume.promise.then(() =>
-        locks.run(key, async (lock) => {
-          await expect(admin.get(lock.redisKey)).resolves.toBe(lock.token);
-          return lock.token;
-        }),
-      );
-    });
-    await expect(admin.exists(`lock:{${key}}`)).resolves.toBe(0);
-    resume.open();
-    const lateToken = await late!;
-    expect(lateToken).not.toBe(outerToken);
-    await expect(admin.exists(`lock:{${key}}`)).resolves.toBe(0);
   });
 });

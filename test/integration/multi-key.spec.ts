@@ -9,12 +9,115 @@ import {
   monitorCaughtUp,
   nowMs,
   runContendLoop,
-  subscribed,
   uniqueKey,
 } from './helpers.js';
+import { LOCK_BACKENDS, lockBackend } from './lock-backends.js';
 import { grantsOf, type LoopConfig } from './workers/protocol.js';
 
-describe('multi-key locks: several keys at once, all or nothing', () => {
+const lockKey = (key: string) => `lock:{${key}}`;
+/** Distinct keys for one test, named a, b, c... in sorted order. */
+const keysFor = (label: string, n: number) => {
+  const base = uniqueKey(label);
+  return Array.from({ length: n }, (_, i) => `${base}:${String.fromCharCode(97 + i)}`);
+};
+
+describe.each(LOCK_BACKENDS)(
+  'multi-key locks on %s: several keys at once, all or nothing',
+  (name) => {
+    const backend = lockBackend(name);
+    const admin = backend.keys;
+    describe('all or nothing', () => {
+      it('tryAcquire returns null and sets no key while any one of them is held by someone else', async () => {
+        const [a, b, c] = keysFor('none', 3);
+        const other = backend.client();
+        const locks = backend.client();
+        for (const busy of [a, b, c]) {
+          const holder = await other.acquire(busy, { ttl: 30_000 });
+          await expect(locks.tryAcquire([a, b, c])).resolves.toBeNull();
+          // The free keys were not taken (nor left behind) by the failed attempt.
+          for (const key of [a, b, c]) {
+            await expect(admin.get(lockKey(key))).resolves.toBe(key === busy ? holder.token : null);
+          }
+          await holder.release();
+        }
+      });
+
+      it('acquire waits for the busy key and then takes all of them at once; release frees all', async () => {
+        const [a, b] = keysFor('wait-all', 2);
+        const holder = await backend.client().acquire(b, { ttl: 30_000 });
+        const locks = backend.client();
+        const waiting = locks.acquire([b, a], { ttl: 30_000, waitTimeout: 10_000 });
+        await backend.subscribed(b);
+        await expect(admin.exists(lockKey(a))).resolves.toBe(0); // not held while waiting for b
+        await holder.release();
+        const releasedAt = nowMs();
+        const lock = await waiting;
+        expect(nowMs() - releasedAt).toBeLessThan(1000);
+        expect(lock.keys).toEqual([a, b]);
+        await expect(admin.get(lockKey(a))).resolves.toBe(lock.token);
+        await expect(admin.get(lockKey(b))).resolves.toBe(lock.token);
+
+        await expect(lock.release()).resolves.toBe(true);
+        await expect(admin.exists(lockKey(a), lockKey(b))).resolves.toBe(0);
+      });
+
+      it('extend renews the lease of every key', async () => {
+        const keys = keysFor('extend', 3);
+        const lock = await backend.client().acquire(keys, { ttl: 1000 });
+        for (const key of keys) expect(await admin.pttl(lockKey(key))).toBeLessThanOrEqual(1000);
+        await lock.extend(30_000);
+        for (const key of keys) expect(await admin.pttl(lockKey(key))).toBeGreaterThan(25_000);
+        await lock.release();
+      });
+
+      it('losing one key loses the whole lock: the watchdog aborts the signal with LockLostError', async () => {
+        const [a, b] = keysFor('lost', 2);
+        const locks = backend.client();
+        const lock = await locks.acquire([a, b], { ttl: 600, autoRenew: true });
+        const { signal } = lock;
+        await admin.del(lockKey(b));
+        // The next renewal (every ttl / 3) finds b gone.
+        await waitFor(() => signal.aborted, { timeout: 2000, message: 'the signal to abort' });
+        expect(signal.reason).toBeInstanceOf(LockLostError);
+        expect(lock.isHeld()).toBe(false);
+        // Release clears what is left, and says the lock was not held in full.
+        await expect(lock.release()).resolves.toBe(false);
+        await expect(admin.exists(lockKey(a), lockKey(b))).resolves.toBe(0);
+      });
+
+      it('extend of a lock missing one key fails with LockLostError and renews none', async () => {
+        const [a, b] = keysFor('extend-lost', 2);
+        const lock = await backend.client().acquire([a, b], { ttl: 5000 });
+        await admin.del(lockKey(a));
+        await expect(lock.extend(30_000)).rejects.toBeInstanceOf(LockLostError);
+        expect(await admin.pttl(lockKey(b))).toBeLessThanOrEqual(5000);
+        await expect(admin.get(lockKey(b))).resolves.toBe(lock.token);
+      });
+    });
+
+    it('duplicate keys lock one key, and handle.keys is sorted whatever the order given', async () => {
+      const [a, b, c] = keysFor('dupes', 3);
+      const locks = backend.client();
+
+      const single = await locks.acquire([a, a]);
+      expect(single.keys).toEqual([a]);
+      expect(single.key).toBe(a);
+      expect(single.redisKey).toBe(lockKey(a));
+      await expect(admin.get(lockKey(a))).resolves.toBe(single.token);
+      await expect(single.release()).resolves.toBe(true); // held every key: the one
+      await expect(admin.exists(lockKey(a))).resolves.toBe(0);
+
+      const three = await locks.acquire([c, a, b, c, a]);
+      expect(three.keys).toEqual([a, b, c]);
+      expect(three.key).toBe(`${a}, ${b}, ${c}`);
+      expect(three.redisKey).toBe(lockKey(a));
+      for (const key of [a, b, c]) await expect(admin.get(lockKey(key))).resolves.toBe(three.token);
+      await expect(three.release()).resolves.toBe(true);
+    });
+  },
+);
+
+describe('multi-key locks: several keys at once, all or nothing (Redis only)', () => {
   let redis: RedisServer;
   let admin: Redis;
   const clients = new LockClients();
@@ -30,82 +133,6 @@ describe('multi-key locks: several keys at once, all or nothing', () => {
   afterAll(async () => {
     await killAllWorkers();
     await stopAllRedis();
-  });
-
-  const lockKey = (key: string) => `lock:{${key}}`;
-  /** Distinct keys for one test, named a, b, c... in sorted order. */
-  const keysFor = (label: string, n: number) => {
-    const base = uniqueKey(label);
-    return Array.from({ length: n }, (_, i) => `${base}:${String.fromCharCode(97 + i)}`);
-  };
-
-  describe('all or nothing', () => {
-    it('tryAcquire returns null and sets no key while any one of them is held by someone else', async () => {
-      const [a, b, c] = keysFor('none', 3);
-      const other = clients.create(redis.client());
-      const locks = clients.create(redis.client());
-      for (const busy of [a, b, c]) {
-        const holder = await other.acquire(busy, { ttl: 30_000 });
-        await expect(locks.tryAcquire([a, b, c])).resolves.toBeNull();
-        // The free keys were not taken (nor left behind) by the failed attempt.
-        for (const key of [a, b, c]) {
-          await expect(admin.get(lockKey(key))).resolves.toBe(key === busy ? holder.token : null);
-        }
-        await holder.release();
-      }
-    });
-
-    it('acquire waits for the busy key and then takes all of them at once; release frees all', async () => {
-      const [a, b] = keysFor('wait-all', 2);
-      const holder = await clients.create(redis.client()).acquire(b, { ttl: 30_000 });
-      const locks = clients.create(redis.client());
-      const waiting = locks.acquire([b, a], { ttl: 30_000, waitTimeout: 10_000 });
-      await subscribed(admin, b);
-      await expect(admin.exists(lockKey(a))).resolves.toBe(0); // not held while waiting for b
-      await holder.release();
-      const releasedAt = nowMs();
-      const lock = await waiting;
-      expect(nowMs() - releasedAt).toBeLessThan(1000);
-      expect(lock.keys).toEqual([a, b]);
-      await expect(admin.get(lockKey(a))).resolves.toBe(lock.token);
-      await expect(admin.get(lockKey(b))).resolves.toBe(lock.token);
-
-      await expect(lock.release()).resolves.toBe(true);
-      await expect(admin.exists(lockKey(a), lockKey(b))).resolves.toBe(0);
-    });
-
-    it('extend renews the lease of every key', async () => {
-      const keys = keysFor('extend', 3);
-      const lock = await clients.create(redis.client()).acquire(keys, { ttl: 1000 });
-      for (const key of keys) expect(await admin.pttl(lockKey(key))).toBeLessThanOrEqual(1000);
-      await lock.extend(30_000);
-      for (const key of keys) expect(await admin.pttl(lockKey(key))).toBeGreaterThan(25_000);
-      await lock.release();
-    });
-
-    it('losing one key loses the whole lock: the watchdog aborts the signal with LockLostError', async () => {
-      const [a, b] = keysFor('lost', 2);
-      const locks = clients.create(redis.client());
-      const lock = await locks.acquire([a, b], { ttl: 600, autoRenew: true });
-      const { signal } = lock;
-      await admin.del(lockKey(b));
-      // The next renewal (every ttl / 3) finds b gone.
-      await waitFor(() => signal.aborted, { timeout: 2000, message: 'the signal to abort' });
-      expect(signal.reason).toBeInstanceOf(LockLostError);
-      expect(lock.isHeld()).toBe(false);
-      // Release clears what is left, and says the lock was not held in full.
-      await expect(lock.release()).resolves.toBe(false);
-      await expect(admin.exists(lockKey(a), lockKey(b))).resolves.toBe(0);
-    });
-
-    it('extend of a lock missing one key fails with LockLostError and renews none', async () => {
-      const [a, b] = keysFor('extend-lost', 2);
-      const lock = await clients.create(redis.client()).acquire([a, b], { ttl: 5000 });
-      await admin.del(lockKey(a));
-      await expect(lock.extend(30_000)).rejects.toBeInstanceOf(LockLostError);
-      expect(await admin.pttl(lockKey(b))).toBeLessThanOrEqual(5000);
-      await expect(admin.get(lockKey(b))).resolves.toBe(lock.token);
-    });
   });
 
   describe.each([
@@ -159,26 +186,6 @@ describe('multi-key locks: several keys at once, all or nothing', () => {
       }
       await expect(admin.exists(lockKey(A), lockKey(B), lockKey(C))).resolves.toBe(0);
     }, 60_000);
-  });
-
-  it('duplicate keys lock one key, and handle.keys is sorted whatever the order given', async () => {
-    const [a, b, c] = keysFor('dupes', 3);
-    const locks = clients.create(redis.client());
-
-    const single = await locks.acquire([a, a]);
-    expect(single.keys).toEqual([a]);
-    expect(single.key).toBe(a);
-    expect(single.redisKey).toBe(lockKey(a));
-    await expect(admin.get(lockKey(a))).resolves.toBe(single.token);
-    await expect(single.release()).resolves.toBe(true); // held every key: the one
-    await expect(admin.exists(lockKey(a))).resolves.toBe(0);
-
-    const three = await locks.acquire([c, a, b, c, a]);
-    expect(three.keys).toEqual([a, b, c]);
-    expect(three.key).toBe(`${a}, ${b}, ${c}`);
-    expect(three.redisKey).toBe(lockKey(a));
-    for (const key of [a, b, c]) await expect(admin.get(lockKey(key))).resolves.toBe(three.token);
-    await expect(three.release()).resolves.toBe(true);
   });
 
   it('reentrancy: inside run([a, b]), run(a) and run([b, a]) join; run([a, c]) takes only c', async () => {
