@@ -10,7 +10,7 @@ import type { RedisLockClient } from '../../lib/core/redis-lock.client.js';
 import type { RedisLockClientOptions } from '../../lib/core/redis-lock-client.options.js';
 import { startRedis, stopAllRedis, type RedisServer } from '../support/redis-server.js';
 import { waitFor } from '../support/wait-for.js';
-import { LockClients, subscriberCount } from './helpers.js';
+import { fairQueue, LockClients, subscriberCount } from './helpers.js';
 
 export type BackendName = 'redis' | 'memory';
 export const LOCK_BACKENDS: BackendName[] = ['redis', 'memory'];
@@ -23,6 +23,8 @@ export interface StoreKeys {
   exists(...keys: string[]): Promise<number>;
   del(key: string): Promise<unknown>;
   set(key: string, value: string): Promise<unknown>;
+  /** The waiters in the fair queue of `key` (default prefix), first in line first. */
+  queue(key: string): Promise<string[]>;
 }
 
 /** Lock clients on one store, and its keys. Made by {@link lockBackend} inside a `describe`. */
@@ -59,6 +61,7 @@ export function lockBackend(name: BackendName): LockBackend {
           exists: (...k) => admin!.exists(...k),
           del: (key) => admin!.del(key),
           set: (key, value) => admin!.set(key, value),
+          queue: (key) => fairQueue(admin!, key),
         }
       : {
           get: async (key) => memory.keys.get(key) ?? null,
@@ -66,6 +69,7 @@ export function lockBackend(name: BackendName): LockBackend {
           exists: async (...k) => k.filter((key) => memory.keys.get(key) !== undefined).length,
           del: async (key) => memory.keys.delete(key),
           set: async (key, value) => memory.keys.set(key, value, Infinity),
+          queue: async (key) => memory.keys.waiters(`lock:{${key}}:queue`),
         };
   return {
     name,

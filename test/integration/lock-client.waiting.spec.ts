@@ -11,6 +11,7 @@ import {
   rejectionOf,
   uniqueKey,
 } from './helpers.js';
+import { LOCK_BACKENDS, lockBackend } from './lock-backends.js';
 
 /**
  * An ioredis client of a port nobody listens on. `disconnectTimeout: 0`: ioredis's disconnect()
@@ -38,13 +39,6 @@ describe('RedisLockClient: waiting, giving up, and Redis being away', () => {
   });
   afterAll(() => stopAllRedis());
 
-  /** A key held by another client for the whole test. */
-  async function heldKey(label: string): Promise<string> {
-    const key = uniqueKey(label);
-    await clients.create(redis.client()).acquire(key, { ttl: 30_000 });
-    return key;
-  }
-
   /** Resolves once a client is blocked by CLIENT PAUSE, i.e. its write is in flight. */
   async function writeInFlight(): Promise<void> {
     await waitFor(async () => /blocked_clients:[1-9]/.test(await admin.info('clients')), {
@@ -53,69 +47,6 @@ describe('RedisLockClient: waiting, giving up, and Redis being away', () => {
   }
 
   describe('deadline and abort', () => {
-    it('gives up at waitTimeout: LockNotAcquiredError after at least 300 ms and well before 1500 ms', async () => {
-      const key = await heldKey('deadline');
-      const locks = clients.create(redis.client());
-      const { error, ms } = await rejectionOf(
-        locks.acquire(key, { waitTimeout: 300, retry: exponentialBackoff({ base: 10, cap: 100 }) }),
-      );
-      expect(error).toBeInstanceOf(LockNotAcquiredError);
-      expect(error).toMatchObject({ key, aborted: false });
-      expect(ms).toBeGreaterThanOrEqual(298);
-      expect(ms).toBeLessThan(1500);
-      expect((error as LockNotAcquiredError).waitedMs).toBeGreaterThanOrEqual(298);
-      expect(error.message).toMatch(/gave up after waiting \d+ ms/);
-    });
-
-    it('gives up at waitTimeout even when the retry strategy asks for a longer pause', async () => {
-      const key = await heldKey('long-retry');
-      const { error, ms } = await rejectionOf(
-        clients.create(redis.client()).acquire(key, { waitTimeout: 300, retry: fixedDelay(5000) }),
-      );
-      expect(error).toBeInstanceOf(LockNotAcquiredError);
-      expect(ms).toBeGreaterThanOrEqual(298);
-      expect(ms).toBeLessThan(1500);
-    });
-
-    it('ends the wait at once when the retry strategy returns null', async () => {
-      const key = await heldKey('null-retry');
-      const asked: number[] = [];
-      const { error, ms } = await rejectionOf(
-        clients.create(redis.client(), { pubSub: false }).acquire(key, {
-          waitTimeout: 10_000,
-          retry: (attempt) => (asked.push(attempt), attempt < 3 ? 10 : null),
-        }),
-      );
-      expect(error).toBeInstanceOf(LockNotAcquiredError);
-      expect(asked).toEqual([1, 2, 3]);
-      expect(ms).toBeLessThan(1000);
-    });
-
-    it('rejects within 500 ms with aborted: true when the signal aborts mid-wait (not after the 2 s pause)', async () => {
-      const key = await heldKey('abort');
-      const controller = new AbortController();
-      let abortedAt = 0;
-      // A quick first retry, then a long pause; the abort comes while the waiter sleeps in it.
-      const retry = (attempt: number) => {
-        if (attempt === 1) return 10;
-        setImmediate(() => {
-          abortedAt = nowMs();
-          controller.abort();
-        });
-        return 2000;
-      };
-      const waiting = clients
-        .create(redis.client(), { pubSub: false })
-        .acquire(key, { waitTimeout: 10_000, retry, signal: controller.signal });
-      const { error } = await rejectionOf(waiting);
-      const rejectedAt = nowMs();
-      expect(abortedAt).toBeGreaterThan(0);
-      expect(rejectedAt - abortedAt).toBeLessThan(500); // instead of sleeping 2000 ms
-      expect(error).toBeInstanceOf(LockNotAcquiredError);
-      expect(error).toMatchObject({ key, aborted: true });
-      expect(error.message).toContain('was aborted');
-    });
-
     it('with an already aborted signal, sends nothing and rejects with aborted: true (tryAcquire too)', async () => {
       const log = await CommandLog.start(admin);
       try {
@@ -336,5 +267,79 @@ describe('RedisLockClient: waiting, giving up, and Redis being away', () => {
       expect(logger.messages[0]).toContain('it will expire when its lease runs out');
       expect(logger.messages[0]).not.toContain(token);
     });
+  });
+});
+
+describe.each(LOCK_BACKENDS)('RedisLockClient on %s: deadline and abort', (name) => {
+  const backend = lockBackend(name);
+
+  /** A key held by another client for the whole test. */
+  async function heldKey(label: string): Promise<string> {
+    const key = uniqueKey(label);
+    await backend.client().acquire(key, { ttl: 30_000 });
+    return key;
+  }
+
+  it('gives up at waitTimeout: LockNotAcquiredError after at least 300 ms and well before 1500 ms', async () => {
+    const key = await heldKey('deadline');
+    const locks = backend.client();
+    const { error, ms } = await rejectionOf(
+      locks.acquire(key, { waitTimeout: 300, retry: exponentialBackoff({ base: 10, cap: 100 }) }),
+    );
+    expect(error).toBeInstanceOf(LockNotAcquiredError);
+    expect(error).toMatchObject({ key, aborted: false });
+    expect(ms).toBeGreaterThanOrEqual(298);
+    expect(ms).toBeLessThan(1500);
+    expect((error as LockNotAcquiredError).waitedMs).toBeGreaterThanOrEqual(298);
+    expect(error.message).toMatch(/gave up after waiting \d+ ms/);
+  });
+
+  it('gives up at waitTimeout even when the retry strategy asks for a longer pause', async () => {
+    const key = await heldKey('long-retry');
+    const { error, ms } = await rejectionOf(
+      backend.client().acquire(key, { waitTimeout: 300, retry: fixedDelay(5000) }),
+    );
+    expect(error).toBeInstanceOf(LockNotAcquiredError);
+    expect(ms).toBeGreaterThanOrEqual(298);
+    expect(ms).toBeLessThan(1500);
+  });
+
+  it('ends the wait at once when the retry strategy returns null', async () => {
+    const key = await heldKey('null-retry');
+    const asked: number[] = [];
+    const { error, ms } = await rejectionOf(
+      backend.client({ pubSub: false }).acquire(key, {
+        waitTimeout: 10_000,
+        retry: (attempt) => (asked.push(attempt), attempt < 3 ? 10 : null),
+      }),
+    );
+    expect(error).toBeInstanceOf(LockNotAcquiredError);
+    expect(asked).toEqual([1, 2, 3]);
+    expect(ms).toBeLessThan(1000);
+  });
+
+  it('rejects within 500 ms with aborted: true when the signal aborts mid-wait (not after the 2 s pause)', async () => {
+    const key = await heldKey('abort');
+    const controller = new AbortController();
+    let abortedAt = 0;
+    // A quick first retry, then a long pause; the abort comes while the waiter sleeps in it.
+    const retry = (attempt: number) => {
+      if (attempt === 1) return 10;
+      setImmediate(() => {
+        abortedAt = nowMs();
+        controller.abort();
+      });
+      return 2000;
+    };
+    const waiting = backend
+      .client({ pubSub: false })
+      .acquire(key, { waitTimeout: 10_000, retry, signal: controller.signal });
+    const { error } = await rejectionOf(waiting);
+    const rejectedAt = nowMs();
+    expect(abortedAt).toBeGreaterThan(0);
+    expect(rejectedAt - abortedAt).toBeLessThan(500); // instead of sleeping 2000 ms
+    expect(error).toBeInstanceOf(LockNotAcquiredError);
+    expect(error).toMatchObject({ key, aborted: true });
+    expect(error.message).toContain('was aborted');
   });
 });
