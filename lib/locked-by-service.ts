@@ -21,7 +21,11 @@ export interface LockRunner {
   run<T>(key: LockKeys, fn: () => T | Promise<T>, options?: LockOptions): Promise<T>;
 }
 
-/** The real service's client, or undefined when the service is a fake without one. */
+/**
+ * The real service's client, or undefined when the service is a fake without one.
+ * @example
+ * const client = clientOf(service); // undefined for { run }
+ */
 export function clientOf(service: object): RedisLockClient | undefined {
   const client = (service as { client?: Partial<RedisLockClient> }).client;
   return typeof client?.enter === 'function' ? (client as RedisLockClient) : undefined;
@@ -30,13 +34,19 @@ export function clientOf(service: object): RedisLockClient | undefined {
 /**
  * The fake as a `LockRunner`.
  * @throws LockError naming what the fake lacks.
+ * @example
+ * const runner = runnerOf(fake, 'ReportService.build()');
  */
 export function runnerOf(service: object, where: string): LockRunner {
   if (typeof (service as Partial<LockRunner>).run === 'function') return service as LockRunner;
   throw new LockError(fakeLockServiceMessage(where));
 }
 
-/** Like `callLocked`, through the fake's `run`. */
+/**
+ * Like `callLocked`, through the fake's `run`.
+ * @example
+ * await callThrough(fake, 'report:1', { onSkip }, () => build('1'));
+ */
 export async function callThrough(
   runner: LockRunner,
   key: LockKeys,
@@ -53,7 +63,11 @@ export async function callThrough(
   }
 }
 
-/** Like `observeLocked`, through the fake's `run`: it holds its lock until the stream ends. */
+/**
+ * Like `observeLocked`, through the fake's `run`: it holds its lock until the stream ends.
+ * @example
+ * observeThrough(fake, 'feed:1', {}, () => interval(1000)).subscribe((n) => logger.log(n));
+ */
 export function observeThrough(
   runner: LockRunner,
   key: LockKeys,
