@@ -4,6 +4,7 @@ import { startRedis, stopAllRedis, type RedisServer } from '../support/redis-ser
 import { waitFor } from '../support/wait-for.js';
 import { LockAgent, LockClients, processState, runContendLoop, uniqueKey } from './helpers.js';
 import { fencedWrite, grantsOf, type LoopConfig } from './workers/protocol.js';
+import { LOCK_BACKENDS, lockBackend } from './lock-backends.js';
 
 /** Fails with the first place where `tokens` does not strictly increase. */
 function expectStrictlyIncreasing(tokens: bigint[]): void {
@@ -165,5 +166,50 @@ describe('fencing tokens', () => {
     await expect(admin.get(`${store}:value`)).resolves.toBe('from the new owner');
     await expect(admin.get(`${store}:token`)).resolves.toBe(current.fencingToken.toString());
     await current.release();
+  });
+});
+
+describe.each(LOCK_BACKENDS)('fencing tokens on %s', (name) => {
+  const backend = lockBackend(name);
+  const fence = (key: string) => `lock:{${key}}:fence`;
+
+  it('strictly increase over grants of one key to 3 clients x 2 waiters, and after the counter is deleted', async () => {
+    const key = uniqueKey('fence-shared');
+    const clients = [0, 1, 2].map(() => backend.client());
+    const tokens: bigint[] = [];
+    const waiter = async (locks: (typeof clients)[number]) => {
+      for (let i = 0; i < 20; i++) {
+        await locks.run(key, (lock) => void tokens.push(lock.fencingToken), {
+          waitTimeout: 10_000,
+        });
+      }
+    };
+    await Promise.all(clients.flatMap((locks) => [waiter(locks), waiter(locks)]));
+    // The counter is kept long after the last grant (an hour), not forever.
+    expect(await backend.keys.pttl(fence(key))).toBeGreaterThan(3_500_000);
+    await backend.keys.del(fence(key));
+    const after = await clients[0].acquire(key);
+    tokens.push(after.fencingToken);
+    expect(tokens).toHaveLength(121);
+    expectStrictlyIncreasing(tokens);
+  });
+
+  it('a multi-key grant gets one token above the last token of every key it covers', async () => {
+    const locks = backend.client();
+    const [a, b] = ['a', 'b'].map((label) => uniqueKey(`fence-shared-${label}`));
+    for (const key of [a, b]) await (await locks.acquire(key)).release();
+    // One counter far ahead of the other and of the clock.
+    const ahead = BigInt(Date.now()) * 1000n + 10n ** 12n;
+    await backend.keys.set(fence(b), ahead.toString());
+    const below = BigInt((await backend.keys.get(fence(a)))!);
+    const both = await locks.acquire([a, b]);
+    expect(both.fencingToken).toBeGreaterThan(ahead);
+    expect(both.fencingToken).toBeGreaterThan(below);
+    for (const key of [a, b]) {
+      await expect(backend.keys.get(fence(key))).resolves.toBe(both.fencingToken.toString());
+    }
+    await both.release();
+    const alone = await locks.acquire(a);
+    expect(alone.fencingToken).toBeGreaterThan(both.fencingToken);
   });
 });
