@@ -8,7 +8,8 @@ import { LockInterceptor } from './lock.interceptor.js';
 import { LockMetadataAccessor } from './lock-metadata.accessor.js';
 import { LockService } from './lock.service.js';
 import { REDIS_LOCK_CONNECTION, REDIS_LOCK_LOGGER_CONTEXT } from './redis-lock.constants.js';
-import { connectionChoiceMessage } from './redis-lock.messages.js';
+import { connectionChoiceMessage, missingModuleOptionsMessage } from './redis-lock.messages.js';
+import { checkConnectTimeout, RedisStartupCheck } from './redis-startup.check.js';
 import {
   ConfigurableModuleClass,
   REDIS_LOCK_MODULE_OPTIONS,
@@ -45,22 +46,31 @@ import {
     LockMetadataAccessor,
     LockExplorer,
     { provide: APP_INTERCEPTOR, useClass: LockInterceptor },
+    RedisStartupCheck,
   ],
-  exports: [LockService],
+  // The options too: a LockInterceptor bound by @Lock in another module reads `errorFactory`.
+  exports: [LockService, REDIS_LOCK_MODULE_OPTIONS],
 })
 export class RedisLockModule extends ConfigurableModuleClass {}
 
 /**
  * The connections the options ask for: one for `redis`, one per master for `redlock`.
- * @throws TypeError when the options give both or neither, before anything connects.
- * @throws RangeError on an invalid `drainTimeout`, before anything connects.
+ * @throws TypeError when there are no options (`forRoot()` from JavaScript, a `forRootAsync`
+ * factory that returns nothing), or they give both or neither, before anything connects.
+ * @throws RangeError on an invalid `drainTimeout` or `connectTimeout`, before anything connects.
  */
 function connectionsFor(options: RedisLockModuleOptions, logger: Logger): RedisConnection[] {
+  // No default Redis: a lock service that quietly points at localhost in production is worse
+  // than an app that does not start.
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError(missingModuleOptionsMessage(options));
+  }
   const { redis, redlock } = options;
   if ((redis === undefined) === (redlock === undefined)) {
     throw new TypeError(connectionChoiceMessage(redis !== undefined));
   }
   if (options.drainTimeout !== undefined) checkDrainTimeout(options.drainTimeout);
+  checkConnectTimeout(options.connectTimeout);
   if (redlock) return redlock.clients.map((config) => RedisConnection.from(config, logger));
   return [RedisConnection.from(redis!, logger)];
 }
