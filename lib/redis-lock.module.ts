@@ -1,4 +1,4 @@
-import { Logger, Module } from '@nestjs/common';
+import { Logger, Module, type DynamicModule } from '@nestjs/common';
 import { APP_INTERCEPTOR, DiscoveryModule } from '@nestjs/core';
 import { checkDrainTimeout } from './core/lease/lock-drain.js';
 import { RedisConnection } from './core/redis/redis-connection.js';
@@ -12,6 +12,7 @@ import { connectionChoiceMessage, missingModuleOptionsMessage } from './redis-lo
 import { checkConnectTimeout, RedisStartupCheck } from './redis-startup.check.js';
 import {
   ConfigurableModuleClass,
+  OPTIONS_TYPE,
   REDIS_LOCK_MODULE_OPTIONS,
 } from './redis-lock.module-definition.js';
 
@@ -51,7 +52,20 @@ import {
   // The options too: a LockInterceptor bound by @Lock in another module reads `errorFactory`.
   exports: [LockService, REDIS_LOCK_MODULE_OPTIONS],
 })
-export class RedisLockModule extends ConfigurableModuleClass {}
+export class RedisLockModule extends ConfigurableModuleClass {
+  /**
+   * The module, locking on the Redis the options name.
+   * @throws TypeError without options (plain JavaScript's `forRoot()`): there is no default Redis.
+   * @example
+   * RedisLockModule.forRoot({ redis: 'redis://localhost:6379' });
+   */
+  static override forRoot(options: typeof OPTIONS_TYPE): DynamicModule {
+    if (typeof options !== 'object' || options === null) {
+      throw new TypeError(missingModuleOptionsMessage(options));
+    }
+    return super.forRoot(options);
+  }
+}
 
 /**
  * The connections the options ask for: one for `redis`, one per master for `redlock`.
