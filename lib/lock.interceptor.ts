@@ -2,8 +2,10 @@ import {
   BadRequestException,
   HttpException,
   HttpStatus,
+  Inject,
   Injectable,
   Logger,
+  Optional,
   ServiceUnavailableException,
   type CallHandler,
   type ExecutionContext,
@@ -16,8 +18,12 @@ import {
   LockNotAcquiredError,
   LockUnavailableError,
 } from './errors/lock.errors.js';
+import type { RedisLockModuleOptions } from './interfaces/redis-lock-module-options.interface.js';
+import { converterOf, joinChain } from './lock-interceptor.chain.js';
 import { REDIS_LOCK_LOGGER_CONTEXT } from './redis-lock.constants.js';
 import { UNAVAILABLE_RESPONSE } from './redis-lock.messages.js';
+import { REDIS_LOCK_MODULE_OPTIONS } from './redis-lock.module-definition.js';
+import { setRetryAfter } from './retry-after.header.js';
 
 /** HTTP-style status of each lock error, used for every transport. */
 const STATUS = {
@@ -36,7 +42,13 @@ const STATUS = {
  * Locking itself happens in the method `@Lock` wraps, which receives the arguments the param
  * decorators and pipes produced, so the key uses exactly the values the handler sees.
  *
- * Override `toTransportError` to shape the answers differently.
+ * Only one `LockInterceptor` converts a given error, wherever they are bound (globally, on the
+ * class, on the method, by `@Lock` itself): the outermost subclass of it in the handler's chain,
+ * or the outermost stock one when there is no subclass. So to shape the answers, override
+ * `toTransportError` in a subclass and register it globally (`APP_INTERCEPTOR`) or with
+ * `@UseInterceptors` on the class or method, in any order; or give the module an `errorFactory`.
+ * A 423 over HTTP carries `Retry-After` (whole seconds, rounded up) when the holder's lease left
+ * is known.
  *
  * @example
  * @Injectable()
@@ -51,20 +63,43 @@ const STATUS = {
 export class LockInterceptor implements NestInterceptor {
   private readonly logger = new Logger(REDIS_LOCK_LOGGER_CONTEXT);
 
+  /*
+   * Injected as a property, so a subclass's constructor need not pass it on; optional, as a
+   * stock instance bound by @Lock in a module that cannot see RedisLockModule's options.
+   */
+  @Optional()
+  @Inject(REDIS_LOCK_MODULE_OPTIONS)
+  private readonly moduleOptions?: RedisLockModuleOptions;
+
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    // Every interceptor of the chain joins before the handler runs, so when an error comes back
+    // through them, each knows which one of them converts it.
+    joinChain(context, this);
     return next
       .handle()
       .pipe(
         catchError((error: unknown) =>
-          error instanceof LockError
+          error instanceof LockError && converterOf(context, LockInterceptor) === this
             ? from(this.toTransportError(error, context)).pipe(mergeMap((e) => throwError(() => e)))
             : throwError(() => error),
         ),
       );
   }
 
-  /** The exception to throw in place of `error` for the handler's transport. */
+  /**
+   * The exception to throw in place of `error` for the handler's transport: the module's
+   * `errorFactory`'s if it has one, else the stock answer. Sets `Retry-After` on an HTTP 423.
+   */
   protected async toTransportError(error: LockError, context: ExecutionContext): Promise<unknown> {
+    if (error instanceof LockNotAcquiredError && context.getType() === 'http') {
+      setRetryAfter(context, error.leaseLeftMs);
+    }
+    const factory = this.moduleOptions?.errorFactory;
+    return factory ? factory(error, context) : this.stockTransportError(error, context);
+  }
+
+  /** The documented 423 / 503 / 400 answers, as HTTP, RPC or WS exceptions. */
+  protected async stockTransportError(error: LockError, context: ExecutionContext) {
     const status = statusOf(error);
     if (!status) return error;
     if (error instanceof LockUnavailableError) this.logger.warn(error.message);

@@ -1,3 +1,5 @@
+import { LOCK_SERVICE_PROPERTY_NAME } from './redis-lock.messages.js';
+
 /** Reflect-metadata key under which `@Lock` stores its definition on the decorated method. */
 export const LOCK_METADATA = 'REDIS_LOCK:LOCK';
 
@@ -6,9 +8,11 @@ export const REDIS_LOCK_CONNECTION = 'REDIS_LOCK:CONNECTION';
 
 /**
  * Property on instances of classes that use `@Lock`, filled by Nest's property injection with
- * that app's `LockService`. A symbol, so it never clashes with user properties.
+ * that app's `LockService`. A symbol, so it never clashes with user properties. Its description
+ * is what Nest names when it cannot fill it (the app does not import RedisLockModule), so it
+ * says what to do.
  */
-export const LOCK_SERVICE_PROPERTY = Symbol('REDIS_LOCK:SERVICE');
+export const LOCK_SERVICE_PROPERTY = Symbol(LOCK_SERVICE_PROPERTY_NAME);
 
 /** Context name of the module's `Logger`. */
 export const REDIS_LOCK_LOGGER_CONTEXT = 'RedisLock';
@@ -125,6 +129,9 @@ export const FOREIGN_KEY_ERROR = 'LOCKKEY';
  * the lock again.
  */
 export const SUBSCRIBE_GRACE = 250;
+
+/** Default `connectTimeout` of the module's `failFast` check at startup (ms). */
+export const DEFAULT_CONNECT_TIMEOUT = 5_000;
 
 /** Random bytes in a lock token (128 bits). */
 export const TOKEN_BYTES = 16;

@@ -98,6 +98,32 @@ export const notAMethodMessage = (where: string) =>
 export const badOnNotAcquiredMessage = (where: string, value: unknown) =>
   `@Lock on ${where}: onNotAcquired must be 'throw' or 'skip', got ${describe(value)}.`;
 
+/** A `@Lock` option the client refuses, found where the class is defined. */
+export const badLockOptionMessage = (where: string, problem: string) =>
+  `@Lock on ${where}: ${problem} Fix it in the decorator; the app does not start with it.`;
+
+export const unknownLockOptionMessage = (where: string, option: string, known: readonly string[]) =>
+  `@Lock on ${where}: unknown option "${option}". Known options: ${known.join(', ')}.`;
+
+export const lockOptionsNotObjectMessage = (where: string, value: unknown) =>
+  `@Lock on ${where}: the options must be an object, got ${describe(value)}.`;
+
+/** Shown by Nest when a class with `@Lock` is built in an app without RedisLockModule. */
+export const LOCK_SERVICE_PROPERTY_NAME =
+  'LockService of @Lock: add RedisLockModule.forRoot({ redis }) to the imports of the root module';
+
+export const missingModuleOptionsMessage = (value: unknown) =>
+  `RedisLockModule.forRoot() needs options, got ${describe(value)}: give ` +
+  "{ redis: 'redis://host:6379' } (a URL, ioredis options or client) or { redlock: { clients } }. " +
+  'There is no default Redis.';
+
+export const startupUnreachableMessage = (answered: number, needed: number, reasons: string[]) =>
+  `RedisLockModule (failFast): ${answered} of the ${needed} Redis server(s) needed answered at ` +
+  `startup (${reasons.join('; ')}). Check the redis option, or leave failFast off to start ` +
+  'anyway and answer 503 until Redis is reachable.';
+
+export const noAnswerWithinMessage = (ms: number) => `no answer within ${ms} ms`;
+
 export const unsupportedReturnTypeMessage = (where: string, returnType: string) =>
   `@Lock on ${where}: it is declared to return ${returnType}, but a locked method can only run ` +
   'once the lock is taken, which waits on Redis, so it cannot return a plain value: it would ' +

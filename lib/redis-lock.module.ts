@@ -8,10 +8,16 @@ import { LockInterceptor } from './lock.interceptor.js';
 import { LockMetadataAccessor } from './lock-metadata.accessor.js';
 import { LockService } from './lock.service.js';
 import { REDIS_LOCK_CONNECTION, REDIS_LOCK_LOGGER_CONTEXT } from './redis-lock.constants.js';
-import { connectionChoiceMessage, MEMORY_WITH_REDIS_MESSAGE } from './redis-lock.messages.js';
+import {
+  connectionChoiceMessage,
+  MEMORY_WITH_REDIS_MESSAGE,
+  missingModuleOptionsMessage,
+} from './redis-lock.messages.js';
+import { checkConnectTimeout, RedisStartupCheck } from './redis-startup.check.js';
 import { testingModule, type RedisLockTestOptions } from './redis-lock.testing.js';
 import {
   ConfigurableModuleClass,
+  OPTIONS_TYPE,
   REDIS_LOCK_MODULE_OPTIONS,
 } from './redis-lock.module-definition.js';
 
@@ -46,10 +52,25 @@ import {
     LockMetadataAccessor,
     LockExplorer,
     { provide: APP_INTERCEPTOR, useClass: LockInterceptor },
+    RedisStartupCheck,
   ],
-  exports: [LockService],
+  // The options too: a LockInterceptor bound by @Lock in another module reads `errorFactory`.
+  exports: [LockService, REDIS_LOCK_MODULE_OPTIONS],
 })
 export class RedisLockModule extends ConfigurableModuleClass {
+  /**
+   * The module, locking on the Redis the options name.
+   * @throws TypeError without options (plain JavaScript's `forRoot()`): there is no default Redis.
+   * @example
+   * RedisLockModule.forRoot({ redis: 'redis://localhost:6379' });
+   */
+  static override forRoot(options: typeof OPTIONS_TYPE): DynamicModule {
+    if (typeof options !== 'object' || options === null) {
+      throw new TypeError(missingModuleOptionsMessage(options));
+    }
+    return super.forRoot(options);
+  }
+
   /**
    * The module for unit tests: the same `LockService`, `@Lock` and interceptor, with locks in
    * this process's memory instead of Redis (see `RedisLockTestOptions`). Same semantics as one
@@ -67,10 +88,16 @@ export class RedisLockModule extends ConfigurableModuleClass {
 
 /**
  * The connections the options ask for: one for `redis`, one per master for `redlock`.
- * @throws TypeError when the options give both or neither, before anything connects.
- * @throws RangeError on an invalid `drainTimeout`, before anything connects.
+ * @throws TypeError when there are no options (`forRoot()` from JavaScript, a `forRootAsync`
+ * factory that returns nothing), or they give both or neither, before anything connects.
+ * @throws RangeError on an invalid `drainTimeout` or `connectTimeout`, before anything connects.
  */
 function connectionsFor(options: RedisLockModuleOptions, logger: Logger): RedisConnection[] {
+  // No default Redis: a lock service that quietly points at localhost in production is worse
+  // than an app that does not start.
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError(missingModuleOptionsMessage(options));
+  }
   const { redis, redlock, memory } = options;
   if (memory !== undefined) {
     if (redis !== undefined || redlock !== undefined)
@@ -82,6 +109,7 @@ function connectionsFor(options: RedisLockModuleOptions, logger: Logger): RedisC
     throw new TypeError(connectionChoiceMessage(redis !== undefined));
   }
   if (options.drainTimeout !== undefined) checkDrainTimeout(options.drainTimeout);
+  checkConnectTimeout(options.connectTimeout);
   if (redlock) return redlock.clients.map((config) => RedisConnection.from(config, logger));
   return [RedisConnection.from(redis!, logger)];
 }

@@ -48,8 +48,8 @@ export function resolveClientDefaults(options: RedisLockClientOptions): Resolved
 
 /**
  * One call's options over the client's defaults.
- * @throws RangeError, TypeError on an invalid ttl (above 2^31 - 1 ms included), waitTimeout or
- * retry.
+ * @throws RangeError, TypeError on an invalid ttl (above 2^31 - 1 ms included), waitTimeout,
+ * retry, autoRenew or fair.
  */
 export function resolveLockOptions(
   options: LockOptions,
@@ -75,6 +75,11 @@ export function resolveLockOptions(
   }
   if (typeof retry !== 'function') {
     throw new TypeError(invalidOptionMessage('retry', retry, 'a RetryStrategy function'));
+  }
+  for (const flag of ['autoRenew', 'fair'] as const) {
+    if (options[flag] !== undefined && typeof options[flag] !== 'boolean') {
+      throw new TypeError(invalidOptionMessage(flag, options[flag], 'true or false'));
+    }
   }
   return {
     ttl,

@@ -9,13 +9,13 @@ import { LockError, LockTemplateError } from '../errors/lock.errors.js';
 import type { LockOptions } from '../interfaces/lock-options.interface.js';
 import { LockInterceptor } from '../lock.interceptor.js';
 import { LockService } from '../lock.service.js';
+import { checkLockOptions } from './lock-options.check.js';
 import {
   LOCK_METADATA,
   LOCK_SERVICE_PROPERTY,
   REDIS_LOCK_LOGGER_CONTEXT,
 } from '../redis-lock.constants.js';
 import {
-  badOnNotAcquiredMessage,
   missingLockServiceMessage,
   notAMethodMessage,
   skippedMessage,
@@ -67,8 +67,9 @@ const logger = new Logger(REDIS_LOCK_LOGGER_CONTEXT);
  * The method is wrapped where the class is defined and the class gets the app's `LockService` by
  * property injection, so it works whatever copies the method later (schedulers, queue workers).
  *
- * @throws LockTemplateError at class definition, for a malformed template, an unknown parameter or
- * a declared return type that is neither a Promise nor an Observable.
+ * @throws LockTemplateError at class definition, for a malformed template, an unknown parameter, an
+ * invalid or unknown option (`ttl: '5000'`, `waitTimeout: -1`, `tll`) or a declared return type
+ * that is neither a Promise nor an Observable.
  * @example
  * @Post(':id/pay')
  * @Lock('order:{{id}}', { ttl: 10_000, waitTimeout: 2_000 })
@@ -92,9 +93,7 @@ export function Lock(
     if (typeof original !== 'function' || isStatic) {
       throw new LockTemplateError(notAMethodMessage(where));
     }
-    if (options.onNotAcquired !== undefined && !['throw', 'skip'].includes(options.onNotAcquired)) {
-      throw new LockTemplateError(badOnNotAcquiredMessage(where, options.onNotAcquired));
-    }
+    checkLockOptions(where, options);
     const declared = declaredReturn(
       original,
       Reflect.getMetadata('design:returntype', target, propertyKey),

@@ -39,6 +39,12 @@ export class LockNotAcquiredError extends LockError {
     readonly waitedMs: number,
     /** Whether the wait ended because its `AbortSignal` aborted. */
     readonly aborted = false,
+    /**
+     * The holder's lease left when this call gave up, in ms, as Redis last reported it (the
+     * `Retry-After` of a 423); `undefined` when not known (a key without expiry, a turn in a
+     * queue). The holder may renew it, so it is a hint, not a promise.
+     */
+    readonly leaseLeftMs?: number,
   ) {
     super(notAcquiredMessage(key, waitedMs, aborted));
   }
@@ -93,8 +99,8 @@ export class LockUnavailableError extends LockError {
 export class InvalidLockKeyError extends LockError {}
 
 /**
- * A `@Lock` key template is malformed or names a parameter the method does not have. Thrown when
- * the decorated class is defined, i.e. when its file is imported, so the app never starts with it.
+ * A `@Lock` key template is malformed or names a parameter the method does not have, or an option
+ * of `@Lock` is invalid or unknown. Thrown when the decorated class is defined, i.e. when its file is imported, so the app never starts with it.
  *
  * @example
  * // throws: placeholder {{orderId}} names no parameter of the method. Available: id

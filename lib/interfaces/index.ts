@@ -2,3 +2,4 @@ export * from './lock-handle.interface.js';
 export * from './lock-options.interface.js';
 export * from './redis-lock-module-options.interface.js';
 export * from './retry-strategy.interface.js';
+export * from './lock-error-factory.interface.js';

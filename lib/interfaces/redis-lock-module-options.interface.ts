@@ -3,6 +3,7 @@ import type { ReplicaWait } from '../core/redis-lock-client.options.js';
 import type { RedlockOptions } from '../core/redis/redlock.store.js';
 import type { InMemoryLockStore } from '../core/memory/in-memory-lock.store.js';
 import type { RetryStrategy } from './retry-strategy.interface.js';
+import type { LockErrorFactory } from './lock-error-factory.interface.js';
 
 /**
  * Options of `RedisLockModule.forRoot` (or what `forRootAsync`'s factory returns).
@@ -73,6 +74,20 @@ export interface RedisLockModuleOptions {
    * releases at once. An integer from 0 to 2^31-1. Default 10000.
    */
   drainTimeout?: number;
+  /**
+   * Shapes what a client is answered when a lock fails (HTTP, microservice or gateway): given
+   * the lock error and the handler's context, returns what to throw instead (an `HttpException`,
+   * an `RpcException`...). Used by `LockInterceptor`. Default: 423 / 503 / 400 as documented.
+   */
+  errorFactory?: LockErrorFactory;
+  /**
+   * Refuse to start (`app.init()` / `app.listen()` reject) unless Redis answers a PING within
+   * `connectTimeout` ms (a majority of the masters with `redlock`). Default false: start anyway
+   * and answer 503 until Redis is reachable.
+   */
+  failFast?: boolean;
+  /** With `failFast`: how long startup waits for Redis to answer, in ms. Default 5000. */
+  connectTimeout?: number;
 }
 
 /**

@@ -38,7 +38,7 @@ describe.each(LOCK_BACKENDS)('fair mode on %s', (name) => {
       await queued(key, grants.length);
     }
 
-    let previous = holder;
+    let previous: { readonly fencingToken: bigint } = holder;
     await holder.release();
     for (const granted of grants) {
       const lock = await granted;

@@ -29,6 +29,11 @@ export interface Acquisition {
    * queue or, when it is first, the holder. Kept when a later attempt names nobody.
    */
   ahead?: string;
+  /**
+   * The holder's lease left as last seen (Redis' PTTL in a busy reply, or a holder in this
+   * process) and the monotonic time it was seen: what a refusal reports as `leaseLeftMs`.
+   */
+  leaseSeen?: { readonly ms: number; readonly at: number };
 }
 
 /** A busy reply: the remaining lease of the key in the way (-2: free, but not our turn yet). */

@@ -130,7 +130,12 @@ export class LockGrants {
     }
     call.answered = true;
     this.lastAnswerAt = monotonicNow();
-    if (fence < 0) return { pttl: busyPttl(fence) };
+    if (fence < 0) {
+      const pttl = busyPttl(fence);
+      // Free to read: the busy reply carries the PTTL, so a refusal can say when to come back.
+      call.leaseSeen = pttl >= 0 ? { ms: pttl, at: this.lastAnswerAt } : undefined;
+      return { pttl };
+    }
     if (this.closed) {
       // Sent before the client closed (or began to drain), granted after: nobody tracks it for
       // the shutdown any more, so it must not be used.

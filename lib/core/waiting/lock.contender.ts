@@ -215,6 +215,7 @@ export class LockContender {
     for (;;) {
       const leaseLeft = this.passes.passWithin(call.target.id);
       if (leaseLeft === undefined) return undefined;
+      call.leaseSeen = { ms: leaseLeft, at: monotonicNow() };
       const remaining = call.deadline - monotonicNow();
       // Looks again when the holder's lease would run out: a holder may never let go.
       const woke = await this.sleep(wake, Math.min(remaining, leaseLeft + 1), call.opts.signal);
@@ -265,11 +266,13 @@ export class LockContender {
 
 /** The error of a wait that ended without the lock (its deadline passed, or it was aborted). */
 export function notAcquired(
-  { target, opts, started }: Acquisition,
+  { target, opts, started, leaseSeen }: Acquisition,
   aborted: boolean,
 ): LockNotAcquiredError {
-  const waited = opts.waitTimeout > 0 ? Math.round(monotonicNow() - started) : 0;
-  return new LockNotAcquiredError(target.name, waited, aborted);
+  const now = monotonicNow();
+  const waited = opts.waitTimeout > 0 ? Math.round(now - started) : 0;
+  const leaseLeft = leaseSeen && Math.max(0, Math.round(leaseSeen.ms - (now - leaseSeen.at)));
+  return new LockNotAcquiredError(target.name, waited, aborted, leaseLeft);
 }
 
 /**
