@@ -11,6 +11,7 @@ import { ContendedFleet, type ContendedResult } from './contended.bench.js';
 import { perOperation, pingRoundTrip, redisVersion, totalPerOperation } from './redis-stats.js';
 import { fmt, machineLine, markdownTable } from './report.js';
 import { checkTargets } from './targets.js';
+import { HELD_TTL, measureHeld, type HeldResult } from './held.bench.js';
 import { measureTopologies } from './topologies.bench.js';
 import {
   comparePairs,
@@ -30,6 +31,9 @@ const IMPL_LABELS: Record<Impl, string> = {
   'redis-semaphore': 'redis-semaphore Mutex (retry 10 ms)',
   'token-ring': 'floor of fair: token ring, no lock',
 };
+
+/** Held-locks scenario: how many locks one process holds. */
+const HELD_COUNTS = [1_000, 10_000];
 
 /** Length of the unmeasured round each implementation runs before the contended rows. */
 const CONTENDED_WARM_UP_SECONDS = 0.5;
@@ -179,8 +183,49 @@ async function main(options: BenchOptions): Promise<void> {
     ),
   );
 
+  console.log(
+    `\n## Held locks: N locks held with the watchdog (ttl ${HELD_TTL / 1000} s), ` +
+      `${options.seconds} s measured after a ttl to settle, one process each\n`,
+  );
+  const builds = [{ name: 'this build', dist: 'dist' }];
+  if (process.env.BENCH_HELD_BASELINE) {
+    builds.push({ name: 'baseline', dist: process.env.BENCH_HELD_BASELINE });
+  }
+  const held: HeldResult[] = [];
+  for (const count of HELD_COUNTS) {
+    // Builds take turns, so load on a shared machine falls on both alike.
+    for (const build of builds) {
+      held.push(await measureHeld(admin, server.url, build, count, options.seconds));
+    }
+  }
+  console.log(
+    markdownTable(
+      [
+        'build',
+        'locks',
+        'Redis calls/s',
+        'calls per 50 locks per round',
+        'client CPU',
+        'lag p99 ms',
+        'lag max ms',
+        'lost',
+      ],
+      held.map((r) => [
+        r.build,
+        fmt(r.count),
+        fmt(r.callsPerSecond, 0),
+        fmt(r.callsPer50PerRound, 2),
+        fmt(100 * r.cpu, 1) + '%',
+        fmt(r.lagP99, 1),
+        fmt(r.lagMax, 1),
+        fmt(r.lost),
+      ]),
+    ),
+  );
+
   console.log('\n## Targets\n');
   const lines = checkTargets({
+    held: held.filter((r) => r.build === 'this build'),
     uncontended: { library: lib, raw },
     contended,
     ideal,

@@ -3,6 +3,7 @@
  * a miss prints ✗ and the run still succeeds, since figures on a busy machine are noisy.
  */
 import type { ContendedResult } from './contended.bench.js';
+import type { HeldResult } from './held.bench.js';
 import { fmt } from './report.js';
 import type { PairResult } from './uncontended.bench.js';
 import type { Impl } from './workers/contended.worker.js';
@@ -12,6 +13,11 @@ const MIN_SHARE = 0.9;
 const MIN_FAIR_JAIN = 0.99;
 /** Slack on the fair max-wait bound for timers, round trips and process scheduling. */
 const FAIR_WAIT_SLACK_MS = 10;
+/** Held locks (issue 15): Redis calls per 50 held locks per renewal round, and event-loop lag. */
+const MAX_CALLS_PER_50_PER_ROUND = 1;
+const MAX_HELD_LAG_MS = 20;
+/** The lag target is for this many held locks. */
+const HELD_LAG_AT = 10_000;
 
 export interface TargetInput {
   uncontended: { library: PairResult; raw: PairResult };
@@ -21,6 +27,8 @@ export interface TargetInput {
   /** Worker loops in all (processes × workers). */
   contenders: number;
   criticalSectionMs: number;
+  /** Held-locks rows of the build under test. */
+  held: HeldResult[];
 }
 
 interface Target {
@@ -39,6 +47,7 @@ function targets({
   ideal,
   contenders,
   criticalSectionMs,
+  held,
 }: TargetInput): Target[] {
   const lib = contended.library;
   const fair = contended['library-fair'];
@@ -71,6 +80,23 @@ function targets({
         `${fmt(floor.waitMax, 1)} ms)`,
     },
   ];
+
+  for (const r of held) {
+    list.push({
+      ok: r.callsPer50PerRound <= MAX_CALLS_PER_50_PER_ROUND && r.lost === 0,
+      text:
+        `held ${fmt(r.count)} locks: ≤ ${MAX_CALLS_PER_50_PER_ROUND} Redis call per 50 locks ` +
+        `per renewal round, none lost: ${fmt(r.callsPer50PerRound, 2)}, ${r.lost} lost`,
+    });
+    if (r.count >= HELD_LAG_AT) {
+      list.push({
+        ok: r.lagMax < MAX_HELD_LAG_MS,
+        text:
+          `held ${fmt(r.count)} locks: event-loop lag < ${MAX_HELD_LAG_MS} ms: ` +
+          `max ${fmt(r.lagMax, 1)} ms (p99 ${fmt(r.lagP99, 1)} ms)`,
+      });
+    }
+  }
 
   // The library's default mode against the better of the other two libraries, metric by metric.
   const others: Impl[] = ['redlock', 'redis-semaphore'];

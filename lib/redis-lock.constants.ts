@@ -147,6 +147,20 @@ export const CLIENT_ID_BYTES = 8;
 export const RENEW_DIVISOR = 3;
 
 /**
+ * Renewals go in batches: when the watchdog renews one lock, it also renews every other lock of
+ * the client whose renewal falls due within ttl / RENEW_EARLY_DIVISOR (of that lock's own ttl), so
+ * a renewal may go up to half a renewal period early, never late. Locks renewed together fall due
+ * together again, so after one period the held locks renew in few rounds (see docs/protocol.md).
+ */
+export const RENEW_EARLY_DIVISOR = 6;
+
+/**
+ * Most locks renewed by one EXTEND call (Redisson renews up to 100 per call): enough that 10,000
+ * held locks cost 100 calls a round, few enough that one call holds Redis well under a millisecond.
+ */
+export const RENEWAL_BATCH = 100;
+
+/**
  * A grant of ttl ms is trusted for ttl x LEASE_DRIFT_FACTOR + LEASE_DRIFT_MS less, counted from
  * when its command was sent: the client's clock may run slower than Redis' and its timers fire
  * late by a few ms, so the client must think the lease over before Redis does (see `trustedLease`).

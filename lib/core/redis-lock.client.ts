@@ -32,6 +32,7 @@ import type {
   ReplicaWait,
 } from './redis-lock-client.options.js';
 import { RedisLockHandle } from './lease/redis-lock.handle.js';
+import { RenewalBatcher } from './lease/renewal.batcher.js';
 import { RedisStore } from './redis/redis.store.js';
 import { RedlockStore } from './redis/redlock.store.js';
 import { ScopeHolds } from './lease/scope-holds.js';
@@ -76,6 +77,8 @@ export class RedisLockClient implements AcquirerOwner {
   readonly redis?: RedisClient;
   /** @internal where the locks live, for the handles. */
   readonly store: LockStore;
+  /** @internal the watchdog's renewals of this client's locks, sent in batches. */
+  readonly renewals: RenewalBatcher;
   readonly logger: LockLogger;
   private readonly keyPrefix: string;
   private readonly defaults: ResolvedLockOptions;
@@ -148,6 +151,7 @@ export class RedisLockClient implements AcquirerOwner {
       waitForReplicas = checkReplicaWait(options.waitForReplicas, isCluster(redis));
       if (options.pubSub !== false) this.wakeUps = new WakeUpHub(redis, this.logger);
     }
+    this.renewals = new RenewalBatcher(this.store);
     this.acquirer = new LockAcquirer(this, {
       store: this.store,
       redisStore,

@@ -135,7 +135,8 @@ export class CommandLog {
   /**
    * The names of the lock scripts run with `token` as first argument, in order (EVALSHA sha
    * numkeys keys... token ..., or EVAL source ... on first use, counted only if no EVALSHA of
-   * the same call failed before it: run each script once before counting to be sure).
+   * the same call failed before it: run each script once before counting to be sure). An
+   * `extend` counts for every lock it renews (its ARGV holds token, ttl, key count per lock).
    */
   scriptsOf(token: string): ScriptName[] {
     return this.scriptRunsOf(token).map((run) => run.name);
@@ -147,11 +148,12 @@ export class CommandLog {
     this.commands.forEach((args, i) => {
       const command = args[0].toLowerCase();
       if (command !== 'evalsha' && command !== 'eval') return;
-      if (args[3 + Number(args[2])] !== token) return;
       const name = SCRIPT_NAMES.find((n) =>
         command === 'evalsha' ? LockScripts[n].sha === args[1] : LockScripts[n].source === args[1],
       );
-      if (name) runs.push({ name, at: this.times[i] });
+      const argv = args.slice(3 + Number(args[2]));
+      const tokens = name === 'extend' ? argv.filter((_, j) => j % 3 === 0) : argv.slice(0, 1);
+      if (name && tokens.includes(token)) runs.push({ name, at: this.times[i] });
     });
     return runs;
   }

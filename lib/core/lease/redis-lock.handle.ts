@@ -14,14 +14,18 @@ import { ATTEMPT_TIMEOUT, MAX_TIMER_DELAY, RENEW_DIVISOR } from '../../redis-loc
 import { isTimerDelay } from './long-timeout.js';
 import { monotonicNow } from './monotonic-clock.js';
 import type { LockTarget } from '../keys/lock-target.js';
+import type { RenewalOutcome } from '../redis/lock-renewals.js';
 import type { LockStore } from '../redis/lock-store.interface.js';
 import { answerWithin } from '../waiting/race-attempt.js';
+import type { RenewalBatcher, RenewedLock } from './renewal.batcher.js';
 import type { LockLogger } from '../redis-lock-client.options.js';
 
 /** What a handle needs from the client that created it. */
 export interface LockHandleOwner {
   /** Where the lock lives. */
   readonly store: LockStore;
+  /** Sends the watchdog's renewals, batched with those of the client's other locks. */
+  readonly renewals: RenewalBatcher;
   readonly logger: LockLogger;
   /** Called once when the handle is released or lost, so the client stops tracking it. */
   settled(handle: RedisLockHandle): void;
@@ -46,7 +50,7 @@ const nativeAborted = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'ab
  * const lock = await client.acquire('invoice:42', { autoRenew: true });
  * try { await work(lock.signal); } finally { await lock.release(); }
  */
-export class RedisLockHandle implements LockHandle {
+export class RedisLockHandle implements LockHandle, RenewedLock {
   /*
    * Made on first read of `signal`: most handles are released without anyone listening, and an
    * AbortController plus its abort on release is a measurable share of an uncontended lock.
@@ -68,7 +72,6 @@ export class RedisLockHandle implements LockHandle {
   private releasing?: Promise<boolean>;
   private released = false;
   private lostError?: LockLostError;
-  private renewTimer?: NodeJS.Timeout;
   private expiryTimer?: NodeJS.Timeout;
 
   readonly key: string;
@@ -114,8 +117,8 @@ export class RedisLockHandle implements LockHandle {
     return this.target.locks[0];
   }
 
-  /** How long Redis may take to answer a renewal or release (ms). */
-  private get answerTimeout(): number {
+  /** @internal How long Redis may take to answer a renewal or release (ms). */
+  get answerTimeout(): number {
     return Math.max(Math.min(this.ttl, ATTEMPT_TIMEOUT), this.owner.store.slowestAnswer);
   }
 
@@ -166,22 +169,48 @@ export class RedisLockHandle implements LockHandle {
     if (this.released) throw new LockLostError(this.key, LOST_RELEASED);
     if (this.lostError) throw this.lostError;
     const sentAt = monotonicNow();
-    let extended: unknown;
-    try {
-      const reply = this.owner.store.extend(this.target, this.token, ttl);
-      extended = await answerWithin(reply, this.answerTimeout);
-    } catch (err) {
-      throw new LockUnavailableError(this.key, err);
-    }
+    // The watchdog's script with a batch of one: one way to renew, however it is asked for.
+    const renewal = { target: this.target, token: this.token, ttl };
+    const [extended] = await this.owner.store.extend([renewal], this.answerTimeout);
+    if (extended instanceof Error) throw new LockUnavailableError(this.key, extended);
     // A release that raced this extend deleted the key itself: that is not a loss.
     if (this.released) throw new LockLostError(this.key, LOST_RELEASED);
     // Declared lost while the reply was on its way: once lost, always lost.
     if (this.lostError) throw this.lostError;
     if (!extended) throw this.markLost(LOST_TAKEN);
+    this.leaseExtended(sentAt, ttl);
+  }
+
+  /**
+   * @internal The outcome of a watchdog renewal whose command was sent at `sentAt` or later, in
+   * a batch with other locks' (see RenewalBatcher): only this lock's own result counts here.
+   */
+  renewed(sentAt: number, outcome: RenewalOutcome): void {
+    if (this.released || this.lostError) return;
+    if (outcome === false) {
+      this.markLost(LOST_TAKEN);
+    } else if (outcome === true) {
+      this.leaseExtended(sentAt, this.ttl);
+      this.scheduleRenewal();
+    } else {
+      // Redis hiccup: keep trying while the lease lasts; the expiry timer declares the loss.
+      const remaining = this.expiresAt - monotonicNow();
+      this.scheduleRenewal(
+        Math.max(MIN_RENEW_RETRY, Math.min(this.ttl / RENEW_DIVISOR, remaining / 2)),
+      );
+    }
+  }
+
+  /** Redis set a lease of `ttl` by a command sent at `sentAt`: the local lease follows it. */
+  private leaseExtended(sentAt: number, ttl: number): void {
     // PEXPIRE replaced the lease, even with a shorter one: the local clock must not outlast Redis.
     this.leaseGiven = this.owner.store.lease(ttl);
+    const previous = this.expiresAt;
     this.expiresAt = sentAt + this.leaseGiven;
-    if (this.autoRenew || this.controller) this.armExpiry();
+    if (!this.autoRenew && !this.controller) return;
+    // A later end needs no new timer: the armed one re-arms itself when it finds the lease longer,
+    // which saves a timer per lock and renewal when thousands are held.
+    if (this.expiresAt < previous || !this.expiryTimer) this.armExpiry();
   }
 
   /**
@@ -193,7 +222,7 @@ export class RedisLockHandle implements LockHandle {
     this.autoRenew = true;
     this.armExpiry();
     // At once: the scope that ended may have used most of the lease.
-    void this.renew();
+    this.scheduleRenewal(0);
   }
 
   release(): Promise<boolean> {
@@ -243,28 +272,12 @@ export class RedisLockHandle implements LockHandle {
    * Renews once a third of the ttl has passed on the lease the handle has (RENEW_DIVISOR), counted
    * from when that lease began: at once for a lease already shorter than two thirds of the ttl (a
    * grant or renewal whose reply was slow, a lock passed on with little left). `delay` overrides.
+   * The batcher may send it a little earlier, with other locks' renewals, never later.
    */
   private scheduleRenewal(
     delay = Math.max(0, this.leaseLeft() - this.ttl * (1 - 1 / RENEW_DIVISOR)),
   ): void {
-    clearTimeout(this.renewTimer);
-    // unref: a renewal alone must not keep the process alive; the work it protects does.
-    this.renewTimer = setTimeout(() => void this.renew(), delay).unref();
-  }
-
-  private async renew(): Promise<void> {
-    if (this.released || this.lostError) return;
-    try {
-      await this.extend();
-      this.scheduleRenewal();
-    } catch (err) {
-      if (this.released || this.lostError || err instanceof LockLostError) return;
-      // Redis hiccup: keep trying while the lease lasts; the expiry timer declares the loss.
-      const remaining = this.expiresAt - monotonicNow();
-      this.scheduleRenewal(
-        Math.max(MIN_RENEW_RETRY, Math.min(this.ttl / RENEW_DIVISOR, remaining / 2)),
-      );
-    }
+    this.owner.renewals.schedule(this, monotonicNow() + delay);
   }
 
   private armExpiry(): void {
@@ -290,7 +303,7 @@ export class RedisLockHandle implements LockHandle {
   }
 
   private stopTimers(): void {
-    clearTimeout(this.renewTimer);
+    this.owner.renewals.cancel(this);
     clearTimeout(this.expiryTimer);
   }
 }

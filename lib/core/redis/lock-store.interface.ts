@@ -1,4 +1,5 @@
 import type { LockTarget } from '../keys/lock-target.js';
+import type { Renewal, RenewalOutcome } from './lock-renewals.js';
 
 /**
  * Where locks live, as the lock client and its handles see it: one Redis (also through Sentinel)
@@ -27,8 +28,13 @@ export interface LockStore {
    * PTTL of a busy key. `spot` (fair mode only): queue for the lock meanwhile.
    */
   acquire(target: LockTarget, token: string, ttl: number, spot?: QueueSpot): Promise<number>;
-  /** Resets the lease of every key if `token` still holds them all. */
-  extend(target: LockTarget, token: string, ttl: number): Promise<boolean>;
+  /**
+   * Renews each lock on its own (every key reset to its `ttl` if its token holds them all), in
+   * one EXTEND call per node (per slot on a Cluster, per master with Redlock) for up to
+   * RENEWAL_BATCH locks. Each call is bounded by `timeout` ms. Never rejects: one outcome per
+   * renewal, in order, so a refusal or a failure marks only the locks it concerns.
+   */
+  extend(renewals: readonly Renewal[], timeout: number): Promise<RenewalOutcome[]>;
   /**
    * Frees every key `token` holds (for the first waiter queued, if any); true if it held all.
    * `passedTo`: the queue places of waiters the lock was passed to in their process, dropped.

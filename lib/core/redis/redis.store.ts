@@ -4,6 +4,13 @@ import { subTarget, type LockTarget } from '../keys/lock-target.js';
 import { ClusterLockScripts, LockScripts, type LockScriptSet } from './lock.scripts.js';
 import { trustedLease } from '../lease/monotonic-clock.js';
 import { isCluster, type RedisClient } from './redis-connection.js';
+import {
+  chunks,
+  combined,
+  extendBatch,
+  type Renewal,
+  type RenewalOutcome,
+} from './lock-renewals.js';
 
 /**
  * Locks on one Redis (also through Sentinel) or on a Redis Cluster: every operation is one Lua
@@ -71,12 +78,37 @@ export class RedisStore implements LockStore {
     });
   }
 
-  async extend(target: LockTarget, token: string, ttl: number): Promise<boolean> {
-    const parts = this.slotParts(target);
-    const replies = await Promise.all(
-      parts.map((part) => this.scripts.extend.run(this.redis, part.locks, [token, ttl])),
+  /**
+   * One EXTEND per RENEWAL_BATCH locks on one Redis; on a Cluster, per slot, since a script's keys
+   * must share one (a lock over several slots is renewed in each, and lost if any part refuses).
+   */
+  async extend(renewals: readonly Renewal[], timeout: number): Promise<RenewalOutcome[]> {
+    const bySlot = new Map<number, { renewal: Renewal; lock: number }[]>();
+    renewals.forEach((renewal, lock) => {
+      for (const part of this.slotParts(renewal.target)) {
+        const slot = this.cluster ? hashSlot(part.locks[0]) : 0;
+        const group = bySlot.get(slot) ?? [];
+        if (group.length === 0) bySlot.set(slot, group);
+        group.push({
+          renewal: part === renewal.target ? renewal : { ...renewal, target: part },
+          lock,
+        });
+      }
+    });
+    const parts: RenewalOutcome[][] = renewals.map(() => []);
+    const calls = [...bySlot.values()].flatMap((group) =>
+      chunks(group).map(async (batch) => {
+        const outcomes = await extendBatch(
+          this.scripts.extend,
+          this.redis,
+          batch.map((entry) => entry.renewal),
+          timeout,
+        );
+        outcomes.forEach((outcome, i) => parts[batch[i].lock].push(outcome));
+      }),
     );
-    return replies.every((reply) => reply === 1);
+    await Promise.all(calls);
+    return parts.map(combined);
   }
 
   /** Every release may hand over: waiters of either mode queue here (see LockStore). */

@@ -11,6 +11,7 @@ import type { LockTarget } from '../keys/lock-target.js';
 import { LockScripts } from './lock.scripts.js';
 import { answerWithin } from '../waiting/race-attempt.js';
 import { isCluster, type RedisClient } from './redis-connection.js';
+import { chunks, extendBatch, type Renewal, type RenewalOutcome } from './lock-renewals.js';
 
 /**
  * Redlock: the same lock on N independent Redis masters (3 or 5 in practice).
@@ -96,17 +97,35 @@ export class RedlockStore implements LockStore {
     return busy ?? -3;
   }
 
-  async extend(target: LockTarget, token: string, ttl: number): Promise<boolean> {
-    const results = await this.onEveryNode((redis) =>
-      LockScripts.extend.run(redis, target.locks, [token, ttl]),
+  /**
+   * One EXTEND per RENEWAL_BATCH locks on every master, each bounded by `nodeTimeout`; the quorum
+   * is judged per lock. A lock is renewed when a majority renewed it, and lost when so many
+   * masters refused it that a majority can never hold it again; otherwise (masters that failed or
+   * did not answer) its outcome is unknown, an error naming them.
+   */
+  async extend(renewals: readonly Renewal[], timeout: number): Promise<RenewalOutcome[]> {
+    const nodeTimeout = Math.min(timeout, this.nodeTimeout);
+    const batches = await Promise.all(
+      chunks(renewals).map(async (batch) => {
+        const byNode = await Promise.all(
+          this.clients.map((redis) => extendBatch(LockScripts.extend, redis, batch, nodeTimeout)),
+        );
+        return batch.map((_, i) => this.judgeExtend(byNode.map((node, n) => [n, node[i]])));
+      }),
     );
-    const extended = values(results).filter((reply) => reply === 1).length;
+    return batches.flat();
+  }
+
+  /** One lock's outcome from each master's answer (with the master's index). */
+  private judgeExtend(answers: [number, RenewalOutcome][]): RenewalOutcome {
+    const extended = answers.filter(([, answer]) => answer === true).length;
     if (extended >= this.quorum) return true;
-    // Enough masters say it is not ours that a majority can never hold it again: lost.
-    const refused = values(results).filter((reply) => reply !== 1).length;
+    const refused = answers.filter(([, answer]) => answer === false).length;
     if (refused > this.clients.length - this.quorum) return false;
-    this.failIfNoMajorityCanAnswer(results, 'extend', true);
-    return false;
+    const failures = answers.flatMap(([n, answer]) =>
+      answer instanceof Error ? [`${nodeName(this.clients[n])}: ${answer.message}`] : [],
+    );
+    return new Error(redlockFailureMessage('extend', failures, answers.length, this.quorum));
   }
 
   async release(target: LockTarget, token: string): Promise<boolean> {
@@ -141,14 +160,11 @@ export class RedlockStore implements LockStore {
     );
   }
 
-  /**
-   * Throws, naming every master that failed and why, when fewer than a majority answered (or,
-   * with `strict`, whenever the answers fall short of a majority because of failures).
-   */
-  private failIfNoMajorityCanAnswer<T>(results: NodeResult<T>[], what: string, strict = false) {
+  /** Throws, naming every master that failed and why, when fewer than a majority answered. */
+  private failIfNoMajorityCanAnswer<T>(results: NodeResult<T>[], what: string) {
     const failures = results.filter((r): r is { ok: false; error: string } => !r.ok);
     const answered = results.length - failures.length;
-    if (answered >= this.quorum && !(strict && failures.length > 0)) return;
+    if (answered >= this.quorum) return;
     throw new Error(
       redlockFailureMessage(
         what,
