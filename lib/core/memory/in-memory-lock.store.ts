@@ -1,4 +1,5 @@
 /** Locks held in this process's memory, with the semantics of the Lua scripts: for tests. */
+import type { Renewal, RenewalOutcome } from '../redis/lock-renewals.js';
 import { CLIENT_ID_BYTES, FENCE_RETENTION, FENCE_STRIDE } from '../../redis-lock.constants.js';
 import { CHANNEL_SUFFIX, type LockTarget } from '../keys/lock-target.js';
 import { trustedLease } from '../lease/monotonic-clock.js';
@@ -50,11 +51,15 @@ export class InMemoryLockStore implements LockStore {
     );
   }
 
-  /** @internal EXTEND. */
-  extend(target: LockTarget, token: string, ttl: number): Promise<boolean> {
-    const held = this.holdsAll(target, token);
-    if (held) for (const lock of target.locks) this.keys.expire(lock, ttl);
-    return Promise.resolve(held);
+  /** @internal EXTEND, for a batch of locks: each renewed if its token still holds every key. */
+  extend(renewals: readonly Renewal[]): Promise<RenewalOutcome[]> {
+    return Promise.resolve(
+      renewals.map(({ target, token, ttl }) => {
+        const held = this.holdsAll(target, token);
+        if (held) for (const lock of target.locks) this.keys.expire(lock, ttl);
+        return held;
+      }),
+    );
   }
 
   /** @internal RELEASE: drops `passedTo` from the queues, then hands over or frees each key. */
