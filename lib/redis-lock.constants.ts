@@ -174,3 +174,10 @@ export const DEFAULT_REDLOCK_NODE_TIMEOUT = 50;
 
 /** Redlock: slack on top of its per-node timeouts before a whole call counts as unanswered (ms). */
 export const REDLOCK_ANSWER_MARGIN = 100;
+
+/**
+ * Most renewals sent in one turn of the event loop: a round of 10,000 held locks goes out in
+ * slices of this many, one turn apart, so requests served by the same process wait for a slice,
+ * not for the whole round. Each slice's leases count from its own send.
+ */
+export const RENEWAL_SLICE = 1_000;

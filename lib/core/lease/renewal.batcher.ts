@@ -1,5 +1,5 @@
 /** Sends the watchdog's renewals of one client in batches: one timer, one EXTEND per 100 locks. */
-import { RENEW_EARLY_DIVISOR } from '../../redis-lock.constants.js';
+import { RENEW_EARLY_DIVISOR, RENEWAL_SLICE } from '../../redis-lock.constants.js';
 import type { Renewal, RenewalOutcome } from '../redis/lock-renewals.js';
 import type { LockStore } from '../redis/lock-store.interface.js';
 import { monotonicNow } from './monotonic-clock.js';
@@ -16,8 +16,10 @@ export interface RenewedLock extends Renewal {
  * Renews the locks of one client in batches. Each lock says when its renewal is due; one timer
  * fires at the earliest, and then every lock due within 1/RENEW_EARLY_DIVISOR of its own ttl is
  * renewed with it, in one `store.extend` (one EXTEND call per RENEWAL_BATCH locks per node). A
- * renewal may so go early, never late: the timer is armed for the earliest due, and a lock due
- * later only joins an earlier batch. Locks renewed together are due together again, so held locks
+ * renewal may so go early, never late but for the slices ahead of it: the timer is armed for the
+ * earliest due, a lock due later only joins an earlier batch, and a large batch leaves in slices
+ * of RENEWAL_SLICE locks, one turn of the event loop apart (the requests this process serves wait
+ * for one slice, not a whole round). Locks renewed together are due together again, so held locks
  * settle into few rounds. Each lock's new lease counts from the moment before the batch was sent.
  *
  * @example
@@ -74,7 +76,9 @@ export class RenewalBatcher {
     if (batch.length > 0) void this.send(batch);
   }
 
-  private async send(batch: RenewedLock[]): Promise<void> {
+  private async send(locks: RenewedLock[]): Promise<void> {
+    const batch = locks.length > RENEWAL_SLICE ? locks.splice(0, RENEWAL_SLICE) : locks;
+    if (batch !== locks) setImmediate(() => void this.send(locks));
     let timeout = Infinity;
     for (const lock of batch) timeout = Math.min(timeout, lock.answerTimeout);
     // Before the first call is written: every lease below counts from no later than its send.
