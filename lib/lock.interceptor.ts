@@ -2,8 +2,10 @@ import {
   BadRequestException,
   HttpException,
   HttpStatus,
+  Inject,
   Injectable,
   Logger,
+  Optional,
   ServiceUnavailableException,
   type CallHandler,
   type ExecutionContext,
@@ -16,6 +18,8 @@ import {
   LockNotAcquiredError,
   LockUnavailableError,
 } from './errors/lock.errors.js';
+import { runInApp } from './lock-owners.registry.js';
+import { LockService } from './lock.service.js';
 import { REDIS_LOCK_LOGGER_CONTEXT } from './redis-lock.constants.js';
 import { UNAVAILABLE_RESPONSE } from './redis-lock.messages.js';
 
@@ -51,16 +55,19 @@ const STATUS = {
 export class LockInterceptor implements NestInterceptor {
   private readonly logger = new Logger(REDIS_LOCK_LOGGER_CONTEXT);
 
+  /** The app's service; absent where a subclass's constructor does not pass it on. */
+  constructor(@Optional() @Inject(LockService) private readonly lockService?: LockService) {}
+
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    return next
-      .handle()
-      .pipe(
-        catchError((error: unknown) =>
-          error instanceof LockError
-            ? from(this.toTransportError(error, context)).pipe(mergeMap((e) => throwError(() => e)))
-            : throwError(() => error),
-        ),
-      );
+    // The handler runs as this app's work: a useValue instance shared with other apps that it
+    // calls locks through this app (see lockServiceOf).
+    return runInApp(this.lockService, () => next.handle()).pipe(
+      catchError((error: unknown) =>
+        error instanceof LockError
+          ? from(this.toTransportError(error, context)).pipe(mergeMap((e) => throwError(() => e)))
+          : throwError(() => error),
+      ),
+    );
   }
 
   /** The exception to throw in place of `error` for the handler's transport. */

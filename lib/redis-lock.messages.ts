@@ -86,6 +86,11 @@ export const missingLockServiceMessage = (where: string) =>
   '(as a provider or controller of a module that can see RedisLockModule) rather than with `new`; ' +
   'the method was not run.';
 
+export const ownerAppsClosedMessage = (where: string) =>
+  `${where} is decorated with @Lock, but every app that provides its instance (a useValue or ` +
+  'useFactory provider) is shutting down or closed; the method was not run. Call it while an app ' +
+  'that provides it is running.';
+
 export const notAMethodMessage = (where: string) =>
   `@Lock on ${where}: only instance methods can be locked.`;
 

@@ -4,9 +4,10 @@ import { compileKeyTemplate, type KeyResolver, type LockKey } from '../core/keys
 import { declaredReturn } from '../declared-return.js';
 import { callLocked, observeLocked, type LockedCallOptions } from '../locked-call.js';
 import { getParameterNames } from '../core/keys/parameter-names.js';
-import { LockError, LockTemplateError } from '../errors/lock.errors.js';
+import { LockTemplateError } from '../errors/lock.errors.js';
 import type { LockOptions } from '../interfaces/lock-options.interface.js';
 import { LockInterceptor } from '../lock.interceptor.js';
+import { lockServiceOf } from '../lock-owners.registry.js';
 import { LockService } from '../lock.service.js';
 import {
   LOCK_METADATA,
@@ -15,7 +16,6 @@ import {
 } from '../redis-lock.constants.js';
 import {
   badOnNotAcquiredMessage,
-  missingLockServiceMessage,
   notAMethodMessage,
   skippedMessage,
   unsupportedReturnTypeMessage,
@@ -129,11 +129,10 @@ function lockedMethod(original: AnyMethod, metadata: LockMetadata, returnsObserv
         ? (key) => logger.debug(skippedMessage(metadata.where, key))
         : undefined,
   };
-  return function (this: Record<symbol, LockService | undefined>, ...args: unknown[]): unknown {
+  return function (this: object | undefined, ...args: unknown[]): unknown {
     const invoke = () => original.apply(this, args);
     const locked = () => {
-      const service = this?.[LOCK_SERVICE_PROPERTY];
-      if (!service) throw new LockError(missingLockServiceMessage(metadata.where));
+      const service = lockServiceOf(this, metadata.where);
       return { client: service.client, key: metadata.resolveKey(args) };
     };
     if (returnsObservable) {
