@@ -81,6 +81,16 @@ export const unknownPlaceholderMessage = (
       `Available: ${available.length ? available.join(', ') : '(the method takes no parameters)'}.`,
   );
 
+export const secondLockMessage = (where: string) =>
+  `${where} has more than one @Lock. Their locks would be taken one after the other, so two ` +
+  'calls naming the same keys in opposite orders could deadlock. Give one @Lock an array of ' +
+  "keys, which takes them all at once: @Lock(['account:{{from}}', 'account:{{to}}']).";
+
+export const wrappedMethodMessage = (problem: string) =>
+  `${problem} The method @Lock sees does not take the declared parameters: another decorator ` +
+  'below @Lock seems to have replaced it with a wrapper. Put @Lock nearest the method (below ' +
+  'the wrapping decorator) so it sees the method itself, or use argument indexes ({{0}}).';
+
 export const missingLockServiceMessage = (where: string) =>
   `${where} is decorated with @Lock but its instance has no LockService. Create it through Nest ` +
   '(as a provider or controller of a module that can see RedisLockModule) rather than with `new`; ' +

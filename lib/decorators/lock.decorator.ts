@@ -1,10 +1,10 @@
 import { Inject, Logger, SetMetadata, UseInterceptors } from '@nestjs/common';
 import { Observable } from 'rxjs';
-import { compileKeyTemplate, type KeyResolver, type LockKey } from '../core/keys/key-template.js';
+import type { KeyResolver, LockKey } from '../core/keys/key-template.js';
 import { declaredReturn } from '../declared-return.js';
 import { callLocked, observeLocked, type LockedCallOptions } from '../locked-call.js';
-import { getParameterNames } from '../core/keys/parameter-names.js';
 import { LockTemplateError } from '../errors/lock.errors.js';
+import { claimLockedMethod, compileForMethod } from './lock-stacking.js';
 import type { LockOptions } from '../interfaces/lock-options.interface.js';
 import { LockInterceptor } from '../lock.interceptor.js';
 import { lockServiceOf } from '../lock-owners.registry.js';
@@ -91,6 +91,7 @@ export function Lock(
     if (typeof original !== 'function' || isStatic) {
       throw new LockTemplateError(notAMethodMessage(where));
     }
+    claimLockedMethod(target, propertyKey, where);
     if (options.onNotAcquired !== undefined && !['throw', 'skip'].includes(options.onNotAcquired)) {
       throw new LockTemplateError(badOnNotAcquiredMessage(where, options.onNotAcquired));
     }
@@ -105,7 +106,7 @@ export function Lock(
       key,
       options,
       where,
-      resolveKey: compileKeyTemplate(key, getParameterNames(original as AnyMethod), where),
+      resolveKey: compileForMethod(key, original as AnyMethod, target, propertyKey, where),
     };
     // A method declared to return an Observable must return one; any other returns a promise.
     const wrapped = lockedMethod(original as AnyMethod, metadata, declared === 'observable');
