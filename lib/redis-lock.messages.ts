@@ -161,6 +161,13 @@ export const connectionChoiceMessage = (both: boolean) =>
     ? 'RedisLockModule: give either `redis` or `redlock`, not both.'
     : 'RedisLockModule: give `redis` (a URL, ioredis options or client) or `redlock: { clients }`.';
 
+/** Shown instead of the URL, which may hold a password. */
+export const UNPARSABLE_REDIS_URL =
+  'RedisLockModule: the Redis URL could not be parsed. Percent-encode special characters in the ' +
+  'user name and password (# / ? @ : % and spaces), e.g. with encodeURIComponent(password), or ' +
+  'pass ioredis options ({ host, port, password }) instead. The URL is not shown: it may hold a ' +
+  'password.';
+
 export const FAIR_UNAVAILABLE_WARNING =
   'fair: true needs one Redis or a Cluster; with redlock, busy locks are granted as in the default mode.';
 
