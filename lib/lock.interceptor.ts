@@ -21,7 +21,7 @@ import {
 import { runInApp } from './lock-owners.registry.js';
 import { LockService } from './lock.service.js';
 import { REDIS_LOCK_LOGGER_CONTEXT } from './redis-lock.constants.js';
-import { UNAVAILABLE_RESPONSE } from './redis-lock.messages.js';
+import { BAD_KEY_RESPONSE, UNAVAILABLE_RESPONSE } from './redis-lock.messages.js';
 
 /** HTTP-style status of each lock error, used for every transport. */
 const STATUS = {
@@ -32,7 +32,8 @@ const STATUS = {
 
 /**
  * Turns the lock errors of `@Lock` handlers into answers of the handler's transport: HTTP 423
- * Locked when busy, 503 when Redis is unavailable, 400 when a key cannot be built; the same as
+ * Locked when busy, 503 when Redis is unavailable, 400 when a key cannot be built (a plain
+ * message: the log names the method and placeholder); the same as
  * `RpcException`/`WsException` for microservice and gateway handlers. Registered globally by
  * `RedisLockModule`. It maps lock errors from any handler, so a controller that calls
  * `LockService` itself answers 423 too; other errors pass through untouched.
@@ -74,9 +75,16 @@ export class LockInterceptor implements NestInterceptor {
   protected async toTransportError(error: LockError, context: ExecutionContext): Promise<unknown> {
     const status = statusOf(error);
     if (!status) return error;
-    if (error instanceof LockUnavailableError) this.logger.warn(error.message);
-    // A client gets no Redis detail; the log above has it.
-    const message = error instanceof LockUnavailableError ? UNAVAILABLE_RESPONSE : error.message;
+    if (error instanceof LockUnavailableError || error instanceof InvalidLockKeyError) {
+      this.logger.warn(error.message);
+    }
+    // A client gets no Redis detail, nor class and method names; the log above has them.
+    const message =
+      error instanceof LockUnavailableError
+        ? UNAVAILABLE_RESPONSE
+        : error instanceof InvalidLockKeyError
+          ? BAD_KEY_RESPONSE
+          : error.message;
     const body = { statusCode: status.statusCode, message, error: status.error };
     switch (context.getType<string>()) {
       case 'rpc': {

@@ -124,6 +124,9 @@ export const REDIS_RECOVERED = 'Redis connection is back.';
 export const UNAVAILABLE_RESPONSE =
   'The lock service is unavailable; the request was not processed.';
 
+/** What a client is told when its request's values cannot make a lock key (the log has why). */
+export const BAD_KEY_RESPONSE = 'Invalid lock key input.';
+
 export const lockLostWarning = (key: string, why: string) =>
   `Lock "${key}" was lost while held: ${why}. Work still running under it is no longer exclusive.`;
 
