@@ -34,10 +34,12 @@ afterAll(() => stopAllRedis());
 /** Answers the lock keys in Redis while it runs under its lock, and counts its runs. */
 class KeyReporter {
   runs = 0;
+  lastId?: string;
 
   @Lock('report:{{id}}')
   async keysWhileLocked(id: string): Promise<string[]> {
     this.runs++;
+    this.lastId = id;
     return lockKeysIn(raw);
   }
 }
