@@ -66,8 +66,10 @@ const logger = new Logger(REDIS_LOCK_LOGGER_CONTEXT);
  * The method is wrapped where the class is defined and the class gets the app's `LockService` by
  * property injection, so it works whatever copies the method later (schedulers, queue workers).
  *
- * @throws LockTemplateError at class definition, for a malformed template, an unknown parameter or
- * a declared return type that is neither a Promise nor an Observable.
+ * @throws LockTemplateError at class definition, for a malformed template, an unknown parameter,
+ * a declared return type that is neither a Promise nor an Observable, or a second @Lock on the
+ * method (use one @Lock with an array of keys). Put @Lock nearest the method, below decorators
+ * that wrap it, so its placeholders see the method's own parameters.
  * @example
  * @Post(':id/pay')
  * @Lock('order:{{id}}', { ttl: 10_000, waitTimeout: 2_000 })
