@@ -1,17 +1,24 @@
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
+import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper.js';
 import { LockMetadataAccessor } from './lock-metadata.accessor.js';
+import { registerLockOwner } from './lock-owners.registry.js';
 import { LockService } from './lock.service.js';
-import { LOCK_SERVICE_PROPERTY, REDIS_LOCK_LOGGER_CONTEXT } from './redis-lock.constants.js';
+import { REDIS_LOCK_LOGGER_CONTEXT } from './redis-lock.constants.js';
+
+type FactoryFn = (...deps: unknown[]) => unknown;
 
 /**
- * Checks at startup that every instance with `@Lock` methods can lock. Instances Nest built get
- * their `LockService` by property injection; instances made by a `useFactory`/`useValue` provider
- * are not injected, so the explorer hands them this app's service.
+ * Checks at startup that every instance with `@Lock` methods can lock. Instances Nest built from
+ * their class get their `LockService` by property injection; the others (`useValue`, which
+ * several apps may share, and `useFactory` of any scope) are registered as provided by this app,
+ * so their calls lock through an open app that provides them (see `lockServiceOf`).
  */
 @Injectable()
 export class LockExplorer implements OnModuleInit {
   private readonly logger = new Logger(REDIS_LOCK_LOGGER_CONTEXT);
+  /** Prototypes known to have, or not to have, `@Lock` methods. */
+  private readonly lockedPrototypes = new WeakMap<object, number>();
 
   constructor(
     @Inject(DiscoveryService) private readonly discovery: DiscoveryService,
@@ -24,19 +31,51 @@ export class LockExplorer implements OnModuleInit {
     const wrappers = [...this.discovery.getControllers(), ...this.discovery.getProviders()];
     let locked = 0;
     for (const wrapper of wrappers) {
-      const instance = wrapper.instance as Record<PropertyKey, unknown> | undefined;
-      // Request-scoped instances do not exist yet; property injection covers each one later.
-      if (!instance || typeof instance !== 'object' || !wrapper.isDependencyTreeStatic()) continue;
-      const prototype = Object.getPrototypeOf(instance) as object;
-      const methods = this.scanner
-        .getAllMethodNames(prototype)
-        .filter((name) => this.accessor.getLockMetadata(instance[name] as object));
-      if (methods.length === 0) continue;
-      locked += methods.length;
-      if (!instance[LOCK_SERVICE_PROPERTY]) {
-        Object.defineProperty(instance, LOCK_SERVICE_PROPERTY, { value: this.lockService });
+      if (wrapper.isFactory && (wrapper.isTransient || !wrapper.isDependencyTreeStatic())) {
+        this.registerWhatItMakes(wrapper);
+        continue;
       }
+      // Request-scoped class instances do not exist yet; property injection covers each one.
+      if (!wrapper.isDependencyTreeStatic()) continue;
+      locked += this.register(wrapper.instance);
     }
     this.logger.debug(`${locked} @Lock method(s) ready.`);
+  }
+
+  /**
+   * A scoped factory makes its instances after startup (per request, per consumer): each one it
+   * makes from now on is registered as it is made. Nest calls the factory through the wrapper's
+   * public `metatype` each time it builds an instance, so that is where we hook in. Transient
+   * instances already made for singletons are registered now.
+   */
+  private registerWhatItMakes(wrapper: InstanceWrapper): void {
+    for (const made of wrapper.getStaticTransientInstances()) this.register(made?.instance);
+    const factory = wrapper.metatype as FactoryFn;
+    const register = (instance: unknown) => {
+      this.register(instance);
+      return instance;
+    };
+    wrapper.metatype = function registeringFactory(...deps: unknown[]) {
+      const made = factory(...deps);
+      return made instanceof Promise ? made.then(register) : register(made);
+    };
+  }
+
+  /** Registers the instance if it has `@Lock` methods; returns how many it has. */
+  private register(instance: unknown): number {
+    if (!instance || typeof instance !== 'object') return 0;
+    const prototype = Object.getPrototypeOf(instance) as object | null;
+    if (!prototype) return 0;
+    let methods = this.lockedPrototypes.get(prototype);
+    if (methods === undefined) {
+      methods = this.scanner
+        .getAllMethodNames(prototype)
+        .filter((name) =>
+          this.accessor.getLockMetadata((instance as Record<string, object>)[name]),
+        ).length;
+      this.lockedPrototypes.set(prototype, methods);
+    }
+    if (methods > 0) registerLockOwner(instance, this.lockService);
+    return methods;
   }
 }

@@ -20,8 +20,10 @@ import {
 } from './errors/lock.errors.js';
 import type { RedisLockModuleOptions } from './interfaces/redis-lock-module-options.interface.js';
 import { converterOf, joinChain } from './lock-interceptor.chain.js';
+import { runInApp } from './lock-owners.registry.js';
+import { LockService } from './lock.service.js';
 import { REDIS_LOCK_LOGGER_CONTEXT } from './redis-lock.constants.js';
-import { UNAVAILABLE_RESPONSE } from './redis-lock.messages.js';
+import { BAD_KEY_RESPONSE, UNAVAILABLE_RESPONSE } from './redis-lock.messages.js';
 import { REDIS_LOCK_MODULE_OPTIONS } from './redis-lock.module-definition.js';
 import { setRetryAfter } from './retry-after.header.js';
 
@@ -34,7 +36,8 @@ const STATUS = {
 
 /**
  * Turns the lock errors of `@Lock` handlers into answers of the handler's transport: HTTP 423
- * Locked when busy, 503 when Redis is unavailable, 400 when a key cannot be built; the same as
+ * Locked when busy, 503 when Redis is unavailable, 400 when a key cannot be built (a plain
+ * message: the log names the method and placeholder); the same as
  * `RpcException`/`WsException` for microservice and gateway handlers. Registered globally by
  * `RedisLockModule`. It maps lock errors from any handler, so a controller that calls
  * `LockService` itself answers 423 too; other errors pass through untouched.
@@ -64,26 +67,31 @@ export class LockInterceptor implements NestInterceptor {
   private readonly logger = new Logger(REDIS_LOCK_LOGGER_CONTEXT);
 
   /*
-   * Injected as a property, so a subclass's constructor need not pass it on; optional, as a
-   * stock instance bound by @Lock in a module that cannot see RedisLockModule's options.
+   * Injected as properties, so a subclass's constructor need not pass them on; optional, as a
+   * stock instance bound by @Lock in a module that cannot see RedisLockModule's providers.
    */
   @Optional()
   @Inject(REDIS_LOCK_MODULE_OPTIONS)
   private readonly moduleOptions?: RedisLockModuleOptions;
 
+  /** The app's service: a useValue instance shared by several apps locks through this one. */
+  @Optional()
+  @Inject(LockService)
+  private readonly lockService?: LockService;
+
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     // Every interceptor of the chain joins before the handler runs, so when an error comes back
     // through them, each knows which one of them converts it.
     joinChain(context, this);
-    return next
-      .handle()
-      .pipe(
-        catchError((error: unknown) =>
-          error instanceof LockError && converterOf(context, LockInterceptor) === this
-            ? from(this.toTransportError(error, context)).pipe(mergeMap((e) => throwError(() => e)))
-            : throwError(() => error),
-        ),
-      );
+    // The handler runs as this app's work: a useValue instance shared with other apps that it
+    // calls locks through this app (see lockServiceOf).
+    return runInApp(this.lockService, () => next.handle()).pipe(
+      catchError((error: unknown) =>
+        error instanceof LockError && converterOf(context, LockInterceptor) === this
+          ? from(this.toTransportError(error, context)).pipe(mergeMap((e) => throwError(() => e)))
+          : throwError(() => error),
+      ),
+    );
   }
 
   /**
@@ -102,9 +110,16 @@ export class LockInterceptor implements NestInterceptor {
   protected async stockTransportError(error: LockError, context: ExecutionContext) {
     const status = statusOf(error);
     if (!status) return error;
-    if (error instanceof LockUnavailableError) this.logger.warn(error.message);
-    // A client gets no Redis detail; the log above has it.
-    const message = error instanceof LockUnavailableError ? UNAVAILABLE_RESPONSE : error.message;
+    if (error instanceof LockUnavailableError || error instanceof InvalidLockKeyError) {
+      this.logger.warn(error.message);
+    }
+    // A client gets no Redis detail, nor class and method names; the log above has them.
+    const message =
+      error instanceof LockUnavailableError
+        ? UNAVAILABLE_RESPONSE
+        : error instanceof InvalidLockKeyError
+          ? BAD_KEY_RESPONSE
+          : error.message;
     const body = { statusCode: status.statusCode, message, error: status.error };
     switch (context.getType<string>()) {
       case 'rpc': {

@@ -6,6 +6,7 @@ import {
   type OnApplicationShutdown,
 } from '@nestjs/common';
 import { RedisConnection } from './core/redis/redis-connection.js';
+import { markLockOwnerClosed } from './lock-owners.registry.js';
 import { RedisLockClient, type LockKeys } from './core/redis-lock.client.js';
 import type { LockHandle } from './interfaces/lock-handle.interface.js';
 import type { LockOptions } from './interfaces/lock-options.interface.js';
@@ -123,6 +124,8 @@ export class LockService implements BeforeApplicationShutdown, OnApplicationShut
    * then.
    */
   async beforeApplicationShutdown(): Promise<void> {
+    // A shared useValue instance locks through another open app from now on, never this one.
+    markLockOwnerClosed(this);
     const stillHeld = await this.client.drain(this.drainTimeout);
     if (stillHeld.length > 0) this.logger.warn(drainTimedOutWarning(this.drainTimeout, stillHeld));
   }

@@ -81,6 +81,16 @@ export const unknownPlaceholderMessage = (
       `Available: ${available.length ? available.join(', ') : '(the method takes no parameters)'}.`,
   );
 
+export const secondLockMessage = (where: string) =>
+  `${where} has more than one @Lock. Their locks would be taken one after the other, so two ` +
+  'calls naming the same keys in opposite orders could deadlock. Give one @Lock an array of ' +
+  "keys, which takes them all at once: @Lock(['account:{{from}}', 'account:{{to}}']).";
+
+export const wrappedMethodMessage = (problem: string) =>
+  `${problem} The method @Lock sees does not take the declared parameters: another decorator ` +
+  'below @Lock seems to have replaced it with a wrapper. Put @Lock nearest the method (below ' +
+  'the wrapping decorator) so it sees the method itself, or use argument indexes ({{0}}).';
+
 export const missingLockServiceMessage = (where: string) =>
   `${where} is decorated with @Lock but its instance has no LockService. Create it through Nest ` +
   '(as a provider or controller of a module that can see RedisLockModule) rather than with `new`; ' +
@@ -91,6 +101,11 @@ export const fakeLockServiceMessage = (where: string) =>
   'real one nor a `run(key, fn, options)` method. A LockService replaced in a test ' +
   '(overrideProvider(LockService).useValue(fake)) must implement `run` and call `fn` to run the ' +
   'method, or use RedisLockModule.forTest(); the method was not run.';
+
+export const ownerAppsClosedMessage = (where: string) =>
+  `${where} is decorated with @Lock, but every app that provides its instance (a useValue or ` +
+  'useFactory provider) is shutting down or closed; the method was not run. Call it while an app ' +
+  'that provides it is running.';
 
 export const notAMethodMessage = (where: string) =>
   `@Lock on ${where}: only instance methods can be locked.`;
@@ -141,6 +156,9 @@ export const REDIS_RECOVERED = 'Redis connection is back.';
 export const UNAVAILABLE_RESPONSE =
   'The lock service is unavailable; the request was not processed.';
 
+/** What a client is told when its request's values cannot make a lock key (the log has why). */
+export const BAD_KEY_RESPONSE = 'Invalid lock key input.';
+
 export const lockLostWarning = (key: string, why: string) =>
   `Lock "${key}" was lost while held: ${why}. Work still running under it is no longer exclusive.`;
 
@@ -180,6 +198,13 @@ export const connectionChoiceMessage = (both: boolean) =>
 
 export const MEMORY_WITH_REDIS_MESSAGE =
   'RedisLockModule: `memory` (an in-memory store, for tests) replaces `redis` and `redlock`; give one.';
+
+/** Shown instead of the URL, which may hold a password. */
+export const UNPARSABLE_REDIS_URL =
+  'RedisLockModule: the Redis URL could not be parsed. Percent-encode special characters in the ' +
+  'user name and password (# / ? @ : % and spaces), e.g. with encodeURIComponent(password), or ' +
+  'pass ioredis options ({ host, port, password }) instead. The URL is not shown: it may hold a ' +
+  'password.';
 
 export const FAIR_UNAVAILABLE_WARNING =
   'fair: true needs one Redis or a Cluster; with redlock, busy locks are granted as in the default mode.';

@@ -1,13 +1,14 @@
 import { Inject, Logger, SetMetadata, UseInterceptors } from '@nestjs/common';
 import { Observable } from 'rxjs';
-import { compileKeyTemplate, type KeyResolver, type LockKey } from '../core/keys/key-template.js';
+import type { KeyResolver, LockKey } from '../core/keys/key-template.js';
 import { declaredReturn } from '../declared-return.js';
 import { callLocked, observeLocked, type LockedCallOptions } from '../locked-call.js';
 import { callThrough, clientOf, observeThrough, runnerOf } from '../locked-by-service.js';
-import { getParameterNames } from '../core/keys/parameter-names.js';
-import { LockError, LockTemplateError } from '../errors/lock.errors.js';
+import { LockTemplateError } from '../errors/lock.errors.js';
+import { claimLockedMethod, compileForMethod } from './lock-stacking.js';
 import type { LockOptions } from '../interfaces/lock-options.interface.js';
 import { LockInterceptor } from '../lock.interceptor.js';
+import { lockServiceOf } from '../lock-owners.registry.js';
 import { LockService } from '../lock.service.js';
 import { checkLockOptions } from './lock-options.check.js';
 import {
@@ -16,7 +17,6 @@ import {
   REDIS_LOCK_LOGGER_CONTEXT,
 } from '../redis-lock.constants.js';
 import {
-  missingLockServiceMessage,
   notAMethodMessage,
   skippedMessage,
   unsupportedReturnTypeMessage,
@@ -68,8 +68,10 @@ const logger = new Logger(REDIS_LOCK_LOGGER_CONTEXT);
  * property injection, so it works whatever copies the method later (schedulers, queue workers).
  *
  * @throws LockTemplateError at class definition, for a malformed template, an unknown parameter, an
- * invalid or unknown option (`ttl: '5000'`, `waitTimeout: -1`, `tll`) or a declared return type
- * that is neither a Promise nor an Observable.
+ * invalid or unknown option (`ttl: '5000'`, `waitTimeout: -1`, `tll`), a declared return type
+ * that is neither a Promise nor an Observable, or a second @Lock on the method (use one @Lock
+ * with an array of keys). Put @Lock nearest the method, below decorators that wrap it, so its
+ * placeholders see the method's own parameters.
  * @example
  * @Post(':id/pay')
  * @Lock('order:{{id}}', { ttl: 10_000, waitTimeout: 2_000 })
@@ -94,6 +96,7 @@ export function Lock(
       throw new LockTemplateError(notAMethodMessage(where));
     }
     checkLockOptions(where, options);
+    claimLockedMethod(target, propertyKey, where);
     const declared = declaredReturn(
       original,
       Reflect.getMetadata('design:returntype', target, propertyKey),
@@ -105,7 +108,7 @@ export function Lock(
       key,
       options,
       where,
-      resolveKey: compileKeyTemplate(key, getParameterNames(original as AnyMethod), where),
+      resolveKey: compileForMethod(key, original as AnyMethod, target, propertyKey, where),
     };
     // A method declared to return an Observable must return one; any other returns a promise.
     const wrapped = lockedMethod(original as AnyMethod, metadata, declared === 'observable');
@@ -129,11 +132,10 @@ function lockedMethod(original: AnyMethod, metadata: LockMetadata, returnsObserv
         ? (key) => logger.debug(skippedMessage(metadata.where, key))
         : undefined,
   };
-  return function (this: Record<symbol, LockService | undefined>, ...args: unknown[]): unknown {
+  return function (this: object | undefined, ...args: unknown[]): unknown {
     const invoke = () => original.apply(this, args);
     const locked = () => {
-      const service = this?.[LOCK_SERVICE_PROPERTY];
-      if (!service) throw new LockError(missingLockServiceMessage(metadata.where));
+      const service = lockServiceOf(this, metadata.where);
       const key = metadata.resolveKey(args);
       // A test's fake LockService has no client: the method runs through its `run`.
       const client = clientOf(service);

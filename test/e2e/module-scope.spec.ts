@@ -1,6 +1,7 @@
 /**
  * RedisLockModule is global unless told otherwise: a feature module that does not import it gets
- * `LockService` and a working `@Lock` from the root module's `forRoot()`.
+ * `LockService` and a working `@Lock` from the root module's `forRoot()`. With `isGlobal: false`,
+ * feature modules import a module of the app that imports `forRoot()` once and re-exports it.
  */
 import { Injectable, Module, type INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
@@ -65,5 +66,56 @@ describe('RedisLockModule.forRoot() without isGlobal', () => {
     await expect(
       createApp(RedisLockModule.forRoot({ redis: client, isGlobal: false })),
     ).rejects.toThrow(/LockService/);
+  });
+});
+
+describe('RedisLockModule.forRoot({ isGlobal: false }) re-exported by a module of the app', () => {
+  let app: INestApplicationContext | undefined;
+
+  afterEach(async () => {
+    await app?.close();
+    app = undefined;
+  });
+
+  /** Holds the module's options once; feature modules import this one. */
+  function locksModule() {
+    @Module({
+      imports: [RedisLockModule.forRoot({ redis: redis.url, isGlobal: false })],
+      exports: [RedisLockModule],
+    })
+    class LocksModule {}
+    return LocksModule;
+  }
+
+  @Injectable()
+  class Shipping {
+    constructor(readonly locks: LockService) {}
+
+    @Lock('parcel:{{id}}')
+    async ship(id: string): Promise<boolean> {
+      return (await raw.exists(`lock:{parcel:${id}}`)) === 1;
+    }
+  }
+
+  it('gives every feature module that imports it one LockService and a working @Lock', async () => {
+    const LocksModule = locksModule();
+    @Module({ imports: [LocksModule], providers: [Inventory], exports: [Inventory] })
+    class StockModule {}
+    @Module({ imports: [LocksModule], providers: [Shipping], exports: [Shipping] })
+    class ShippingModule {}
+    @Module({ imports: [StockModule, ShippingModule] })
+    class AppModule {}
+
+    app = await NestFactory.createApplicationContext(AppModule, {
+      logger: false,
+      abortOnError: false,
+    });
+
+    const { locks } = app.get(Inventory);
+    expect(locks).toBeInstanceOf(LockService);
+    expect(app.get(Shipping).locks).toBe(locks);
+    await expect(app.get(Inventory).reserve('3')).resolves.toBe(true);
+    await expect(app.get(Shipping).ship('4')).resolves.toBe(true);
+    expect(await raw.exists('lock:{sku:3}', 'lock:{parcel:4}')).toBe(0);
   });
 });

@@ -1,6 +1,10 @@
 import { Redis, type Cluster, type RedisOptions } from 'ioredis';
 import { QUIT_TIMEOUT, WRITE_BATCH } from '../../redis-lock.constants.js';
-import { REDIS_RECOVERED, redisErrorWarning } from '../../redis-lock.messages.js';
+import {
+  REDIS_RECOVERED,
+  redisErrorWarning,
+  UNPARSABLE_REDIS_URL,
+} from '../../redis-lock.messages.js';
 import { answerWithin } from '../waiting/race-attempt.js';
 import type { LockLogger } from '../redis-lock-client.options.js';
 
@@ -117,7 +121,7 @@ export class RedisConnection {
     if (isRedisClient(config)) return new RedisConnection(config, false);
     const client =
       typeof config === 'string'
-        ? new Redis(config, OWN_CLIENT_DEFAULTS)
+        ? clientForUrl(config)
         : new Redis({ ...OWN_CLIENT_DEFAULTS, ...config });
     // Report the outage once and the recovery once, not every reconnect attempt.
     let healthy = true;
@@ -152,6 +156,22 @@ export class RedisConnection {
       this.client.disconnect();
     }
   }
+}
+
+/**
+ * A client for a `redis://` or `rediss://` URL. ioredis rejects a URL it cannot parse with an
+ * error that carries the whole URL (Node's `input`), which Nest prints on a failed startup: a
+ * password in plain text. Ours says what to fix and carries neither the URL nor that error.
+ */
+function clientForUrl(url: string): Redis {
+  let client: Redis | undefined;
+  try {
+    client = new Redis(url, OWN_CLIENT_DEFAULTS);
+  } catch {
+    // Not rethrown from inside the catch: the new error must not get the old one as its cause.
+  }
+  if (!client) throw new TypeError(UNPARSABLE_REDIS_URL);
+  return client;
 }
 
 /*
