@@ -7,7 +7,11 @@ import { LockExplorer } from './lock.explorer.js';
 import { LockInterceptor } from './lock.interceptor.js';
 import { LockMetadataAccessor } from './lock-metadata.accessor.js';
 import { LockService } from './lock.service.js';
-import { REDIS_LOCK_CONNECTION, REDIS_LOCK_LOGGER_CONTEXT } from './redis-lock.constants.js';
+import {
+  LOCK_SERVICE_TOKEN,
+  REDIS_LOCK_CONNECTION,
+  REDIS_LOCK_LOGGER_CONTEXT,
+} from './redis-lock.constants.js';
 import { connectionChoiceMessage } from './redis-lock.messages.js';
 import {
   ConfigurableModuleClass,
@@ -42,11 +46,12 @@ import {
         connectionsFor(options, new Logger(REDIS_LOCK_LOGGER_CONTEXT)),
     },
     LockService,
+    { provide: LOCK_SERVICE_TOKEN, useExisting: LockService },
     LockMetadataAccessor,
     LockExplorer,
     { provide: APP_INTERCEPTOR, useClass: LockInterceptor },
   ],
-  exports: [LockService],
+  exports: [LockService, LOCK_SERVICE_TOKEN],
 })
 export class RedisLockModule extends ConfigurableModuleClass {}
 
