@@ -17,6 +17,7 @@ const BRAND = Symbol.for('nestjs-redis-lock:error-brand');
 const BRANDS = Symbol.for('nestjs-redis-lock:error-brands');
 
 type Branded = { readonly [BRAND]?: string };
+type ErrorClass = abstract new (...args: never) => unknown;
 
 /**
  * Gives a library error class its brand. Call once per class, right after it is defined; a
@@ -26,7 +27,7 @@ type Branded = { readonly [BRAND]?: string };
  * export class LockLostError extends LockError {}
  * brandErrorClass(LockLostError, 'LockLostError');
  */
-export function brandErrorClass(errorClass: abstract new (...args: never) => Error, name: string) {
+export function brandErrorClass(errorClass: ErrorClass, name: string): void {
   Object.defineProperty(errorClass, BRAND, { value: `nestjs-redis-lock:${name}` });
 }
 
@@ -37,7 +38,7 @@ export function brandErrorClass(errorClass: abstract new (...args: never) => Err
  * @example
  * constructor(message: string) { super(message); recordBrands(this, new.target); }
  */
-export function recordBrands(error: Error, constructedAs: Function): void {
+export function recordBrands(error: Error, constructedAs: ErrorClass): void {
   const brands: string[] = [];
   for (let c: unknown = constructedAs; typeof c === 'function'; c = Object.getPrototypeOf(c)) {
     if (Object.hasOwn(c, BRAND)) brands.push((c as Branded)[BRAND]!);
@@ -52,7 +53,7 @@ export function recordBrands(error: Error, constructedAs: Function): void {
  * @example
  * static [Symbol.hasInstance](value: unknown) { return isBrandedInstance(this, value); }
  */
-export function isBrandedInstance(errorClass: Function, value: unknown): boolean {
+export function isBrandedInstance(errorClass: ErrorClass, value: unknown): boolean {
   if (Function.prototype[Symbol.hasInstance].call(errorClass, value)) return true;
   if (!Object.hasOwn(errorClass, BRAND) || typeof value !== 'object' || value === null) {
     return false;
