@@ -9,6 +9,8 @@ export default {
   moduleFileExtensions: ['ts', 'js', 'json'],
   roots: ['<rootDir>/lib', '<rootDir>/test'],
   testMatch: ['**/*.spec.ts'],
+  // Consumer apps' tests, run by test/compat/run.sh in apps made from the packed library.
+  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/compat/'],
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   transform: {
     '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: '<rootDir>/tsconfig.json' }],

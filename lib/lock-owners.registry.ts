@@ -4,17 +4,21 @@
  * `useFactory` results, of any scope.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { sharedAcrossCopies } from './copies.shared.js';
 import { LockError } from './errors/lock.errors.js';
 import type { LockService } from './lock.service.js';
 import { LOCK_SERVICE_PROPERTY } from './redis-lock.constants.js';
 import { missingLockServiceMessage, ownerAppsClosedMessage } from './redis-lock.messages.js';
 
-/** For each such instance, the services of the apps that provide it, in the order they started. */
-const owners = new WeakMap<object, LockService[]>();
+/** For each such instance (shared by both builds of the package, as below), the services of the apps that provide it, in the order they started. */
+const owners = sharedAcrossCopies('REDIS_LOCK:OWNERS', () => new WeakMap<object, LockService[]>());
 /** Services of apps that are shutting down or closed: never chosen again. */
-const closed = new WeakSet<LockService>();
+const closed = sharedAcrossCopies('REDIS_LOCK:CLOSED_OWNERS', () => new WeakSet<LockService>());
 /** The service of the app whose handler is running (set by `LockInterceptor`). */
-const currentApp = new AsyncLocalStorage<LockService>();
+const currentApp = sharedAcrossCopies(
+  'REDIS_LOCK:CURRENT_APP',
+  () => new AsyncLocalStorage<LockService>(),
+);
 
 /**
  * Records that `service`'s app provides `instance` (called by each app's explorer, or as a scoped

@@ -19,7 +19,7 @@ import {
   LockUnavailableError,
 } from './errors/lock.errors.js';
 import type { RedisLockModuleOptions } from './interfaces/redis-lock-module-options.interface.js';
-import { converterOf, joinChain } from './lock-interceptor.chain.js';
+import { converterOf, joinChain, STOCK_INTERCEPTOR } from './lock-interceptor.chain.js';
 import { runInApp } from './lock-owners.registry.js';
 import { LockService } from './lock.service.js';
 import { REDIS_LOCK_LOGGER_CONTEXT } from './redis-lock.constants.js';
@@ -64,6 +64,9 @@ const STATUS = {
  */
 @Injectable()
 export class LockInterceptor implements NestInterceptor {
+  /** Tells the stock class (of either build of the package) from a user's subclass. */
+  static readonly [STOCK_INTERCEPTOR] = true;
+
   private readonly logger = new Logger(REDIS_LOCK_LOGGER_CONTEXT);
 
   /*
@@ -87,7 +90,7 @@ export class LockInterceptor implements NestInterceptor {
     // calls locks through this app (see lockServiceOf).
     return runInApp(this.lockService, () => next.handle()).pipe(
       catchError((error: unknown) =>
-        error instanceof LockError && converterOf(context, LockInterceptor) === this
+        error instanceof LockError && converterOf(context) === this
           ? from(this.toTransportError(error, context)).pipe(mergeMap((e) => throwError(() => e)))
           : throwError(() => error),
       ),

@@ -8,11 +8,19 @@ export const REDIS_LOCK_CONNECTION = 'REDIS_LOCK:CONNECTION';
 
 /**
  * Property on instances of classes that use `@Lock`, filled by Nest's property injection with
- * that app's `LockService`. A symbol, so it never clashes with user properties. Its description
- * is what Nest names when it cannot fill it (the app does not import RedisLockModule), so it
- * says what to do.
+ * that app's `LockService`. A symbol, so it never clashes with user properties; from the global
+ * registry (`Symbol.for`), so the package's ES module and CommonJS builds, when both are loaded,
+ * name the same property. Its description is what Nest names when it cannot fill it (the app
+ * does not import RedisLockModule), so it says what to do.
  */
-export const LOCK_SERVICE_PROPERTY = Symbol(LOCK_SERVICE_PROPERTY_NAME);
+export const LOCK_SERVICE_PROPERTY = Symbol.for(LOCK_SERVICE_PROPERTY_NAME);
+
+/**
+ * Injection token under which `RedisLockModule` also provides its `LockService`, and which `@Lock`
+ * injects. A string, the same in both builds of the package, where the `LockService` class is
+ * not: a class decorated through one copy works in an app whose module came from the other.
+ */
+export const LOCK_SERVICE_TOKEN = 'REDIS_LOCK:LockService';
 
 /** Context name of the module's `Logger`. */
 export const REDIS_LOCK_LOGGER_CONTEXT = 'RedisLock';

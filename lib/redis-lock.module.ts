@@ -7,7 +7,11 @@ import { LockExplorer } from './lock.explorer.js';
 import { LockInterceptor } from './lock.interceptor.js';
 import { LockMetadataAccessor } from './lock-metadata.accessor.js';
 import { LockService } from './lock.service.js';
-import { REDIS_LOCK_CONNECTION, REDIS_LOCK_LOGGER_CONTEXT } from './redis-lock.constants.js';
+import {
+  LOCK_SERVICE_TOKEN,
+  REDIS_LOCK_CONNECTION,
+  REDIS_LOCK_LOGGER_CONTEXT,
+} from './redis-lock.constants.js';
 import {
   connectionChoiceMessage,
   MEMORY_WITH_REDIS_MESSAGE,
@@ -49,13 +53,14 @@ import {
         connectionsFor(options, new Logger(REDIS_LOCK_LOGGER_CONTEXT)),
     },
     LockService,
+    { provide: LOCK_SERVICE_TOKEN, useExisting: LockService },
     LockMetadataAccessor,
     LockExplorer,
     { provide: APP_INTERCEPTOR, useClass: LockInterceptor },
     RedisStartupCheck,
   ],
   // The options too: a LockInterceptor bound by @Lock in another module reads `errorFactory`.
-  exports: [LockService, REDIS_LOCK_MODULE_OPTIONS],
+  exports: [LockService, LOCK_SERVICE_TOKEN, REDIS_LOCK_MODULE_OPTIONS],
 })
 export class RedisLockModule extends ConfigurableModuleClass {
   /**

@@ -9,9 +9,10 @@ import { secondLockMessage, wrappedMethodMessage } from '../redis-lock.messages.
 
 /**
  * Marks the methods that have a @Lock, on the class and method name rather than on the function,
- * which a wrapping decorator between two @Locks replaces.
+ * which a wrapping decorator between two @Locks replaces. A registry symbol: a @Lock of each build
+ * of the package on one method is still two.
  */
-const LOCKED_METHOD = Symbol('REDIS_LOCK:LOCKED_METHOD');
+const LOCKED_METHOD = Symbol.for('REDIS_LOCK:LOCKED_METHOD');
 
 /**
  * Claims the method for this @Lock. Two @Locks would take their locks one after the other, so two

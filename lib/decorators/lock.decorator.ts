@@ -9,11 +9,11 @@ import { claimLockedMethod, compileForMethod } from './lock-stacking.js';
 import type { LockOptions } from '../interfaces/lock-options.interface.js';
 import { LockInterceptor } from '../lock.interceptor.js';
 import { lockServiceOf } from '../lock-owners.registry.js';
-import { LockService } from '../lock.service.js';
 import { checkLockOptions } from './lock-options.check.js';
 import {
   LOCK_METADATA,
   LOCK_SERVICE_PROPERTY,
+  LOCK_SERVICE_TOKEN,
   REDIS_LOCK_LOGGER_CONTEXT,
 } from '../redis-lock.constants.js';
 import {
@@ -166,11 +166,18 @@ function copyFunctionIdentity(from: AnyMethod, to: AnyMethod): void {
   }
 }
 
-const injected = new WeakSet<object>();
+/**
+ * Marks a prototype whose class already has the property injection. On the prototype, under a
+ * registry symbol, rather than in a module-level set: both builds of the package see it.
+ */
+const INJECTED = Symbol.for('REDIS_LOCK:SERVICE_INJECTED');
 
-/** One property injection per class: each instance gets its own app's LockService. */
+/**
+ * One property injection per class: each instance gets its own app's LockService. By the string
+ * token, which the module of either build of the package provides (see LOCK_SERVICE_TOKEN).
+ */
 function injectLockService(prototype: object): void {
-  if (injected.has(prototype)) return;
-  injected.add(prototype);
-  Inject(LockService)(prototype, LOCK_SERVICE_PROPERTY);
+  if (Object.hasOwn(prototype, INJECTED)) return;
+  Object.defineProperty(prototype, INJECTED, { value: true });
+  Inject(LOCK_SERVICE_TOKEN)(prototype, LOCK_SERVICE_PROPERTY);
 }

@@ -1,4 +1,5 @@
 import { lockLostMessage, notAcquiredMessage, unavailableMessage } from '../redis-lock.messages.js';
+import { brandErrorClass, isBrandedInstance, recordBrands } from './error-brand.js';
 
 /**
  * Base class of every error this library throws, so one `catch` or exception filter can handle
@@ -16,6 +17,18 @@ export class LockError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
+    recordBrands(this, new.target);
+  }
+
+  /**
+   * Also true for an error of the package's other build (ES module or CommonJS) loaded in the
+   * same process, so `instanceof` and `@Catch(...)` work whichever copy threw it.
+   */
+  static override [Symbol.hasInstance]<T extends abstract new (...args: never) => unknown>(
+    this: T,
+    value: unknown,
+  ): value is InstanceType<T> {
+    return isBrandedInstance(this, value);
   }
 }
 
@@ -107,6 +120,15 @@ export class InvalidLockKeyError extends LockError {}
  * class Orders { @Lock('order:{{orderId}}') pay(id: string) {} }
  */
 export class LockTemplateError extends LockError {}
+
+// One brand per class, shared by both builds (see error-brand.ts). Written out rather than taken
+// from `.name`, which a minifier may change differently in each copy.
+brandErrorClass(LockError, 'LockError');
+brandErrorClass(LockNotAcquiredError, 'LockNotAcquiredError');
+brandErrorClass(LockLostError, 'LockLostError');
+brandErrorClass(LockUnavailableError, 'LockUnavailableError');
+brandErrorClass(InvalidLockKeyError, 'InvalidLockKeyError');
+brandErrorClass(LockTemplateError, 'LockTemplateError');
 
 function causeText(cause: unknown): string {
   return cause instanceof Error ? cause.message : String(cause);

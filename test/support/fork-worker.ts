@@ -50,16 +50,19 @@ const running = new Set<ChildProcess>();
  * @param scriptPath absolute, or relative to the repository root.
  * @param args command-line arguments, read by the worker from `process.argv.slice(2)`.
  * @param env variables added to (and overriding) the parent's environment.
+ * @param loader `'tsx/esm'` compiles only the ES modules, leaving `require` to Node itself: tsx's
+ * CommonJS hook would load an ES module a CommonJS file requires as a second copy.
  */
 export function forkWorker(
   scriptPath: string,
   args: string[] = [],
   env: NodeJS.ProcessEnv = {},
+  loader: 'tsx' | 'tsx/esm' = 'tsx',
 ): ChildProcess {
   const child = fork(resolve(REPO_ROOT, scriptPath), args, {
     cwd: REPO_ROOT,
     // Explicit, so Jest's own flags (--experimental-vm-modules) are not inherited.
-    execArgv: ['--import', 'tsx'],
+    execArgv: ['--import', loader],
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
