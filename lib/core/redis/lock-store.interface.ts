@@ -24,9 +24,16 @@ export interface LockStore {
   lease(ttl: number): number;
   /**
    * One attempt on every key of `target`: the fencing token (> 0) on a grant, else -3 minus the
-   * PTTL of a busy key. `spot` (fair mode only): queue for the lock meanwhile.
+   * PTTL of a busy key. `spot` (fair mode only): queue for the lock meanwhile. `onBusy` learns,
+   * before the reply settles, which lock key a refusal found busy, where the store can tell.
    */
-  acquire(target: LockTarget, token: string, ttl: number, spot?: QueueSpot): Promise<number>;
+  acquire(
+    target: LockTarget,
+    token: string,
+    ttl: number,
+    spot?: QueueSpot,
+    onBusy?: BusyKeyListener,
+  ): Promise<number>;
   /** Resets the lease of every key if `token` still holds them all. */
   extend(target: LockTarget, token: string, ttl: number): Promise<boolean>;
   /**
@@ -46,9 +53,12 @@ export interface QueueSpot {
   readonly timeout: number;
   /** Learns who is just ahead in the queue of a single key (`undefined`: nobody, or not known). */
   readonly onQueued?: (ahead: string | undefined) => void;
-  /**
-   * Nobody needs the command on its way before the tick ends (a fair waiter's attempt): it may
-   * leave with the tick's next command, or when the tick ends (see `sendCoalesced`).
-   */
-  readonly lazy?: boolean;
 }
+
+/**
+ * Told the lock key a refused attempt found busy: the one whose release the waiter listens for.
+ *
+ * @example
+ * const onBusy: BusyKeyListener = (lock) => (busyLock = lock);
+ */
+export type BusyKeyListener = (lock: string) => void;
