@@ -118,10 +118,12 @@ describe('a waiter wakes only for the release of the key it found busy', () => {
           await waitFor(
             async () =>
               Number(
-                ((await cOwner.call('PUBSUB', 'SHARDNUMSUB', `lock:{${c}}:released`)) as [
-                  string,
-                  number,
-                ])[1],
+                (
+                  (await cOwner.call('PUBSUB', 'SHARDNUMSUB', `lock:{${c}}:released`)) as [
+                    string,
+                    number,
+                  ]
+                )[1],
               ) === 1,
             { interval: 5, message: 'the waiter to listen on the busy key' },
           );
