@@ -1,5 +1,9 @@
 import { LockLostError, LockUnavailableError } from '../../errors/lock.errors.js';
-import { ATTEMPT_TIMEOUT, FINAL_ATTEMPT_GRACE, LEASE_SHORTFALL } from '../../redis-lock.constants.js';
+import {
+  ATTEMPT_TIMEOUT,
+  FINAL_ATTEMPT_GRACE,
+  LEASE_SHORTFALL,
+} from '../../redis-lock.constants.js';
 import { attemptTimeoutMessage, CLIENT_CLOSED } from '../../redis-lock.messages.js';
 import type { Acquisition, Busy } from './acquisition.interface.js';
 import type { LocalPasses, PassedLock } from './local-passes.js';
@@ -169,7 +173,8 @@ export class LockGrants {
   private runAcquireScript(call: Acquisition, onBusy: BusyKeyListener) {
     const { target, opts, token, deadline, started, queued } = call;
     // The default mode's first attempt may take a free lock whoever waits (barging).
-    if (!opts.fair && !queued) return this.store.acquire(target, token, opts.ttl, undefined, onBusy);
+    if (!opts.fair && !queued)
+      return this.store.acquire(target, token, opts.ttl, undefined, onBusy);
     const waits = deadline > started;
     const spot = {
       // A single try takes no place in the queues.
