@@ -77,11 +77,16 @@ export class RedisConnection {
     if (!this.owned || this.client.status === 'end') return;
     // QUIT would wait for a reconnect to fail first; there is nothing to flush when not ready.
     if (this.client.status !== 'ready') return this.client.disconnect();
-    // QUIT resolves on the server's OK; the socket closes (status 'end') a moment later.
+    // QUIT resolves on the server's OK; the socket closes (status 'end') a moment later. ioredis
+    // sends QUIT at once, ahead of commands still gathered for the tick's pipeline (a last
+    // release, say): a PING joins that pipeline, so its answer means they were all answered.
     const ended = new Promise((resolve) => this.client.once('end', resolve));
     try {
       await answerWithin(
-        this.client.quit().then(() => ended),
+        this.client
+          .ping()
+          .then(() => this.client.quit())
+          .then(() => ended),
         QUIT_TIMEOUT,
       );
     } catch {
