@@ -63,6 +63,11 @@ export class SentCommands {
   calls: Record<string, number> = {};
 
   constructor(redis: Redis) {
+    this.watch(redis);
+  }
+
+  /** Counts the commands `redis` sends too (a connection a lock client made for itself). */
+  watch(redis: Redis): void {
     const send = redis.sendCommand.bind(redis);
     redis.sendCommand = (...args: Parameters<Redis['sendCommand']>) => {
       const name = args[0].name;

@@ -8,11 +8,13 @@ import { fmt } from './report.js';
 import type { PairResult } from './uncontended.bench.js';
 import type { Impl } from './workers/contended.worker.js';
 
-/** Below this share of raw ioredis (uncontended) or of ideal (contended) is a miss. */
+/** Below this share of ideal (contended) is a miss. */
 const MIN_SHARE = 0.9;
+/** Uncontended, the library keeps at least the pace of raw ioredis with auto-pipelining. */
+const MIN_SHARE_OF_PIPELINED = 1;
 const MIN_FAIR_JAIN = 0.99;
-/** Slack on the fair max-wait bound for timers, round trips and process scheduling. */
-const FAIR_WAIT_SLACK_MS = 10;
+/** Fair mode's wait p99 may exceed the token ring's (the floor of any FIFO hand-over) by this. */
+const FAIR_P99_SLACK = 0.1;
 /** Held locks (issue 15): Redis calls per 50 held locks per renewal round, and event-loop lag. */
 const MAX_CALLS_PER_50_PER_ROUND = 1;
 const MAX_HELD_LAG_MS = 20;
@@ -20,46 +22,38 @@ const MAX_HELD_LAG_MS = 20;
 const HELD_LAG_AT = 10_000;
 
 export interface TargetInput {
-  uncontended: { library: PairResult; raw: PairResult };
+  uncontended: { library: PairResult; pipelined: PairResult };
   contended: Record<Impl, ContendedResult>;
   /** `ideal/s` of a row: 1 / (its mean hold + RTT). */
   ideal: (heldMean: number) => number;
-  /** Worker loops in all (processes × workers). */
-  contenders: number;
-  criticalSectionMs: number;
   /** Held-locks rows of the build under test. */
   held: HeldResult[];
 }
 
 interface Target {
-  ok: boolean;
+  /** `null`: a figure reported beside the targets, not one. */
+  ok: boolean | null;
   text: string;
 }
 
-/** One line per target, `✓` or `✗` first. */
+/** One line per target, `✓` or `✗` first (`·` for a figure only reported). */
 export function checkTargets(input: TargetInput): string[] {
-  return targets(input).map(({ ok, text }) => `${ok ? '✓' : '✗'} ${text}`);
+  return targets(input).map(({ ok, text }) => `${ok === null ? '·' : ok ? '✓' : '✗'} ${text}`);
 }
 
-function targets({
-  uncontended,
-  contended,
-  ideal,
-  contenders,
-  criticalSectionMs,
-  held,
-}: TargetInput): Target[] {
+function targets({ uncontended, contended, ideal, held }: TargetInput): Target[] {
   const lib = contended.library;
   const fair = contended['library-fair'];
   const floor = contended['token-ring'];
-  const vsRaw = uncontended.library.perSecond / uncontended.raw.perSecond;
+  const vsPipelined = uncontended.library.perSecond / uncontended.pipelined.perSecond;
   const ofIdeal = lib.perSecond / ideal(lib.heldMean);
-  // With a FIFO hand-over a waiter has at most everyone else ahead of it, plus the holder.
-  const fairBound = contenders * criticalSectionMs + FAIR_WAIT_SLACK_MS;
+  const fairBound = floor.waitP99 * (1 + FAIR_P99_SLACK);
   const list: Target[] = [
     {
-      ok: vsRaw >= MIN_SHARE,
-      text: `library uncontended ≥ ${MIN_SHARE}x raw ioredis: ${fmt(vsRaw, 2)}x`,
+      ok: vsPipelined >= MIN_SHARE_OF_PIPELINED,
+      text:
+        `library uncontended ≥ ${MIN_SHARE_OF_PIPELINED}x raw ioredis with ` +
+        `enableAutoPipelining: ${fmt(vsPipelined, 2)}x`,
     },
     {
       ok: ofIdeal >= MIN_SHARE,
@@ -72,14 +66,20 @@ function targets({
       text: `library fair Jain ≥ ${MIN_FAIR_JAIN}: ${fmt(fair.jain, 3)}`,
     },
     {
-      ok: fair.waitMax <= fairBound,
+      ok: fair.waitP99 <= fairBound,
       text:
-        `library fair max wait ≤ P×W × cs + ${FAIR_WAIT_SLACK_MS} ms = ${contenders} × ` +
-        `${criticalSectionMs} + ${FAIR_WAIT_SLACK_MS} = ${fmt(fairBound, 0)} ms: ` +
-        `${fmt(fair.waitMax, 1)} ms (the token ring's in this run, the floor: ` +
-        `${fmt(floor.waitMax, 1)} ms)`,
+        `library fair wait p99 ≤ token ring's p99 + ${100 * FAIR_P99_SLACK}% = ` +
+        `${fmt(fairBound, 1)} ms: ${fmt(fair.waitP99, 1)} ms`,
     },
   ];
+  // Reported, not a target: one late scheduling of a process on a shared machine shows in the
+  // max, which the p99 target leaves out.
+  list.push({
+    ok: null,
+    text:
+      `library fair max wait (reported): ${fmt(fair.waitMax, 1)} ms; the token ring's: ` +
+      `${fmt(floor.waitMax, 1)} ms`,
+  });
 
   for (const r of held) {
     list.push({

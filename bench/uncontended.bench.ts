@@ -4,9 +4,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Redlock } from '@sesamecare-oss/redlock';
-import type { Redis } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
 import { Mutex } from 'redis-semaphore';
 import { RedisLockClient } from '../dist/core/redis-lock.client.js';
+import { RedisConnection } from '../dist/core/redis/redis-connection.js';
 import { readCommandStats, resetCommandStats, SentCommands } from './redis-stats.js';
 import { now, percentile, sortedCopy } from './stats.js';
 
@@ -39,16 +40,20 @@ export interface PairResult {
   calls: Record<string, number>;
 }
 
-/** Acquire + release through `RedisLockClient` (`tryAcquire`, autoRenew off). */
-export function libraryPair(redis: Redis): Pair {
-  const sent = new SentCommands(redis);
-  const locks = new RedisLockClient({ redis, keyPrefix: 'bench:lib:' });
+/**
+ * Acquire + release through `RedisLockClient` (`tryAcquire`, autoRenew off), on the connection
+ * `RedisConnection` makes from `connection`, as the module does (with its defaults); `close` closes it.
+ */
+export function libraryPair(connection: RedisOptions): Pair & { close: () => Promise<void> } {
+  const own = RedisConnection.from(connection, { warn: () => undefined });
+  const locks = new RedisLockClient({ redis: own.client, keyPrefix: 'bench:lib:' });
+  const sent = new SentCommands(own.client as Redis);
   const run = async (i: number) => {
     const lock = await locks.tryAcquire(`u${i}`, { ttl: TTL, autoRenew: false });
     if (!lock) throw new Error(`bench:lib:u${i} was busy: another run shares this Redis?`);
     await lock.release();
   };
-  return { run, sent };
+  return { run, sent, close: () => locks.close().then(() => own.close()) };
 }
 
 /** The same protocol by hand: `SET NX PX` with a random token, then EVALSHA compare-and-delete. */

@@ -145,11 +145,15 @@ async function round(impls: Contenders, seconds: number, impl: Impl): Promise<Re
 
 try {
   await redis.ping();
-  const impls = await contenders(redis, {
-    index: config.index,
-    processes: config.processes,
-    perTurn: config.workers,
-  });
+  const impls = await contenders(
+    redis,
+    {
+      index: config.index,
+      processes: config.processes,
+      perTurn: config.workers,
+    },
+    sent,
+  );
   let reply: Reply = { type: 'ready' };
   for (;;) {
     // Listen before answering: a command that arrives while nobody listens is dropped.

@@ -6,6 +6,8 @@ import { ExecutionError, Redlock } from '@sesamecare-oss/redlock';
 import type { Redis } from 'ioredis';
 import { Mutex } from 'redis-semaphore';
 import { RedisLockClient } from '../../dist/core/redis-lock.client.js';
+import { RedisConnection } from '../../dist/core/redis/redis-connection.js';
+import type { SentCommands } from '../redis-stats.js';
 import { LockNotAcquiredError } from '../../dist/errors/lock.errors.js';
 import type { LockOptions } from '../../dist/interfaces/lock-options.interface.js';
 import { TokenRing, type RingPlace } from './token-ring.js';
@@ -53,8 +55,16 @@ export interface Contenders {
 }
 
 /** The contenders on `redis`; `place`: this process's place in the token ring. */
-export async function contenders(redis: Redis, place: RingPlace): Promise<Contenders> {
-  const locks = new RedisLockClient({ redis, keyPrefix: 'bench:' });
+export async function contenders(
+  redis: Redis,
+  place: RingPlace,
+  sent: SentCommands,
+): Promise<Contenders> {
+  // The library on a connection of its own making, as a module user gets it.
+  const { host, port } = redis.options;
+  const own = RedisConnection.from({ host, port }, { warn: () => undefined });
+  const locks = new RedisLockClient({ redis: own.client, keyPrefix: 'bench:' });
+  sent.watch(own.client as Redis);
   const redlock = new Redlock([redis]);
   const ring = await TokenRing.join(redis, place);
 
@@ -118,6 +128,7 @@ export async function contenders(redis: Redis, place: RingPlace): Promise<Conten
     close: async () => {
       ring.close();
       await locks.close();
+      await own.close();
     },
   };
 }

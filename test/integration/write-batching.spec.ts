@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
-import { sendCoalesced } from '../../lib/core/redis/redis-connection.js';
-import { CLIENT_ID_BYTES, WRITE_BATCH } from '../../lib/redis-lock.constants.js';
+import { RedisConnection } from '../../lib/core/redis/redis-connection.js';
+import type { RedisLockClient } from '../../lib/core/redis-lock.client.js';
+import { CLIENT_ID_BYTES } from '../../lib/redis-lock.constants.js';
 import { startRedis, stopAllRedis, type RedisServer } from '../support/redis-server.js';
 import { waitFor } from '../support/wait-for.js';
 import {
@@ -12,35 +13,41 @@ import {
   uniqueKey,
 } from './helpers.js';
 
+/** Commands in a chunk written to Redis: each starts with a RESP array header (`*<n>`). */
+const commandsIn = (chunk: unknown): number =>
+  String((chunk as { chunk?: unknown }).chunk ?? chunk).match(/(^|\r\n)\*\d+\r\n/g)?.length ?? 0;
+
 /** Records how many commands each write on the client's socket carried, in `sizes` (returned). */
 function watchWrites(redis: Redis, sizes: number[] = []): number[] {
   const socket = redis.stream as unknown as {
-    _write: (...args: unknown[]) => void;
+    _write: (chunk: unknown, ...rest: unknown[]) => void;
     _writev: (chunks: unknown[], cb: unknown) => void;
   };
   const write = socket._write.bind(socket);
   const writev = socket._writev.bind(socket);
-  socket._write = (...args) => {
-    sizes.push(1);
-    write(...args);
+  socket._write = (chunk, ...rest) => {
+    sizes.push(commandsIn(chunk));
+    write(chunk, ...rest);
   };
   socket._writev = (chunks, cb) => {
-    sizes.push(chunks.length);
+    sizes.push(chunks.reduce<number>((sum, chunk) => sum + commandsIn(chunk), 0));
     writev(chunks, cb);
   };
   return sizes;
 }
 
-const nextMacrotask = () => new Promise((resolve) => setImmediate(resolve));
-
-describe('Write batching: lock commands of one tick share socket writes', () => {
+describe("Socket writes: the connections we make pipeline a tick's lock commands; yours is left as it is", () => {
   let server: RedisServer;
   const clients = new LockClients();
+  const connections: RedisConnection[] = [];
 
   beforeAll(async () => {
     server = await startRedis();
   });
-  afterEach(() => clients.closeAll());
+  afterEach(async () => {
+    await clients.closeAll();
+    await Promise.all(connections.splice(0).map((connection) => connection.close()));
+  });
   afterAll(() => stopAllRedis());
 
   /** A connected client, on a server that has the acquire and release scripts loaded. */
@@ -51,62 +58,48 @@ describe('Write batching: lock commands of one tick share socket writes', () => 
     return redis;
   }
 
-  it('sends the first lock command of a tick at once and the later ones in writes of WRITE_BATCH commands', async () => {
-    const redis = await readyClient();
+  /** A connection made as the module makes its own, ready, and the lock client on it. */
+  async function ownConnection(): Promise<{ redis: Redis; locks: RedisLockClient }> {
+    const connection = RedisConnection.from(
+      { host: '127.0.0.1', port: server.port },
+      { warn: () => undefined },
+    );
+    connections.push(connection);
+    const redis = connection.client as Redis;
     const locks = clients.create(redis);
-    const keys = Array.from({ length: 2 * WRITE_BATCH + 8 }, (_, i) => uniqueKey(`batch${i}`));
+    await (await locks.acquire(uniqueKey('load-scripts'))).release();
+    return { redis, locks };
+  }
+
+  it('a connection the module makes pipelines the lock commands of one tick into one write (enableAutoPipelining)', async () => {
+    const { redis, locks } = await ownConnection();
+    expect(redis.options.enableAutoPipelining).toBe(true);
+    const keys = Array.from({ length: 40 }, (_, i) => uniqueKey(`batch${i}`));
     const writes = watchWrites(redis);
 
     const held = await Promise.all(keys.map((key) => locks.tryAcquire(key)));
     expect(held.every((lock) => lock?.isHeld())).toBe(true);
-    expect(writes).toEqual([1, WRITE_BATCH, WRITE_BATCH, 7]);
+    expect(writes).toEqual([40]);
 
     writes.length = 0;
     await Promise.all(held.map((lock) => lock!.release()));
-    expect(writes).toEqual([1, WRITE_BATCH, WRITE_BATCH, 7]);
+    expect(writes).toEqual([40]);
     const admin = server.client();
     const left = await Promise.all(keys.map((key) => admin.exists(`lock:{${key}}`)));
     expect(left.every((n) => n === 0)).toBe(true);
-    expect(redis.stream.writableCorked).toBe(0);
   });
 
-  it('sends a lone lock command at once, not when its tick ends, leaving the socket uncorked', async () => {
+  it('a client of your own is used as it is: its options are left alone and each lock command is its own write', async () => {
     const redis = await readyClient();
     const locks = clients.create(redis);
-    const events: (number | 'tick ended')[] = [];
-    watchWrites(redis, events as number[]);
+    const keys = Array.from({ length: 3 }, (_, i) => uniqueKey(`plain${i}`));
+    const writes = watchWrites(redis);
 
-    // Runs once this tick's promise callbacks are done: after a write made during them, before a
-    // write left for the end of the tick (queued after this).
-    process.nextTick(() => events.push('tick ended'));
-    const pending = locks.tryAcquire(uniqueKey('lone'));
-    const lock = await pending;
-    expect(lock?.isHeld()).toBe(true);
-    expect(events).toEqual([1, 'tick ended']);
-    expect(redis.stream.writableCorked).toBe(0);
-  });
-
-  it('holds a lazy command back until the next command of its tick, which takes it along, or until the tick ends', async () => {
-    const redis = server.client();
-    await redis.ping();
-    const events: (number | string)[] = [];
-    watchWrites(redis, events as number[]);
-
-    process.nextTick(() => events.push('tick ended'));
-    const alone = sendCoalesced(redis, () => redis.echo('lazy'), true);
-    expect(events).toEqual([]);
-    await expect(alone).resolves.toBe('lazy');
-    expect(events).toEqual(['tick ended', 1]);
-
-    events.length = 0;
-    process.nextTick(() => events.push('tick ended'));
-    const lazy = sendCoalesced(redis, () => redis.echo('lazy'), true);
-    const urgent = sendCoalesced(redis, () => redis.echo('urgent'));
-    // Both in one write, at once, the lazy one first.
-    expect(events).toEqual([2]);
-    await expect(Promise.all([lazy, urgent])).resolves.toEqual(['lazy', 'urgent']);
-    expect(events).toEqual([2, 'tick ended']);
-    expect(redis.stream.writableCorked).toBe(0);
+    const held = await Promise.all(keys.map((key) => locks.tryAcquire(key)));
+    expect(held.every((lock) => lock?.isHeld())).toBe(true);
+    expect(redis.options.enableAutoPipelining).toBe(false);
+    expect(writes).toEqual([1, 1, 1]);
+    await Promise.all(held.map((lock) => lock!.release()));
   });
 
   /** Waits until the fair queue of `key` holds `length` waiters. */
@@ -209,7 +202,7 @@ describe('Write batching: lock commands of one tick share socket writes', () => 
     await (await first).release();
   });
 
-  it("fair mode: a waiter joining the queue behind one of its own process sends its attempt with the tick's next command", async () => {
+  it('fair mode: a waiter joining the queue behind one of its own process sends its attempt after the tick ends', async () => {
     const redis = await readyClient();
     const locks = clients.create(redis, { fair: true });
     const key = uniqueKey('joins');
@@ -235,7 +228,7 @@ describe('Write batching: lock commands of one tick share socket writes', () => 
   });
 
   it('fair mode: waiters of one process that ask in the same tick reach Redis in one write and stand together in the queue', async () => {
-    const redis = await readyClient();
+    const { redis } = await ownConnection();
     const locks = clients.create(redis, { fair: true });
     const other = clients.create(server.client(), { fair: true });
     const key = uniqueKey('together');
@@ -267,7 +260,7 @@ describe('Write batching: lock commands of one tick share socket writes', () => 
     const redis = server.client({ enableAutoPipelining: true });
     await redis.ping();
     const locks = clients.create(redis);
-    const keys = Array.from({ length: 2 * WRITE_BATCH + 8 }, (_, i) => uniqueKey(`auto${i}`));
+    const keys = Array.from({ length: 40 }, (_, i) => uniqueKey(`auto${i}`));
 
     const held = await Promise.all(keys.map((key) => locks.tryAcquire(key)));
     expect(held.every((lock) => lock?.isHeld())).toBe(true);
@@ -277,25 +270,5 @@ describe('Write batching: lock commands of one tick share socket writes', () => 
     const admin = server.client();
     const left = await Promise.all(keys.map((key) => admin.exists(`lock:{${key}}`)));
     expect(left.every((n) => n === 0)).toBe(true);
-    expect(redis.stream.writableCorked).toBe(0);
-  });
-
-  it('leaves a socket corked by someone else to them: the lock goes out when they uncork', async () => {
-    const redis = await readyClient();
-    const locks = clients.create(redis);
-    const key = uniqueKey('theirs');
-    redis.stream.cork();
-
-    let settled = false;
-    const pending = locks.tryAcquire(key).finally(() => (settled = true));
-    await nextMacrotask();
-    await nextMacrotask();
-    expect(redis.stream.writableCorked).toBe(1);
-    expect(settled).toBe(false);
-    await expect(server.client().exists(`lock:{${key}}`)).resolves.toBe(0);
-
-    redis.stream.uncork();
-    const lock = await pending;
-    expect(lock?.isHeld()).toBe(true);
   });
 });

@@ -25,9 +25,16 @@ export interface LockStore {
   lease(ttl: number): number;
   /**
    * One attempt on every key of `target`: the fencing token (> 0) on a grant, else -3 minus the
-   * PTTL of a busy key. `spot` (fair mode only): queue for the lock meanwhile.
+   * PTTL of a busy key. `spot` (fair mode only): queue for the lock meanwhile. `onBusy` learns,
+   * before the reply settles, which lock key a refusal found busy, where the store can tell.
    */
-  acquire(target: LockTarget, token: string, ttl: number, spot?: QueueSpot): Promise<number>;
+  acquire(
+    target: LockTarget,
+    token: string,
+    ttl: number,
+    spot?: QueueSpot,
+    onBusy?: BusyKeyListener,
+  ): Promise<number>;
   /**
    * Renews each lock on its own (every key reset to its `ttl` if its token holds them all), in
    * one EXTEND call per node (per slot on a Cluster, per master with Redlock) for up to
@@ -52,9 +59,12 @@ export interface QueueSpot {
   readonly timeout: number;
   /** Learns who is just ahead in the queue of a single key (`undefined`: nobody, or not known). */
   readonly onQueued?: (ahead: string | undefined) => void;
-  /**
-   * Nobody needs the command on its way before the tick ends (a fair waiter's attempt): it may
-   * leave with the tick's next command, or when the tick ends (see `sendCoalesced`).
-   */
-  readonly lazy?: boolean;
 }
+
+/**
+ * Told the lock key a refused attempt found busy: the one whose release the waiter listens for.
+ *
+ * @example
+ * const onBusy: BusyKeyListener = (lock) => (busyLock = lock);
+ */
+export type BusyKeyListener = (lock: string) => void;

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { sendCoalesced, type RedisClient } from './redis-connection.js';
+import type { RedisClient } from './redis-connection.js';
 import {
   CLIENT_ID_BYTES,
   FENCE_RETENTION,
@@ -165,7 +165,9 @@ end`;
 /**
  * KEYS: lock 1..n, fence 1..n. ARGV: token, ttl ms.
  * Returns the fencing token (> 0) on a grant, else -3 minus the PTTL of the first busy key
- * (always < 0): one integer, the cheapest reply to send and decode on every lock's path.
+ * (always < 0): one integer, the cheapest reply to send and decode on every lock's path. With
+ * several keys a refusal is {that integer, the busy key's index}: the waiter then listens for the
+ * release of that key only (see the wake-ups in docs/protocol.md).
  */
 const ACQUIRE = `${CLOCK}${CHECK_KEYS}${ISSUE_FENCE}
 local n = #KEYS / 2
@@ -175,7 +177,7 @@ local fence, stepped = nextFence(n + 1, 2 * n)
 if not fence then return stepped end -- the error reply
 if n > 1 then
   for i = 1, n do
-    if redis.call('exists', KEYS[i]) == 1 then return -3 - redis.call('pttl', KEYS[i]) end
+    if redis.call('exists', KEYS[i]) == 1 then return {-3 - redis.call('pttl', KEYS[i]), i} end
   end
 end
 for i = 1, n do
@@ -197,7 +199,8 @@ return storeFence(n + 1, 2 * n, fence, stepped)`;
  * first in its queue. A waiter queued for one key gets {that reply, who is just ahead of it}: the
  * waiter before it in the queue or, when it is first, the holder (the key's token; '' if none).
  * When that one releases the lock, the turn is this waiter's, which lets a release in the same
- * process pass the lock on without breaking the order.
+ * process pass the lock on without breaking the order. A waiter for several keys gets {that
+ * reply, the index of the key in its way}, as ACQUIRE.
  */
 const ACQUIRE_FAIR = `${CLOCK}${PURGE_STALE}${CHECK_KEYS}${ISSUE_FENCE}${TELL_WAITER}
 local n = #KEYS / 4
@@ -259,6 +262,7 @@ if spotTimeout > 0 then
     return {-3 - blockedPttl, ahead}
   end
 end
+if n > 1 then return {-3 - blockedPttl, blocked} end
 return -3 - blockedPttl`;
 
 /**
@@ -404,6 +408,13 @@ for i = 1, n do
 end
 return 1`;
 
+/**
+ * An ACQUIRE reply as one integer: a refusal of several keys also names the busy key's index,
+ * which a store without wake-ups (Redlock) has no use for.
+ */
+export const acquireReply = (reply: unknown): number =>
+  Array.isArray(reply) ? (reply[0] as number) : (reply as number);
+
 /** The PTTL a refused acquire reported (its reply r < 0 encodes it as -3 - PTTL). */
 export const busyPttl = (reply: number): number => -3 - reply;
 
@@ -418,24 +429,14 @@ export class LuaScript {
     this.sha = createHash('sha1').update(source).digest('hex');
   }
 
-  /** `lazy`: the reply is not awaited before the tick ends (see `sendCoalesced`). */
-  run(
-    redis: RedisClient,
-    keys: readonly string[],
-    args: (string | number)[],
-    lazy = false,
-  ): Promise<unknown> {
+  run(redis: RedisClient, keys: readonly string[], args: (string | number)[]): Promise<unknown> {
     const n = keys.length;
     // One handler for both (no promise hop added to every call): a script's own error reply, or
     // a server that lost the script.
-    return sendCoalesced(redis, () => redis.evalsha(this.sha, n, ...keys, ...args), lazy).catch(
-      (err: unknown) => {
-        if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) explainForeignKey(err);
-        return sendCoalesced(redis, () => redis.eval(this.source, n, ...keys, ...args), lazy).catch(
-          explainForeignKey,
-        );
-      },
-    );
+    return redis.evalsha(this.sha, n, ...keys, ...args).catch((err: unknown) => {
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) explainForeignKey(err);
+      return redis.eval(this.source, n, ...keys, ...args).catch(explainForeignKey);
+    });
   }
 }
 

@@ -1,5 +1,5 @@
 import { Redis, type Cluster, type RedisOptions } from 'ioredis';
-import { QUIT_TIMEOUT, WRITE_BATCH } from '../../redis-lock.constants.js';
+import { QUIT_TIMEOUT } from '../../redis-lock.constants.js';
 import {
   REDIS_RECOVERED,
   redisErrorWarning,
@@ -30,78 +30,14 @@ export function isCluster(client: RedisClient): client is Cluster {
   return (client as Cluster).isCluster === true;
 }
 
-/** Per socket, for the current tick: how its lock commands are being written. */
-interface TickWrites {
-  /** Commands waiting in the socket's cork (0: we have not corked it). */
-  corked: number;
-  /** Whether a command that someone waits for went out at once this tick. */
-  sentAtOnce: boolean;
-}
-
-/** See {@link sendCoalesced}. */
-const ticks = new WeakMap<Redis['stream'], TickWrites>();
-
-/**
- * Sends a lock command (`send` writes it to `client`), gathering the lock commands written in one
- * tick into few socket writes. A write per command is a system call each: the largest single cost
- * of a lock on the client. The tick's first command leaves at once: alone it must not wait, and
- * it is often the one a waiter in another process is waiting for (a release). Later ones in the
- * same tick are corked and leave in writes of WRITE_BATCH commands, the rest when the tick ends.
- * Under load many locks send their scripts in the same tick (their replies arrive together and
- * their callers go on together). A batch leaves as soon as it is full, so Redis works on it while
- * the next is built.
- *
- * `lazy`: nobody needs this command on its way before the tick ends (a fair waiter's attempt: its
- * reply comes in a later tick anyway). It is corked even when first, and leaves with the tick's
- * next command, or when the tick ends. Fair waiters of a process that ask in one tick so reach
- * Redis in one write, one behind the other in the queue; and a releaser that asks again at once
- * costs no system call before the waiter it passed the lock to in this process takes it up.
- *
- * The order of commands is unchanged, and corks nest: a socket someone else corked stays corked
- * until they uncork it. Left alone: a Cluster (each command goes to its own node's socket) and a
- * client not ready (ioredis queues its commands then).
- *
- * @example
- * const reply = sendCoalesced(redis, () => redis.evalsha(sha, 1, 'lock:{a}', token));
- */
-export function sendCoalesced<T>(client: RedisClient, send: () => T, lazy = false): T {
-  if (isCluster(client) || client.status !== 'ready') return send();
-  const stream = client.stream;
-  if (!stream?.writable) return send();
-  let tick = ticks.get(stream);
-  if (!tick) {
-    ticks.set(stream, (tick = { corked: 0, sentAtOnce: false }));
-    process.nextTick(endTick, stream);
-  }
-  if (!lazy && !tick.sentAtOnce) {
-    tick.sentAtOnce = true;
-    const sent = send();
-    // With the lazy commands before it, in one write.
-    if (tick.corked > 0) uncork(stream, tick);
-    return sent;
-  }
-  if (tick.corked >= WRITE_BATCH) uncork(stream, tick); // the full batch goes now
-  if (tick.corked === 0) stream.cork();
-  tick.corked++;
-  return send();
-}
-
-function uncork(stream: Redis['stream'], tick: TickWrites): void {
-  tick.corked = 0;
-  stream.uncork();
-}
-
-function endTick(stream: Redis['stream']): void {
-  const tick = ticks.get(stream);
-  ticks.delete(stream);
-  if (tick?.corked) stream.uncork();
-}
-
 /*
  * For clients we create: fail a command after one reconnect attempt instead of ioredis's 20, so a
  * request answers 503 quickly when Redis is down instead of hanging; never run without the lock.
+ * And ioredis' automatic pipelining: the lock commands of one tick (many locks' scripts, when
+ * their replies arrived together) leave in one socket write instead of a system call each. A
+ * client the user passes in is used as it is.
  */
-const OWN_CLIENT_DEFAULTS: RedisOptions = { maxRetriesPerRequest: 1 };
+const OWN_CLIENT_DEFAULTS: RedisOptions = { maxRetriesPerRequest: 1, enableAutoPipelining: true };
 
 /**
  * The ioredis client the locks go through, and whether we created it (and so must close it).
@@ -145,11 +81,16 @@ export class RedisConnection {
     if (!this.owned || this.client.status === 'end') return;
     // QUIT would wait for a reconnect to fail first; there is nothing to flush when not ready.
     if (this.client.status !== 'ready') return this.client.disconnect();
-    // QUIT resolves on the server's OK; the socket closes (status 'end') a moment later.
+    // QUIT resolves on the server's OK; the socket closes (status 'end') a moment later. ioredis
+    // sends QUIT at once, ahead of commands still gathered for the tick's pipeline (a last
+    // release, say): a PING joins that pipeline, so its answer means they were all answered.
     const ended = new Promise((resolve) => this.client.once('end', resolve));
     try {
       await answerWithin(
-        this.client.quit().then(() => ended),
+        this.client
+          .ping()
+          .then(() => this.client.quit())
+          .then(() => ended),
         QUIT_TIMEOUT,
       );
     } catch {

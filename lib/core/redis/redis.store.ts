@@ -1,5 +1,5 @@
 import { hashSlot } from './cluster-slot.js';
-import type { LockStore, QueueSpot } from './lock-store.interface.js';
+import type { BusyKeyListener, LockStore, QueueSpot } from './lock-store.interface.js';
 import { subTarget, type LockTarget } from '../keys/lock-target.js';
 import { ClusterLockScripts, LockScripts, type LockScriptSet } from './lock.scripts.js';
 import { trustedLease } from '../lease/monotonic-clock.js';
@@ -54,26 +54,47 @@ export class RedisStore implements LockStore {
     return trustedLease(ttl);
   }
 
-  acquire(target: LockTarget, token: string, ttl: number, spot?: QueueSpot): Promise<number> {
+  acquire(
+    target: LockTarget,
+    token: string,
+    ttl: number,
+    spot?: QueueSpot,
+    onBusy?: BusyKeyListener,
+  ): Promise<number> {
     const parts = this.slotParts(target);
-    if (parts.length > 1) return this.acquireParts(parts, token, ttl);
-    if (spot === undefined) {
-      return this.scripts.acquire.run(this.redis, target.acquireKeys, [
-        token,
-        ttl,
-      ]) as Promise<number>;
-    }
+    if (parts.length > 1) return this.acquireParts(parts, token, ttl, onBusy);
+    if (spot === undefined) return this.acquireOne(target, token, ttl, onBusy);
     const { locks, fences, queues, timeouts } = target;
     const reply = this.scripts.acquireFair.run(
       this.redis,
       [...locks, ...fences, ...queues, ...timeouts],
       [token, ttl, spot.timeout],
-      spot.lazy,
-    ) as Promise<number | [number, string]>;
-    // Queued for one key, the reply also names who is just ahead.
+    ) as Promise<number | [number, string | number]>;
+    // Refused, the reply also names who is just ahead (one key) or the key in the way (several).
     return reply.then((r) => {
       if (typeof r === 'number') return r;
-      spot.onQueued?.(r[1] || undefined);
+      if (locks.length > 1) onBusy?.(locks[(r[1] as number) - 1]);
+      else spot.onQueued?.((r[1] as string) || undefined);
+      return r[0];
+    });
+  }
+
+  /** One ACQUIRE on keys of one slot; a refusal of several keys names the busy one. */
+  private acquireOne(
+    target: LockTarget,
+    token: string,
+    ttl: number,
+    onBusy?: BusyKeyListener,
+  ): Promise<number> {
+    const reply = this.scripts.acquire.run(this.redis, target.acquireKeys, [token, ttl]) as Promise<
+      number | [number, number]
+    >;
+    return reply.then((r) => {
+      if (typeof r === 'number') {
+        if (r < 0) onBusy?.(target.locks[0]);
+        return r;
+      }
+      onBusy?.(target.locks[r[1] - 1]);
       return r[0];
     });
   }
@@ -130,19 +151,23 @@ export class RedisStore implements LockStore {
 
   /**
    * Takes the slots one by one; the first busy one ends the attempt, and the parts already taken
-   * are released (never holding some while waiting for others, so no deadlock). The fencing
+   * are released (never holding some while waiting for others, so no deadlock). Those releases
+   * publish on their keys' channels, where this waiter listens too: `onBusy` names the key that
+   * was busy, and only its release may wake the waiter (docs/protocol.md, wake-ups). The fencing
    * token is the largest of the parts' (each slot has its own counters), and the counters of the
    * other parts are raised to it, so each key's next token is above it too.
    */
-  private async acquireParts(parts: LockTarget[], token: string, ttl: number): Promise<number> {
+  private async acquireParts(
+    parts: LockTarget[],
+    token: string,
+    ttl: number,
+    onBusy?: BusyKeyListener,
+  ): Promise<number> {
     const taken: LockTarget[] = [];
     let fence = 0;
     try {
       for (const part of parts) {
-        const reply = (await this.scripts.acquire.run(this.redis, part.acquireKeys, [
-          token,
-          ttl,
-        ])) as number;
+        const reply = await this.acquireOne(part, token, ttl, onBusy);
         if (reply < 0) {
           await Promise.all(taken.map((held) => this.release(held, token)));
           return reply;

@@ -8,7 +8,7 @@ import { trustedLease } from '../lease/monotonic-clock.js';
 import { invalidOptionMessage, redlockFailureMessage } from '../../redis-lock.messages.js';
 import type { LockStore } from './lock-store.interface.js';
 import type { LockTarget } from '../keys/lock-target.js';
-import { LockScripts } from './lock.scripts.js';
+import { acquireReply, LockScripts } from './lock.scripts.js';
 import { answerWithin } from '../waiting/race-attempt.js';
 import { isCluster, type RedisClient } from './redis-connection.js';
 import { chunks, extendBatch, type Renewal, type RenewalOutcome } from './lock-renewals.js';
@@ -84,7 +84,7 @@ export class RedlockStore implements LockStore {
 
   async acquire(target: LockTarget, token: string, ttl: number): Promise<number> {
     const results = await this.onEveryNode((redis) =>
-      LockScripts.acquire.run(redis, target.acquireKeys, [token, ttl]),
+      LockScripts.acquire.run(redis, target.acquireKeys, [token, ttl]).then(acquireReply),
     );
     const granted = values(results).filter((fence) => (fence as number) > 0) as number[];
     if (granted.length >= this.quorum) return Math.max(...granted);

@@ -39,4 +39,6 @@ export interface Acquisition {
 /** A busy reply: the remaining lease of the key in the way (-2: free, but not our turn yet). */
 export interface Busy {
   readonly pttl: number;
+  /** That key's lock key, when the store tells: only its release wakes the waiter. */
+  readonly lock?: string;
 }

@@ -7,7 +7,7 @@ import {
 import { attemptTimeoutMessage, CLIENT_CLOSED } from '../../redis-lock.messages.js';
 import type { Acquisition, Busy } from './acquisition.interface.js';
 import type { LocalPasses, PassedLock } from './local-passes.js';
-import type { LockStore } from '../redis/lock-store.interface.js';
+import type { BusyKeyListener, LockStore } from '../redis/lock-store.interface.js';
 import { busyPttl } from '../redis/lock.scripts.js';
 import { monotonicNow } from '../lease/monotonic-clock.js';
 import { answerWithin, NoAnswerError, raceAttempt } from './race-attempt.js';
@@ -103,7 +103,10 @@ export class LockGrants {
     const { target, opts, token } = call;
     if (this.closed) throw new LockUnavailableError(target.name, CLIENT_CLOSED);
     const sentAt = monotonicNow();
-    const reply = this.runAcquireScript(call);
+    // The key a refusal found busy: only its release may wake the waiter (not the release of a
+    // key it took and gave back, on a Cluster, nor of a key it does not wait for).
+    let busyLock: string | undefined;
+    const reply = this.runAcquireScript(call, (lock) => (busyLock = lock));
     const answerTimeout = Math.max(Math.min(opts.ttl, ATTEMPT_TIMEOUT), this.store.slowestAnswer);
     // An attempt sent right at the deadline still gets a moment to be answered.
     const deadlineIn =
@@ -134,7 +137,7 @@ export class LockGrants {
       const pttl = busyPttl(fence);
       // Free to read: the busy reply carries the PTTL, so a refusal can say when to come back.
       call.leaseSeen = pttl >= 0 ? { ms: pttl, at: this.lastAnswerAt } : undefined;
-      return { pttl };
+      return { pttl, lock: busyLock };
     }
     if (this.closed) {
       // Sent before the client closed (or began to drain), granted after: nobody tracks it for
@@ -172,22 +175,20 @@ export class LockGrants {
       .catch(() => undefined);
   }
 
-  private runAcquireScript(call: Acquisition) {
+  private runAcquireScript(call: Acquisition, onBusy: BusyKeyListener) {
     const { target, opts, token, deadline, started, queued } = call;
     // The default mode's first attempt may take a free lock whoever waits (barging).
-    if (!opts.fair && !queued) return this.store.acquire(target, token, opts.ttl);
+    if (!opts.fair && !queued)
+      return this.store.acquire(target, token, opts.ttl, undefined, onBusy);
     const waits = deadline > started;
-    return this.store.acquire(target, token, opts.ttl, {
+    const spot = {
       // A single try takes no place in the queues.
       timeout: waits ? this.settings.fairQueueTimeout : 0,
-      onQueued: (ahead) => {
+      onQueued: (ahead: string | undefined) => {
         if (ahead !== undefined) call.ahead = ahead;
       },
-      // A fair waiter's attempt leaves with the other lock commands of its tick: the waiters of
-      // this process that ask together reach Redis in one write and so stand together in the
-      // queue, where the lock passes from one to the next here, with no process to wake.
-      lazy: opts.fair && waits,
-    });
+    };
+    return this.store.acquire(target, token, opts.ttl, spot, onBusy);
   }
 
   /**

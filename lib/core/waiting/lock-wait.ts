@@ -5,28 +5,48 @@ export type WakeOutcome = 'woken' | 'timer' | 'aborted';
 
 /**
  * A waiter's doorbell: rung by a release message, remembered until the waiter next looks, so a
- * message that arrives while the waiter's attempt is still on its way is not lost.
+ * message that arrives while the waiter's attempt is still on its way is not lost. A message
+ * names the lock key released; a waiter that knows which key its attempt found busy wakes only
+ * for that key's release (a key it took and gave back, or one it does not wait for, tells it
+ * nothing new). A ring without a key (a reconnect, a local turn, the client closing) always wakes.
  *
  * @example
  * wake.reset();                 // before an attempt
- * if ((await attempt()) === 'busy') await wake.wait(recheckMs, signal);
+ * const busy = await attempt(); // messages may arrive meanwhile: kept
+ * await wake.wait(recheckMs, signal, busy.lock);
  */
 export class Wake {
   private rung = false;
+  /** Lock keys whose release was heard since the last reset. */
+  private readonly heard = new Set<string>();
+  /** The lock key the waiter sleeps for (`undefined`: any). */
+  private awaited?: string;
   private answer?: (outcome: WakeOutcome) => void;
-  ring(): void {
-    this.rung = true;
+
+  ring(lock?: string): void {
+    if (lock === undefined) this.rung = true;
+    else {
+      this.heard.add(lock);
+      if (this.awaited !== undefined && lock !== this.awaited) return;
+    }
     this.answer?.('woken');
   }
 
   /** Forgets earlier rings: called right before an attempt, whose reply is newer than them. */
   reset(): void {
     this.rung = false;
+    this.heard.clear();
+    this.awaited = undefined;
   }
 
-  /** Resolves when rung (at once if rung since the last reset), after `ms`, or on abort. */
-  wait(ms: number, signal?: AbortSignal): Promise<WakeOutcome> {
-    if (this.rung) return Promise.resolve('woken');
+  /**
+   * Resolves when rung (at once if rung since the last reset), after `ms`, or on abort. `lock`:
+   * only a release of this lock key (or a ring without a key) wakes it.
+   */
+  wait(ms: number, signal?: AbortSignal, lock?: string): Promise<WakeOutcome> {
+    this.awaited = lock;
+    const heard = lock === undefined ? this.heard.size > 0 : this.heard.has(lock);
+    if (this.rung || heard) return Promise.resolve('woken');
     if (signal?.aborted) return Promise.resolve('aborted');
     return new Promise((resolve) => {
       const finish = (outcome: WakeOutcome) => {

@@ -143,10 +143,12 @@ export class LockContender {
         if (passed) return passed;
       }
       call.queued = queue;
-      // Every message only says "try now": a hand-over is granted by the next attempt.
-      const listening = this.listen(call, (message) => {
+      // Every message only says "try now": a hand-over is granted by the next attempt. It names
+      // the key released, and wakes the waiter only if that key was the one in its way.
+      const listening = this.listen(call, (message, lock) => {
+        if (message === null) wake.ring();
         // The client's channel: only a message naming this waiter is for it.
-        if (message === null || !call.queued || message === call.token) wake.ring();
+        else if (!call.queued || message === call.token) wake.ring(lock);
       });
       const listened = await orPassed(listening);
       if (listened === 'passed') {
@@ -178,7 +180,8 @@ export class LockContender {
           ? this.recheckAfter(outcome, call, attempt)
           : opts.retry(attempt);
         if (pause === null || !Number.isFinite(pause)) throw waitTimedOut(call, this.grants);
-        const woke = await this.sleep(wake, Math.min(Math.max(0, pause), remaining), opts.signal);
+        const sleepFor = Math.min(Math.max(0, pause), remaining);
+        const woke = await this.sleep(wake, sleepFor, opts.signal, outcome.lock);
         // Passed before the abort was seen: granted while still wanted, like a late reply.
         if (candidacy?.lock) return this.grants.takePassed(call, candidacy.lock);
         if (woke === 'aborted') throw notAcquired(call, true);
@@ -226,18 +229,24 @@ export class LockContender {
     }
   }
 
-  /** Subscribes to the keys' release channels; `undefined` when waiters must poll instead. */
+  /**
+   * Subscribes to the keys' release channels; `undefined` when waiters must poll instead.
+   * `listener` gets each message with the lock key whose channel it came on.
+   */
   private async listen(
     call: Acquisition,
-    listener: (message: string | null) => void,
+    listener: (message: string | null, lock?: string) => void,
   ): Promise<(() => void) | undefined> {
     if (!this.wakeUps) return undefined;
     const timeout = Math.min(ATTEMPT_TIMEOUT, Math.max(1, call.deadline - monotonicNow()));
     try {
       // Queued waiters are told one by one, on their client's channel; the others share the key's.
-      const { channels } = call.target;
+      const { channels, locks } = call.target;
       const own = call.queued ? channels.map((c) => waiterChannel(c, call.token)) : channels;
-      return await this.wakeUps.listen(own, listener, timeout);
+      const lockOf = new Map(own.map((channel, i) => [channel, locks[i]]));
+      const onMessage = (message: string | null, channel?: string) =>
+        listener(message, channel === undefined ? undefined : lockOf.get(channel));
+      return await this.wakeUps.listen(own, onMessage, timeout);
     } catch {
       return undefined; // reported by the hub; this wait polls with its retry strategy
     }
@@ -254,10 +263,10 @@ export class LockContender {
     return Math.min(leaseLeft ?? Infinity, this.fairQueueTimeout / QUEUE_REFRESHES_PER_TIMEOUT);
   }
 
-  private async sleep(wake: Wake, ms: number, signal?: AbortSignal) {
+  private async sleep(wake: Wake, ms: number, signal?: AbortSignal, lock?: string) {
     this.waiting.add(wake);
     try {
-      return await wake.wait(ms, signal);
+      return await wake.wait(ms, signal, lock);
     } finally {
       this.waiting.delete(wake);
     }

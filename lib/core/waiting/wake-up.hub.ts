@@ -9,10 +9,11 @@ import { isCluster, type RedisClient } from '../redis/redis-connection.js';
 import type { LockLogger } from '../redis-lock-client.options.js';
 
 /**
- * Called with a release's message (the first fair waiter, or '' for anyone), or with `null` when
- * messages may have been missed (the subscriber reconnected) and every waiter should look again.
+ * Called with a release's message (the first fair waiter, or '' for anyone) and the channel it
+ * came on, or with `null` when messages may have been missed (the subscriber reconnected) and
+ * every waiter should look again.
  */
-export type WakeListener = (message: string | null) => void;
+export type WakeListener = (message: string | null, channel?: string) => void;
 
 /**
  * The one subscriber connection of a lock client, shared by every waiter in the process. Channels
@@ -110,7 +111,7 @@ export class WakeUpHub {
     let connectedBefore = false;
     subscriber.on(this.sharded ? 'smessage' : 'message', (channel: string, message: string) => {
       const listening = this.listeners.get(channel);
-      if (listening) for (const listener of [...listening]) listener(message);
+      if (listening) for (const listener of [...listening]) listener(message, channel);
     });
     subscriber.on('ready', () => {
       // ioredis resubscribes by itself after a reconnect, but releases published while the
