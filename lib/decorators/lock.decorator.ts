@@ -5,7 +5,7 @@ import { declaredReturn } from '../declared-return.js';
 import { callLocked, observeLocked, type LockedCallOptions } from '../locked-call.js';
 import { getParameterNames } from '../core/keys/parameter-names.js';
 import { LockError, LockTemplateError } from '../errors/lock.errors.js';
-import type { LockOptions } from '../interfaces/lock-options.interface.js';
+import type { LockDecoratorOptions } from '../interfaces/lock-options.interface.js';
 import { LockInterceptor } from '../lock.interceptor.js';
 import { LockService } from '../lock.service.js';
 import {
@@ -31,7 +31,7 @@ import {
 export interface LockMetadata {
   /** The template (or key function), or several for a multi-key lock. */
   readonly key: LockKey | readonly LockKey[];
-  readonly options: LockOptions;
+  readonly options: LockDecoratorOptions;
   /** `Class.method()`, for messages. */
   readonly where: string;
   readonly resolveKey: KeyResolver;
@@ -81,7 +81,7 @@ const logger = new Logger(REDIS_LOCK_LOGGER_CONTEXT);
  */
 export function Lock(
   key: LockKey | readonly LockKey[],
-  options: LockOptions = {},
+  options: LockDecoratorOptions = {},
 ): MethodDecorator {
   return (target, propertyKey, descriptor) => {
     const isStatic = typeof target === 'function';

@@ -7,7 +7,7 @@ import type { LockTarget } from '../keys/lock-target.js';
  *
  * @example
  * const fence = await store.acquire(target, token, 30_000);
- * if (fence > 0) await store.release(target, token, false);
+ * if (fence > 0) await store.release(target, token);
  */
 export interface LockStore {
   /**

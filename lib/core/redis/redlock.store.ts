@@ -105,8 +105,8 @@ export class RedlockStore implements LockStore {
     // Enough masters say it is not ours that a majority can never hold it again: lost.
     const refused = values(results).filter((reply) => reply !== 1).length;
     if (refused > this.clients.length - this.quorum) return false;
-    this.failIfNoMajorityCanAnswer(results, 'extend', true);
-    return false;
+    // Neither: the masters that did not answer decide, so whether it is held is not known.
+    throw this.noMajorityError(results, 'extend');
   }
 
   async release(target: LockTarget, token: string): Promise<boolean> {
@@ -141,22 +141,15 @@ export class RedlockStore implements LockStore {
     );
   }
 
-  /**
-   * Throws, naming every master that failed and why, when fewer than a majority answered (or,
-   * with `strict`, whenever the answers fall short of a majority because of failures).
-   */
-  private failIfNoMajorityCanAnswer<T>(results: NodeResult<T>[], what: string, strict = false) {
-    const failures = results.filter((r): r is { ok: false; error: string } => !r.ok);
-    const answered = results.length - failures.length;
-    if (answered >= this.quorum && !(strict && failures.length > 0)) return;
-    throw new Error(
-      redlockFailureMessage(
-        what,
-        failures.map((f) => f.error),
-        results.length,
-        this.quorum,
-      ),
-    );
+  /** Throws `noMajorityError` when fewer than a majority of the masters answered. */
+  private failIfNoMajorityCanAnswer<T>(results: NodeResult<T>[], what: string): void {
+    if (values(results).length < this.quorum) throw this.noMajorityError(results, what);
+  }
+
+  /** The error naming every master that failed and why. */
+  private noMajorityError<T>(results: NodeResult<T>[], what: string): Error {
+    const failures = results.flatMap((r) => (r.ok ? [] : [r.error]));
+    return new Error(redlockFailureMessage(what, failures, results.length, this.quorum));
   }
 }
 
