@@ -47,11 +47,10 @@ export interface LockHandle {
    * and (when the release went to Redis) Redis still had this handle's token on every key. So
    * `true` means the work done under the lock ran while no one else held it, as far as this
    * process can know. `false` when it was no longer held: lost, taken, or its lease ran out first
-   * (the work may have overlapped another holder's). A lock
-   * passed on answers the same way, from what this process knows without asking Redis: should its
-   * key have been deleted in Redis behind the process's back, the next holder learns it (its
-   * renewal is refused and its `signal` aborts with `LockLostError`). Safe to call more than once:
-   * later calls resolve like the first.
+   * (the work may have overlapped another holder's). A lock passed on answers the same way, from
+   * what this process knows without asking Redis: should its key have been deleted in Redis
+   * behind the process's back, the next holder learns it (its renewal is refused and its `signal`
+   * aborts with `LockLostError`). Safe to call more than once: later calls resolve like the first.
    * @throws LockUnavailableError when the release had to go to Redis and Redis could not be
    * reached (the key then expires by its TTL).
    */
