@@ -93,8 +93,7 @@ export class LockService implements BeforeApplicationShutdown, OnApplicationShut
 
   /**
    * Whether any owner holds the key now (a snapshot). Given several keys, as for a multi-key
-   * lock, whether any of them is held: `true` exactly when `tryAcquire` on them would find the
-   * lock taken.
+   * lock, whether any of them is held: `true` means `tryAcquire` on them would be refused.
    * @throws LockUnavailableError when Redis cannot be reached.
    * @throws InvalidLockKeyError on an empty or over-long key, or an empty array.
    * @example

@@ -195,8 +195,8 @@ export class RedisLockClient implements GrantOwner {
 
   /**
    * Whether any owner holds the key right now (a snapshot: it may change at once). Given several
-   * keys, whether any of them is held: `true` exactly when `tryAcquire` on the same keys would
-   * find the lock taken (the question "is this multi-key lock taken?").
+   * keys, whether any of them is held: the question "is this multi-key lock taken?", whose `true`
+   * means `tryAcquire` on the same keys would be refused.
    * @throws LockUnavailableError when Redis cannot be reached.
    * @throws InvalidLockKeyError on an empty or over-long key, or an empty array.
    */

@@ -5,8 +5,8 @@ import { LockClients, rejectionOf, uniqueKey } from './helpers.js';
 
 /**
  * `isLocked` takes a key or several, like every other method. Several keys answer the question a
- * multi-key lock raises, "is this lock taken?": true when any of them is held, which is exactly
- * when `tryAcquire` on the same keys would be refused.
+ * multi-key lock raises, "is this lock taken?": true when any of them is held, so that
+ * `tryAcquire` on the same keys would be refused.
  */
 describe('RedisLockClient.isLocked: one key or several', () => {
   let redis: RedisServer;
