@@ -6,7 +6,7 @@ export { REDIS_LOCK_MODULE_OPTIONS } from './redis-lock.module-definition.js';
 export { LOCK_METADATA } from './redis-lock.constants.js';
 export { LockService } from './lock.service.js';
 export { LockInterceptor } from './lock.interceptor.js';
-export { Lock, type LockMetadata } from './decorators/index.js';
+export { Lock, type LockMetadata } from './decorators/lock.decorator.js';
 export * from './errors/index.js';
 export * from './interfaces/index.js';
 export { fixedDelay, exponentialBackoff } from './core/waiting/retry.strategies.js';

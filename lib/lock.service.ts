@@ -9,7 +9,7 @@ import { RedisConnection } from './core/redis/redis-connection.js';
 import { markLockOwnerClosed } from './lock-owners.registry.js';
 import { RedisLockClient, type LockKeys } from './core/redis-lock.client.js';
 import type { LockHandle } from './interfaces/lock-handle.interface.js';
-import type { LockOptions } from './interfaces/lock-options.interface.js';
+import type { LockOptions, TryAcquireOptions } from './interfaces/lock-options.interface.js';
 import type { RedisLockModuleOptions } from './interfaces/redis-lock-module-options.interface.js';
 import {
   DEFAULT_DRAIN_TIMEOUT,
@@ -17,6 +17,7 @@ import {
   REDIS_LOCK_LOGGER_CONTEXT,
 } from './redis-lock.constants.js';
 import { drainTimedOutWarning } from './redis-lock.messages.js';
+import { lockClientOptions } from './lock-client.options.js';
 import { REDIS_LOCK_MODULE_OPTIONS } from './redis-lock.module-definition.js';
 
 /**
@@ -46,23 +47,7 @@ export class LockService implements BeforeApplicationShutdown, OnApplicationShut
     // Already checked before the connections were made; drain() checks it again.
     this.drainTimeout = options.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT;
     const clients = connections.map((connection) => connection.client);
-    this.client = new RedisLockClient({
-      ...(options.memory
-        ? { memory: options.memory }
-        : options.redlock
-          ? { redlock: { ...options.redlock, clients } }
-          : { redis: clients[0] }),
-      keyPrefix: options.keyPrefix,
-      ttl: options.ttl,
-      waitTimeout: options.waitTimeout,
-      retry: options.retry,
-      fair: options.fair,
-      pubSub: options.pubSub,
-      fairQueueTimeout: options.fairQueueTimeout,
-      maxLocalPasses: options.maxLocalPasses,
-      waitForReplicas: options.waitForReplicas,
-      logger: this.logger,
-    });
+    this.client = new RedisLockClient(lockClientOptions(options, clients, this.logger));
   }
 
   /**
@@ -72,7 +57,7 @@ export class LockService implements BeforeApplicationShutdown, OnApplicationShut
    * const lock = await locks.tryAcquire('import:csv');
    * if (!lock) return 'an import is already running';
    */
-  tryAcquire(key: LockKeys, options?: LockOptions): Promise<LockHandle | null> {
+  tryAcquire(key: LockKeys, options?: TryAcquireOptions): Promise<LockHandle | null> {
     return this.client.tryAcquire(key, options);
   }
 
@@ -108,12 +93,15 @@ export class LockService implements BeforeApplicationShutdown, OnApplicationShut
   }
 
   /**
-   * Whether any owner holds the key now (a snapshot).
+   * Whether any owner holds the key now (a snapshot). Given several keys, as for a multi-key
+   * lock, whether any of them is held: `true` means `tryAcquire` on them would be refused.
    * @throws LockUnavailableError when Redis cannot be reached.
+   * @throws InvalidLockKeyError on an empty or over-long key, or an empty array.
    * @example
    * if (await locks.isLocked('report:nightly')) return 'running';
+   * if (await locks.isLocked([`account:${from}`, `account:${to}`])) return 'a transfer is running';
    */
-  isLocked(key: string): Promise<boolean> {
+  isLocked(key: LockKeys): Promise<boolean> {
     return this.client.isLocked(key);
   }
 

@@ -76,7 +76,7 @@ export const FENCE_RETENTION = 3_600_000;
  */
 export const FENCE_STRIDE = 16;
 
-/** Upper bound of the `maxLocalPasses` option: the numbers a grant leaves free. */
+/** Most passes one grant gets, whatever `maxLocalPasses` allows: the numbers a grant leaves free. */
 export const MAX_LOCAL_PASSES = FENCE_STRIDE - 1;
 
 /**

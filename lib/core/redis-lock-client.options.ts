@@ -28,8 +28,9 @@ export interface ReplicaWait {
 }
 
 /**
- * Options of `RedisLockClient`, the Nest-free core. `RedisLockModule` builds one from its own
- * options; use it directly outside Nest.
+ * Options of `RedisLockClient`, the Nest-free core. `RedisLockModuleOptions` takes the same
+ * defaults (all but `redis`, `redlock` and `logger`, which it has its own way), so each is
+ * documented here only; `RedisLockModule` builds a client from them. Use it directly outside Nest.
  *
  * @example
  * const client = new RedisLockClient({ redis: new Redis(), keyPrefix: 'app:lock:' });
@@ -47,21 +48,21 @@ export interface RedisLockClientOptions {
    * the same store share its locks). Same semantics as one Redis; `waitForReplicas` does not apply.
    */
   memory?: InMemoryLockStore;
-  /** Prepended to every key. Default `'lock:'`. */
+  /** Prepended to every lock key in Redis. Default `'lock:'`. */
   keyPrefix?: string;
   /** Default lease in ms, at most 2^31 - 1 (about 24.8 days). Default 30000. */
   ttl?: number;
   /**
-   * Default wait for a busy lock in ms, any length (`Infinity`: until granted or aborted).
-   * Default 0 (one attempt).
+   * Default wait for a busy lock in ms, any length; `Infinity` waits until the lock is granted or
+   * the call's `signal` aborts. Default 0: one attempt.
    */
   waitTimeout?: number;
   /**
-   * Default retry strategy, used while pub/sub wake-ups are off or unavailable. Default
-   * exponential backoff with full jitter, 25 ms to 500 ms.
+   * How waiters pause between attempts while pub/sub wake-ups are off or unavailable. Default
+   * `exponentialBackoff({ base: 25, cap: 500 })` (full jitter, 25 ms to 500 ms).
    */
   retry?: RetryStrategy;
-  /** Default for `LockOptions.fair`: grant busy keys in arrival order. Default false. */
+  /** Default of `LockOptions.fair`: grant every busy lock in arrival order. Default false. */
   fair?: boolean;
   /**
    * Wake waiters through Redis pub/sub when a lock is released (one extra connection per client,
@@ -78,17 +79,20 @@ export interface RedisLockClientOptions {
   /**
    * After each grant, wait until this many replicas acknowledged it (Redis `WAIT` on the same
    * connection); fewer within the timeout releases the lock and fails the acquire with
-   * `LockUnavailableError`. Narrows, but does not close, the window in which a failover loses a
-   * fresh lock (replication stays asynchronous; `WAIT` does not make it strongly consistent).
+   * `LockUnavailableError` (HTTP 503). For Sentinel or replicated setups: it narrows, but does not
+   * close, the window in which a failover loses a fresh lock (replication stays asynchronous;
+   * `WAIT` does not make it strongly consistent). See the README. Not with Redlock or a Cluster.
    */
   waitForReplicas?: ReplicaWait;
   /**
-   * Default mode: how many times in a row a released lock may be passed straight to another
-   * caller of this process waiting for the same keys (no Redis command, no other process woken)
-   * before it goes back to Redis, where the other processes' waiters are in line. More serves more
-   * grants per second under contention; fewer shortens the other processes' wait for their turn;
-   * 0 turns passing off. An integer from 0 to 15. Default 5. (Fair mode passes only to the waiter
-   * next in line in Redis, within the same bound.)
+   * Default mode: at most how many times in a row a released lock may be passed straight to
+   * another caller of this process waiting for the same keys (no Redis command, no other process
+   * woken) before it goes back to Redis, where the other processes' waiters are in line. More
+   * serves more grants per second under contention; fewer shortens the other processes' wait for
+   * their turn; 0 turns passing off. An integer >= 0 (or `Infinity`); it is an upper bound, and
+   * the client also sends a lock back to Redis sooner on its own (after 15 passes at most, which
+   * its fencing tokens need). Default 5. (Fair mode passes only to the waiter next in line in
+   * Redis, within the same bound.)
    */
   maxLocalPasses?: number;
   /** Receives warnings (lost locks, failed releases). Default: `process.emitWarning`. */

@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { LockNotAcquiredError, LockUnavailableError } from '../errors/lock.errors.js';
-import type { LockOptions } from '../interfaces/lock-options.interface.js';
+import type { LockOptions, TryAcquireOptions } from '../interfaces/lock-options.interface.js';
 import {
   ATTEMPT_TIMEOUT,
   DEFAULT_FAIR_QUEUE_TIMEOUT,
@@ -15,7 +15,8 @@ import {
   timerDelayExpected,
 } from '../redis-lock.messages.js';
 import { checkDrainTimeout, heldAfterDrain } from './lease/lock-drain.js';
-import { LockAcquirer, type AcquirerOwner } from './waiting/lock.acquirer.js';
+import { LockAcquirer } from './waiting/lock.acquirer.js';
+import type { GrantOwner } from './waiting/lock-grants.js';
 import {
   resolveClientDefaults,
   resolveLockOptions,
@@ -72,7 +73,7 @@ export interface LockScope {
  * await locks.run('report:daily', async (lock) => buildReport({ signal: lock.signal }));
  * await locks.close();
  */
-export class RedisLockClient implements AcquirerOwner {
+export class RedisLockClient implements GrantOwner {
   /** The Redis (or Cluster) the locks live on; undefined with Redlock or an in-memory store. */
   readonly redis?: RedisClient;
   /** @internal where the locks live, for the handles. */
@@ -115,17 +116,9 @@ export class RedisLockClient implements AcquirerOwner {
       );
     }
     const maxLocalPasses = options.maxLocalPasses ?? DEFAULT_LOCAL_PASSES;
-    if (
-      !Number.isInteger(maxLocalPasses) ||
-      maxLocalPasses < 0 ||
-      maxLocalPasses > MAX_LOCAL_PASSES
-    ) {
+    if (!(Number.isInteger(maxLocalPasses) || maxLocalPasses === Infinity) || maxLocalPasses < 0) {
       throw new RangeError(
-        invalidOptionMessage(
-          'maxLocalPasses',
-          maxLocalPasses,
-          `an integer from 0 to ${MAX_LOCAL_PASSES}`,
-        ),
+        invalidOptionMessage('maxLocalPasses', maxLocalPasses, 'an integer >= 0, or Infinity'),
       );
     }
     let redisStore: RedisStore | undefined;
@@ -157,7 +150,8 @@ export class RedisLockClient implements AcquirerOwner {
       redisStore,
       wakeUps: this.wakeUps,
       fairQueueTimeout,
-      maxLocalPasses,
+      // A bound, so fewer is always allowed: the fencing tokens a grant leaves free cap it.
+      maxLocalPasses: Math.min(maxLocalPasses, MAX_LOCAL_PASSES),
       waitForReplicas,
       logger: this.logger,
     });
@@ -169,7 +163,10 @@ export class RedisLockClient implements AcquirerOwner {
    * @throws LockUnavailableError when Redis cannot be reached.
    * @throws InvalidLockKeyError on an empty or over-long key.
    */
-  async tryAcquire(key: LockKeys, options: LockOptions = {}): Promise<RedisLockHandle | null> {
+  async tryAcquire(
+    key: LockKeys,
+    options: TryAcquireOptions = {},
+  ): Promise<RedisLockHandle | null> {
     try {
       return await this.acquireTarget(lockTarget(this.keyPrefix, key), options, true);
     } catch (err) {
@@ -213,15 +210,20 @@ export class RedisLockClient implements AcquirerOwner {
   }
 
   /**
-   * Whether any owner holds the key right now (a snapshot: it may change at once).
+   * Whether any owner holds the key right now (a snapshot: it may change at once). Given several
+   * keys, whether any of them is held: the question "is this multi-key lock taken?", whose `true`
+   * means `tryAcquire` on the same keys would be refused.
    * @throws LockUnavailableError when Redis cannot be reached.
+   * @throws InvalidLockKeyError on an empty or over-long key, or an empty array.
    */
-  async isLocked(key: string): Promise<boolean> {
-    const { locks } = lockTarget(this.keyPrefix, key);
+  async isLocked(key: LockKeys): Promise<boolean> {
+    const { name, locks } = lockTarget(this.keyPrefix, key);
     try {
-      return await answerWithin(this.store.isLocked(locks[0]), ATTEMPT_TIMEOUT);
+      // One check per key: on a Cluster the keys of a lock may sit in different slots.
+      const checks = Promise.all(locks.map((lockKey) => this.store.isLocked(lockKey)));
+      return (await answerWithin(checks, ATTEMPT_TIMEOUT)).includes(true);
     } catch (err) {
-      throw new LockUnavailableError(key, err);
+      throw new LockUnavailableError(name, err);
     }
   }
 

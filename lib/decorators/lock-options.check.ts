@@ -1,7 +1,7 @@
 /* Checks `@Lock` options where the class is defined, with the lock client's own rules. */
 import { resolveLockOptions, type ResolvedLockOptions } from '../core/lock-options.resolver.js';
 import { LockTemplateError } from '../errors/lock.errors.js';
-import type { LockOptions } from '../interfaces/lock-options.interface.js';
+import type { LockDecoratorOptions } from '../interfaces/lock-options.interface.js';
 import {
   badLockOptionMessage,
   badOnNotAcquiredMessage,
@@ -10,7 +10,7 @@ import {
 } from '../redis-lock.messages.js';
 
 /** Every option `@Lock` takes: a misspelt one would otherwise be ignored without a word. */
-const KNOWN_OPTIONS: readonly (keyof LockOptions)[] = [
+const KNOWN_OPTIONS: readonly (keyof LockDecoratorOptions)[] = [
   'ttl',
   'waitTimeout',
   'retry',
@@ -50,7 +50,7 @@ export function checkLockOptions(where: string, options: unknown): void {
       throw new LockTemplateError(unknownLockOptionMessage(where, name, KNOWN_OPTIONS));
     }
   }
-  const { onNotAcquired, ...lockOptions } = options as LockOptions;
+  const { onNotAcquired, ...lockOptions } = options as LockDecoratorOptions;
   if (onNotAcquired !== undefined && !['throw', 'skip'].includes(onNotAcquired)) {
     throw new LockTemplateError(badOnNotAcquiredMessage(where, onNotAcquired));
   }

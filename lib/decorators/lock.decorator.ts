@@ -6,7 +6,7 @@ import { callLocked, observeLocked, type LockedCallOptions } from '../locked-cal
 import { callThrough, clientOf, observeThrough, runnerOf } from '../locked-by-service.js';
 import { LockTemplateError } from '../errors/lock.errors.js';
 import { claimLockedMethod, compileForMethod } from './lock-stacking.js';
-import type { LockOptions } from '../interfaces/lock-options.interface.js';
+import type { LockDecoratorOptions } from '../interfaces/lock-options.interface.js';
 import { LockInterceptor } from '../lock.interceptor.js';
 import { lockServiceOf } from '../lock-owners.registry.js';
 import { checkLockOptions } from './lock-options.check.js';
@@ -32,7 +32,7 @@ import {
 export interface LockMetadata {
   /** The template (or key function), or several for a multi-key lock. */
   readonly key: LockKey | readonly LockKey[];
-  readonly options: LockOptions;
+  readonly options: LockDecoratorOptions;
   /** `Class.method()`, for messages. */
   readonly where: string;
   readonly resolveKey: KeyResolver;
@@ -85,7 +85,7 @@ const logger = new Logger(REDIS_LOCK_LOGGER_CONTEXT);
  */
 export function Lock(
   key: LockKey | readonly LockKey[],
-  options: LockOptions = {},
+  options: LockDecoratorOptions = {},
 ): MethodDecorator {
   return (target, propertyKey, descriptor) => {
     const isStatic = typeof target === 'function';

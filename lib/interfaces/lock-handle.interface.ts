@@ -40,9 +40,19 @@ export interface LockHandle {
    */
   extend(ttl?: number): Promise<void>;
   /**
-   * Deletes the key if this handle still owns it. Resolves `false` when the lock was no longer
-   * held. Safe to call more than once: later calls resolve like the first.
-   * @throws LockUnavailableError when Redis cannot be reached (the key then expires by its TTL).
+   * Lets the lock go: deletes its keys in Redis if this handle still owns them, or passes the lock
+   * to another caller of this process waiting for the same keys (see `maxLocalPasses`).
+   *
+   * Resolves `true` when the lock was held until this release: not lost, its lease not run out,
+   * and (when the release went to Redis) Redis still had this handle's token on every key. So
+   * `true` means the work done under the lock ran while no one else held it, as far as this
+   * process can know. `false` when it was no longer held: lost, taken, or its lease ran out first
+   * (the work may have overlapped another holder's). A lock passed on answers the same way, from
+   * what this process knows without asking Redis: should its key have been deleted in Redis
+   * behind the process's back, the next holder learns it (its renewal is refused and its `signal`
+   * aborts with `LockLostError`). Safe to call more than once: later calls resolve like the first.
+   * @throws LockUnavailableError when the release had to go to Redis and Redis could not be
+   * reached (the key then expires by its TTL).
    */
   release(): Promise<boolean>;
   /** Local view: not released, not known to be lost, and the lease has not run out. */

@@ -1,8 +1,10 @@
 import type { RetryStrategy } from './retry-strategy.interface.js';
 
 /**
- * Per-lock options, accepted by every `LockService` method and by `@Lock`. Anything left out
- * falls back to the module options given to `RedisLockModule.forRoot`.
+ * Per-lock options of `LockService.acquire` and `run` (and `RedisLockClient`'s), which honour
+ * every one of them; `tryAcquire` takes `TryAcquireOptions` and `@Lock` takes
+ * `LockDecoratorOptions`. Anything left out falls back to the module options given to
+ * `RedisLockModule.forRoot`.
  *
  * @example
  * await lockService.run('report:daily', () => buildReport(), { ttl: 60_000, waitTimeout: 5_000 });
@@ -36,10 +38,29 @@ export interface LockOptions {
   autoRenew?: boolean;
   /** Aborting this signal ends a wait; a lock taken by an attempt in flight is released. */
   signal?: AbortSignal;
+}
+
+/**
+ * Options of `LockService.tryAcquire`: a single attempt, so no `waitTimeout` or `retry` (they
+ * would be ignored).
+ *
+ * @example
+ * const lock = await lockService.tryAcquire('import:csv', { ttl: 60_000, autoRenew: true });
+ */
+export type TryAcquireOptions = Omit<LockOptions, 'waitTimeout' | 'retry'>;
+
+/**
+ * Options of `@Lock`: every `LockOptions` field, and what to do when the lock cannot be taken.
+ *
+ * @example
+ * @Lock('report:nightly', { ttl: 60_000, onNotAcquired: 'skip' })
+ * async buildNightlyReport() { ... }
+ */
+export interface LockDecoratorOptions extends LockOptions {
   /**
-   * `@Lock` only: what to do when the lock cannot be taken. `'throw'` (default) fails the call
-   * (HTTP 423, `RpcException`, `WsException` or `LockNotAcquiredError`); `'skip'` returns
-   * `undefined` without running the method, e.g. for a cron job that one instance should run.
+   * What to do when the lock cannot be taken. `'throw'` (default) fails the call (HTTP 423,
+   * `RpcException`, `WsException` or `LockNotAcquiredError`); `'skip'` returns `undefined`
+   * without running the method, e.g. for a cron job that one instance should run.
    */
   onNotAcquired?: 'throw' | 'skip';
 }

@@ -1,17 +1,20 @@
 import type { RedisConnectionConfig } from '../core/redis/redis-connection.js';
-import type { ReplicaWait } from '../core/redis-lock-client.options.js';
+import type { RedisLockClientOptions } from '../core/redis-lock-client.options.js';
 import type { RedlockOptions } from '../core/redis/redlock.store.js';
-import type { InMemoryLockStore } from '../core/memory/in-memory-lock.store.js';
-import type { RetryStrategy } from './retry-strategy.interface.js';
 import type { LockErrorFactory } from './lock-error-factory.interface.js';
 
 /**
- * Options of `RedisLockModule.forRoot` (or what `forRootAsync`'s factory returns).
+ * Options of `RedisLockModule.forRoot` (or what `forRootAsync`'s factory returns): how to reach
+ * Redis, and every default of `RedisLockClientOptions` (documented there, once), but `logger`:
+ * the module logs through Nest's `Logger`.
  *
  * @example
  * RedisLockModule.forRoot({ redis: 'redis://localhost:6379', ttl: 10_000, waitTimeout: 2_000 });
  */
-export interface RedisLockModuleOptions {
+export interface RedisLockModuleOptions extends Omit<
+  RedisLockClientOptions,
+  'redis' | 'redlock' | 'logger'
+> {
   /**
    * A `redis://` URL, ioredis `RedisOptions` (with `sentinels` and `name` for Sentinel), or an
    * ioredis `Redis` or `Cluster` instance. A client passed in is used as is and never closed by
@@ -23,49 +26,6 @@ export interface RedisLockModuleOptions {
    * A grant needs a majority. See "Choosing a topology" in the README for what holds there.
    */
   redlock?: RedlockModuleOptions;
-  /**
-   * Instead of `redis` or `redlock`: locks in this process's memory, for unit tests without Redis
-   * (`RedisLockModule.forTest()` sets it). Apps given the same store share its locks.
-   */
-  memory?: InMemoryLockStore;
-  /** Prepended to every lock key in Redis. Default `'lock:'`. */
-  keyPrefix?: string;
-  /** Default lease in milliseconds, at most 2^31 - 1 (about 24.8 days). Default 30000. */
-  ttl?: number;
-  /**
-   * Default wait for a busy lock in milliseconds, any length; `Infinity` waits until the lock is
-   * granted or the call's signal aborts. Default 0: one attempt.
-   */
-  waitTimeout?: number;
-  /**
-   * How waiters pause between attempts when pub/sub wake-ups are off or unavailable. Default
-   * `exponentialBackoff({ base: 25, cap: 500 })`.
-   */
-  retry?: RetryStrategy;
-  /** Grant every busy lock in arrival order across processes (see `LockOptions.fair`). Default false. */
-  fair?: boolean;
-  /**
-   * Wake waiters through Redis pub/sub on release (one extra connection, opened on the first
-   * wait). Default true; false makes waiters poll with `retry`.
-   */
-  pubSub?: boolean;
-  /**
-   * Ms after which a waiter queued in Redis (fair waiters, and the first waiter of each process)
-   * that stopped refreshing its place (it crashed) loses it. At most 2^31 - 1. Default 5000.
-   */
-  fairQueueTimeout?: number;
-  /**
-   * How many times in a row a released lock may go straight to another caller of this process
-   * waiting for it, before it goes back to Redis where the other processes wait their turn
-   * (0 to 15, 0 turns it off). Default 5. See `RedisLockClientOptions.maxLocalPasses`.
-   */
-  maxLocalPasses?: number;
-  /**
-   * Require this many replicas to acknowledge each grant within `timeout` ms (Redis `WAIT`), or
-   * release it and fail with `LockUnavailableError` (HTTP 503). For Sentinel or replicated setups;
-   * see the README for what it does and does not guarantee.
-   */
-  waitForReplicas?: ReplicaWait;
   /**
    * On shutdown (`app.close()`, or a signal with `enableShutdownHooks()`), how long locked work
    * still running (`@Lock` methods, `run()`, handles not yet released) may take to finish, in ms,

@@ -372,6 +372,18 @@ describe('Redis Cluster', () => {
       await expect(held()).resolves.toBe('000');
     });
 
+    it('isLocked on keys of different masters is true while any one of them is held', async () => {
+      const [a, b] = await keysOnDistinctMasters('is-locked', 2);
+      const locks = newLocks();
+      const other = newLocks();
+      await expect(locks.isLocked([a, b])).resolves.toBe(false);
+      const heldB = await other.acquire(b, { ttl: LONG_TTL });
+      await expect(locks.isLocked([a, b])).resolves.toBe(true);
+      await expect(locks.isLocked([a])).resolves.toBe(false);
+      await heldB.release();
+      await expect(locks.isLocked([a, b])).resolves.toBe(false);
+    });
+
     it('refuses a fair lock on keys of different slots with InvalidLockKeyError, before any script runs', async () => {
       const [a, b] = await keysOnDistinctMasters('cross-fair', 2);
       expect(hashSlot(`lock:{${a}}`)).not.toBe(hashSlot(`lock:{${b}}`));

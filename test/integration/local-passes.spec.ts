@@ -6,7 +6,11 @@ import {
   LockNotAcquiredError,
   LockUnavailableError,
 } from '../../lib/errors/lock.errors.js';
-import { FENCE_STRIDE, DEFAULT_LOCAL_PASSES } from '../../lib/redis-lock.constants.js';
+import {
+  FENCE_STRIDE,
+  DEFAULT_LOCAL_PASSES,
+  MAX_LOCAL_PASSES,
+} from '../../lib/redis-lock.constants.js';
 import { killAllWorkers } from '../support/fork-worker.js';
 import { startRedis, stopAllRedis, type RedisServer } from '../support/redis-server.js';
 import { waitFor } from '../support/wait-for.js';
@@ -249,15 +253,49 @@ describe('local passes: a released lock goes to the next waiter of the same proc
     }
   });
 
-  it('maxLocalPasses must be an integer from 0 to FENCE_STRIDE - 1', () => {
-    for (const maxLocalPasses of [-1, 1.5, FENCE_STRIDE, Number.NaN]) {
+  it('maxLocalPasses takes any integer >= 0 or Infinity, and refuses anything else naming the option', () => {
+    for (const maxLocalPasses of [-1, 1.5, Number.NaN, -Infinity]) {
       expect(() => clients.create(redis.client(), { maxLocalPasses })).toThrow(
-        /maxLocalPasses.*an integer from 0 to 15/,
+        /maxLocalPasses.*an integer >= 0, or Infinity/,
       );
     }
-    expect(() =>
-      clients.create(redis.client(), { maxLocalPasses: FENCE_STRIDE - 1 }),
-    ).not.toThrow();
+    for (const maxLocalPasses of [0, FENCE_STRIDE, 1_000, Infinity]) {
+      expect(() => clients.create(redis.client(), { maxLocalPasses })).not.toThrow();
+    }
+  });
+
+  it(`with a larger maxLocalPasses (Infinity), still passes a grant at most ${MAX_LOCAL_PASSES} times: the next release runs in Redis, whose fencing token is above every pass's`, async () => {
+    const key = uniqueKey('passes-capped');
+    const { locks, connection } = lockClient({ maxLocalPasses: Infinity });
+    const log = await CommandLog.start(admin);
+    try {
+      const holder = await locks.acquire(key, { ttl: LONG_TTL });
+      const opts = { ttl: LONG_TTL, waitTimeout: 10_000 };
+      const { pending: first } = await startWaiting(connection, () => locks.acquire(key, opts));
+      const waiters = [
+        first,
+        ...Array.from({ length: MAX_LOCAL_PASSES }, () => locks.acquire(key, opts)),
+      ];
+      let current = holder;
+      for (const next of waiters.slice(0, MAX_LOCAL_PASSES)) {
+        await expect(current.release()).resolves.toBe(true);
+        current = await next;
+        expect(current.token).toBe(holder.token);
+      }
+      expect(current.fencingToken).toBe(holder.fencingToken + BigInt(MAX_LOCAL_PASSES));
+      await monitorCaughtUp(admin, log);
+      expect(acquiresAndReleasesOf(log, holder.token)).toEqual(['acquire']);
+
+      await expect(current.release()).resolves.toBe(true);
+      const fromRedis = await waiters[MAX_LOCAL_PASSES];
+      expect(fromRedis.token).not.toBe(holder.token);
+      expect(fromRedis.fencingToken).toBeGreaterThan(current.fencingToken);
+      await monitorCaughtUp(admin, log);
+      expect(acquiresAndReleasesOf(log, holder.token)).toEqual(['acquire', 'release']);
+      await fromRedis.release();
+    } finally {
+      log.stop();
+    }
   });
 
   it(`is bounded across processes: a waiter of another process queued in Redis gets the lock within ${DEFAULT_LOCAL_PASSES + 1} grants of a process whose waiters keep asking`, async () => {

@@ -256,16 +256,24 @@ export class RedisLockHandle implements LockHandle, RenewedLock {
     if (this.controller && !this.controller.signal.aborted) {
       this.controller.abort(releasedReason(this.key));
     }
-    // A waiter of this process takes the lock over as it stands in Redis: no round trip.
+    /*
+     * One answer whichever way the lock leaves (see `LockHandle.release`): true only if it was held
+     * up to now. Passed on, the lock is that process's view of it (no round trip to ask Redis);
+     * released in Redis, Redis must also find this token on every key.
+     */
     const held = !this.lostError && !lapsed;
+    // A waiter of this process takes the lock over as it stands in Redis: no round trip.
     if (held && this.passesLeft > 0 && this.owner.passOn(this, this.expiresAt)) return true;
+    let released: boolean;
     try {
       const reply = this.owner.store.release(this.target, this.token, this.passedTo);
-      // True only if this handle still held every key.
-      return await answerWithin(reply, this.answerTimeout);
+      released = await answerWithin(reply, this.answerTimeout);
     } catch (err) {
       throw new LockUnavailableError(this.key, err);
     }
+    // Lost, or its lease ran out, before the release: not held until now, whatever Redis found
+    // (the key may outlive the lease the process trusted by the drift margin).
+    return held && released;
   }
 
   /**

@@ -8,7 +8,7 @@ import type { Renewal, RenewalOutcome } from './lock-renewals.js';
  *
  * @example
  * const fence = await store.acquire(target, token, 30_000);
- * if (fence > 0) await store.release(target, token, false);
+ * if (fence > 0) await store.release(target, token);
  */
 export interface LockStore {
   /**

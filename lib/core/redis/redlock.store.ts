@@ -160,19 +160,15 @@ export class RedlockStore implements LockStore {
     );
   }
 
-  /** Throws, naming every master that failed and why, when fewer than a majority answered. */
-  private failIfNoMajorityCanAnswer<T>(results: NodeResult<T>[], what: string) {
-    const failures = results.filter((r): r is { ok: false; error: string } => !r.ok);
-    const answered = results.length - failures.length;
-    if (answered >= this.quorum) return;
-    throw new Error(
-      redlockFailureMessage(
-        what,
-        failures.map((f) => f.error),
-        results.length,
-        this.quorum,
-      ),
-    );
+  /** Throws `noMajorityError` when fewer than a majority of the masters answered. */
+  private failIfNoMajorityCanAnswer<T>(results: NodeResult<T>[], what: string): void {
+    if (values(results).length < this.quorum) throw this.noMajorityError(results, what);
+  }
+
+  /** The error naming every master that failed and why. */
+  private noMajorityError<T>(results: NodeResult<T>[], what: string): Error {
+    const failures = results.flatMap((r) => (r.ok ? [] : [r.error]));
+    return new Error(redlockFailureMessage(what, failures, results.length, this.quorum));
   }
 }
 

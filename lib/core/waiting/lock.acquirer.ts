@@ -21,9 +21,6 @@ import type { WakeUpSource } from './wake-up-source.interface.js';
 import type { Acquisition } from './acquisition.interface.js';
 import { LockGrants, PassRefusedError, type GrantOwner } from './lock-grants.js';
 
-/** What the acquirer needs from the client it works for. */
-export type AcquirerOwner = GrantOwner;
-
 /** How the acquirer reaches Redis and waits, fixed when the client is made. */
 export interface AcquirerSettings {
   readonly store: LockStore;
@@ -62,7 +59,7 @@ export class LockAcquirer {
   private fairUnavailableWarned = false;
 
   constructor(
-    private readonly owner: AcquirerOwner,
+    private readonly owner: GrantOwner,
     settings: AcquirerSettings,
   ) {
     const { wakeUps, fairQueueTimeout } = settings;
