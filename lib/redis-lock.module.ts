@@ -7,7 +7,12 @@ import { LockExplorer } from './lock.explorer.js';
 import { LockInterceptor } from './lock.interceptor.js';
 import { LockMetadataAccessor } from './lock-metadata.accessor.js';
 import { LockService } from './lock.service.js';
-import { REDIS_LOCK_CONNECTION, REDIS_LOCK_LOGGER_CONTEXT } from './redis-lock.constants.js';
+import {
+  REDIS_LOCK_CONNECTION,
+  REDIS_LOCK_LOGGER_CONTEXT,
+  REDIS_LOCK_OBSERVER,
+} from './redis-lock.constants.js';
+import { loadLockTelemetry } from './telemetry/load-telemetry.js';
 import { connectionChoiceMessage } from './redis-lock.messages.js';
 import {
   ConfigurableModuleClass,
@@ -40,6 +45,11 @@ import {
       inject: [REDIS_LOCK_MODULE_OPTIONS],
       useFactory: (options: RedisLockModuleOptions) =>
         connectionsFor(options, new Logger(REDIS_LOCK_LOGGER_CONTEXT)),
+    },
+    {
+      provide: REDIS_LOCK_OBSERVER,
+      inject: [REDIS_LOCK_MODULE_OPTIONS],
+      useFactory: (options: RedisLockModuleOptions) => loadLockTelemetry(options.telemetry),
     },
     LockService,
     LockMetadataAccessor,

@@ -2,6 +2,7 @@ import type { RedisConnectionConfig } from '../core/redis/redis-connection.js';
 import type { ReplicaWait } from '../core/redis-lock-client.options.js';
 import type { RedlockOptions } from '../core/redis/redlock.store.js';
 import type { RetryStrategy } from './retry-strategy.interface.js';
+import type { RedisLockTelemetryOptions } from '../telemetry/telemetry-options.interface.js';
 
 /**
  * Options of `RedisLockModule.forRoot` (or what `forRootAsync`'s factory returns).
@@ -67,6 +68,12 @@ export interface RedisLockModuleOptions {
    * releases at once. An integer from 0 to 2^31-1. Default 10000.
    */
   drainTimeout?: number;
+  /**
+   * OpenTelemetry spans and metrics (see "Observability" in the README): recorded when
+   * `@opentelemetry/api` is installed and an SDK registered, with keys shown as `keys` says.
+   * `false` records nothing even then. Default `{ keys: 'full' }`.
+   */
+  telemetry?: RedisLockTelemetryOptions | false;
 }
 
 /**

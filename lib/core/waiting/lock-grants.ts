@@ -1,5 +1,9 @@
 import { LockLostError, LockUnavailableError } from '../../errors/lock.errors.js';
-import { ATTEMPT_TIMEOUT, FINAL_ATTEMPT_GRACE, LEASE_SHORTFALL } from '../../redis-lock.constants.js';
+import {
+  ATTEMPT_TIMEOUT,
+  FINAL_ATTEMPT_GRACE,
+  LEASE_SHORTFALL,
+} from '../../redis-lock.constants.js';
 import { attemptTimeoutMessage, CLIENT_CLOSED } from '../../redis-lock.messages.js';
 import type { Acquisition, Busy } from './acquisition.interface.js';
 import type { LocalPasses, PassedLock } from './local-passes.js';
