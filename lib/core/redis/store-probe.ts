@@ -1,5 +1,6 @@
 // Whether the Redis nodes the locks live on answer, node by node, and how fast (health checks).
 import type { Cluster, Redis } from 'ioredis';
+import { NODE_NOT_CONNECTED } from '../../redis-lock.messages.js';
 import { monotonicNow } from '../lease/monotonic-clock.js';
 import { answerWithin } from '../waiting/race-attempt.js';
 import { isCluster, type RedisClient } from './redis-connection.js';
@@ -53,8 +54,9 @@ export async function probeStore(
   timeout: number,
 ): Promise<StoreProbe> {
   const cluster = !redlock && isCluster(clients[0]) ? clients[0] : undefined;
-  const nodes = cluster ? cluster.nodes('master') : (clients as Redis[]);
-  const probes = await Promise.all(nodes.map((node) => pingNode(node, timeout)));
+  const probes = cluster
+    ? await probeCluster(cluster, timeout)
+    : await Promise.all((clients as Redis[]).map((node) => pingNode(node, timeout)));
   const answered = probes.filter((node) => node.up);
   const needed = redlock ? Math.floor(probes.length / 2) + 1 : Math.max(1, probes.length);
   const slowest = Math.max(...answered.map((node) => node.roundTripMs ?? 0));
@@ -64,6 +66,33 @@ export async function probeStore(
     ...(answered.length > 0 ? { roundTripMs: slowest } : {}),
     nodes: probes,
   };
+}
+
+/**
+ * Every master the slot map names, as any node that answers tells it: ioredis drops a node it lost
+ * the connection to from `nodes()`, so a stopped master would go unreported.
+ */
+async function probeCluster(cluster: Cluster, timeout: number): Promise<NodeProbe[]> {
+  const connected = new Map(cluster.nodes().map((node) => [addressOf(node), node]));
+  let masters: string[];
+  try {
+    const slots = await Promise.any(
+      [...connected.values()].map((node) => answerWithin(node.cluster('SLOTS'), timeout)),
+    );
+    // Per slot range: first and last slot, then the master's host and port, then its replicas.
+    const named = slots.map(([, , master]) => (master ? `${master[0]}:${master[1]}` : ''));
+    masters = [...new Set(named.filter(Boolean))];
+  } catch {
+    // No node answers: report the masters the client knows, each down.
+    masters = cluster.nodes('master').map(addressOf);
+  }
+  return Promise.all(
+    masters.map((address) => {
+      const node = connected.get(address);
+      if (node) return pingNode(node, timeout);
+      return { address, role: 'master' as const, up: false, error: NODE_NOT_CONNECTED };
+    }),
+  );
 }
 
 function topologyOf(redis: Redis): LockTopology {
