@@ -4,18 +4,24 @@
  */
 import type { ContendedResult } from './contended.bench.js';
 import { fmt } from './report.js';
+import type { RouteResult } from './route.bench.js';
 import type { PairResult } from './uncontended.bench.js';
 import type { Impl } from './workers/contended.worker.js';
 
-/** Below this share of raw ioredis (uncontended) or of ideal (contended) is a miss. */
+/**
+ * Below this share of raw ioredis (uncontended), of ideal (contended) or of the same route without
+ * `@Lock` (routes, requests per second) is a miss.
+ */
 const MIN_SHARE = 0.9;
 const MIN_FAIR_JAIN = 0.99;
 /** Slack on the fair max-wait bound for timers, round trips and process scheduling. */
 const FAIR_WAIT_SLACK_MS = 10;
 
 export interface TargetInput {
-  uncontended: { library: PairResult; raw: PairResult };
-  contended: Record<Impl, ContendedResult>;
+  /** Each scenario's results, when it ran (BENCH_SCENARIOS). */
+  uncontended?: { library: PairResult; raw: PairResult };
+  contended?: Record<Impl, ContendedResult>;
+  routes?: RouteResult[];
   /** `ideal/s` of a row: 1 / (its mean hold + RTT). */
   ideal: (heldMean: number) => number;
   /** Worker loops in all (processes × workers). */
@@ -33,25 +39,40 @@ export function checkTargets(input: TargetInput): string[] {
   return targets(input).map(({ ok, text }) => `${ok ? '✓' : '✗'} ${text}`);
 }
 
-function targets({
-  uncontended,
-  contended,
-  ideal,
-  contenders,
-  criticalSectionMs,
-}: TargetInput): Target[] {
+function targets(input: TargetInput): Target[] {
+  const { uncontended, contended, routes = [] } = input;
+  const list: Target[] = [];
+  if (uncontended) {
+    const vsRaw = uncontended.library.perSecond / uncontended.raw.perSecond;
+    list.push({
+      ok: vsRaw >= MIN_SHARE,
+      text: `library uncontended ≥ ${MIN_SHARE}x raw ioredis: ${fmt(vsRaw, 2)}x`,
+    });
+  }
+  if (contended) list.push(...contendedTargets(contended, input));
+  for (const { platform, plain, locked } of routes) {
+    const share = locked.perSecond / plain.perSecond;
+    list.push({
+      ok: share >= MIN_SHARE,
+      text:
+        `@Lock route ≥ ${MIN_SHARE}x the same route unlocked (${platform}, requests/s): ` +
+        `${fmt(share, 2)}x (${fmt(locked.perSecond)} of ${fmt(plain.perSecond)})`,
+    });
+  }
+  return list;
+}
+
+function contendedTargets(
+  contended: Record<Impl, ContendedResult>,
+  { ideal, contenders, criticalSectionMs }: TargetInput,
+): Target[] {
   const lib = contended.library;
   const fair = contended['library-fair'];
   const floor = contended['token-ring'];
-  const vsRaw = uncontended.library.perSecond / uncontended.raw.perSecond;
   const ofIdeal = lib.perSecond / ideal(lib.heldMean);
   // With a FIFO hand-over a waiter has at most everyone else ahead of it, plus the holder.
   const fairBound = contenders * criticalSectionMs + FAIR_WAIT_SLACK_MS;
   const list: Target[] = [
-    {
-      ok: vsRaw >= MIN_SHARE,
-      text: `library uncontended ≥ ${MIN_SHARE}x raw ioredis: ${fmt(vsRaw, 2)}x`,
-    },
     {
       ok: ofIdeal >= MIN_SHARE,
       text:
