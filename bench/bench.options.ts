@@ -21,7 +21,19 @@ export interface BenchOptions {
   criticalSectionMode: CriticalSectionMode;
   /** Sequential pairs per topology in the topologies scenario (BENCH_TOPOLOGY_PAIRS, default 2000). */
   topologyPairs: number;
+  /** HTTP connections in the route scenario (BENCH_ROUTE_CONNECTIONS, default 50). */
+  routeConnections: number;
+  /** Rounds per route and platform in the route scenario, alternating (BENCH_ROUTE_ROUNDS, default 3). */
+  routeRounds: number;
+  /**
+   * Scenarios to run (BENCH_SCENARIOS, comma-separated, default all):
+   * `uncontended`, `contended`, `topologies`, `routes`, `held`.
+   */
+  scenarios: ReadonlySet<Scenario>;
 }
+
+export const SCENARIOS = ['uncontended', 'contended', 'topologies', 'routes', 'held'] as const;
+export type Scenario = (typeof SCENARIOS)[number];
 
 export function readOptions(env: NodeJS.ProcessEnv = process.env): BenchOptions {
   const mode = env.BENCH_CS_MODE ?? 'busy';
@@ -40,7 +52,26 @@ export function readOptions(env: NodeJS.ProcessEnv = process.env): BenchOptions 
       max: 1_000_000,
       integer: true,
     }),
+    routeConnections: readNumber(env, 'BENCH_ROUTE_CONNECTIONS', 50, {
+      min: 1,
+      max: 1_000,
+      integer: true,
+    }),
+    routeRounds: readNumber(env, 'BENCH_ROUTE_ROUNDS', 3, { min: 1, max: 100, integer: true }),
+    scenarios: readScenarios(env.BENCH_SCENARIOS),
   };
+}
+
+function readScenarios(raw: string | undefined): ReadonlySet<Scenario> {
+  if (raw === undefined || raw.trim() === '') return new Set(SCENARIOS);
+  const names = raw.split(',').map((name) => name.trim());
+  const unknown = names.filter((name) => !(SCENARIOS as readonly string[]).includes(name));
+  if (unknown.length > 0) {
+    throw new RangeError(
+      `BENCH_SCENARIOS must list some of ${SCENARIOS.join(', ')}, got "${unknown.join(', ')}".`,
+    );
+  }
+  return new Set(names as Scenario[]);
 }
 
 function readNumber(

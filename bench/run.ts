@@ -6,13 +6,16 @@
  */
 import { killAllWorkers } from '../test/support/fork-worker.js';
 import { startRedis, stopAllRedis } from '../test/support/redis-server.js';
-import { readOptions, type BenchOptions } from './bench.options.js';
+import type { Redis } from 'ioredis';
+import type { RedisServer } from '../test/support/redis-server.js';
+import { readOptions, type BenchOptions, type Scenario } from './bench.options.js';
 import { ContendedFleet, type ContendedResult } from './contended.bench.js';
 import { perOperation, pingRoundTrip, redisVersion, totalPerOperation } from './redis-stats.js';
 import { fmt, machineLine, markdownTable } from './report.js';
 import { checkTargets } from './targets.js';
 import { HELD_TTL, measureHeld, type HeldResult } from './held.bench.js';
 import { measureTopologies } from './topologies.bench.js';
+import { measureRoutes, PLATFORMS, type RouteResult, type RouteStats } from './route.bench.js';
 import {
   comparePairs,
   libraryPair,
@@ -60,6 +63,30 @@ async function main(options: BenchOptions): Promise<void> {
       ` on port ${server.port}, PING round trip p50 ${fmt(rtt, 3)} ms\n`,
   );
 
+  const has = (scenario: Scenario) => options.scenarios.has(scenario);
+  let uncontended: { library: PairResult; pipelined: PairResult } | undefined;
+  if (has('uncontended')) uncontended = await runUncontended(options, server, admin);
+  let contended: Record<Impl, ContendedResult> | undefined;
+  if (has('contended')) contended = await runContended(options, server.url, admin, rtt);
+  if (has('topologies')) await runTopologies(options, server);
+  let routes: RouteResult[] | undefined;
+  if (has('routes')) routes = await runRoutes(options, server.url);
+  let held: HeldResult[] | undefined;
+  if (has('held')) held = await runHeld(options, server.url, admin);
+
+  console.log('\n## Targets\n');
+  const lines = checkTargets({
+    uncontended,
+    contended,
+    routes,
+    held: held?.filter((r) => r.build === 'this build'),
+    ideal: (heldMean) => 1000 / (heldMean + rtt),
+  });
+  for (const line of lines) console.log(line);
+  console.log(`\n${machineLine(version)}`);
+}
+
+async function runUncontended(options: BenchOptions, server: RedisServer, admin: Redis) {
   console.log(
     `## Uncontended: ${options.concurrency} concurrent callers, distinct keys, one connection\n`,
   );
@@ -108,7 +135,10 @@ async function main(options: BenchOptions): Promise<void> {
       ],
     ),
   );
+  return { library: lib, pipelined: rawBatched };
+}
 
+async function runContended(options: BenchOptions, url: string, admin: Redis, rtt: number) {
   const { processes, workers, criticalSectionMs, criticalSectionMode } = options;
   const ideal = (held: number) => 1000 / (held + rtt);
   console.log(
@@ -117,7 +147,7 @@ async function main(options: BenchOptions): Promise<void> {
       `ideal = 1 / (critical section + RTT) = ${fmt(ideal(criticalSectionMs), 1)} grants/s ` +
       `(per row: from the measured mean hold)\n`,
   );
-  const fleet = await ContendedFleet.start(server.url, options);
+  const fleet = await ContendedFleet.start(url, options);
   const contended = {} as Record<Impl, ContendedResult>;
   // An unmeasured round each first, as the uncontended rows have: no row runs cold code.
   for (const impl of IMPLS) await fleet.round(admin, CONTENDED_WARM_UP_SECONDS, impl);
@@ -167,7 +197,10 @@ async function main(options: BenchOptions): Promise<void> {
       `- ${impl}: ${perOperation(r.calls, r.grants)}; ${r.cutOff} cut off${late}${locked}`,
     );
   }
+  return contended;
+}
 
+async function runTopologies(options: BenchOptions, server: RedisServer) {
   const pairs = options.topologyPairs;
   console.log(
     `\n## Topologies: one caller, ${pairs} acquire + release pairs each, private servers\n`,
@@ -185,7 +218,9 @@ async function main(options: BenchOptions): Promise<void> {
       ]),
     ),
   );
+}
 
+async function runHeld(options: BenchOptions, url: string, admin: Redis): Promise<HeldResult[]> {
   console.log(
     `\n## Held locks: N locks held with the watchdog (ttl ${HELD_TTL / 1000} s), ` +
       `${options.seconds} s measured after a ttl to settle, one process each\n`,
@@ -198,7 +233,7 @@ async function main(options: BenchOptions): Promise<void> {
   for (const count of HELD_COUNTS) {
     // Builds take turns, so load on a shared machine falls on both alike.
     for (const build of builds) {
-      held.push(await measureHeld(admin, server.url, build, count, options.seconds));
+      held.push(await measureHeld(admin, url, build, count, options.seconds));
     }
   }
   console.log(
@@ -226,22 +261,45 @@ async function main(options: BenchOptions): Promise<void> {
     ),
   );
 
-  console.log('\n## Targets\n');
-  const lines = checkTargets({
-    held: held.filter((r) => r.build === 'this build'),
-    uncontended: { library: lib, pipelined: rawBatched },
-    contended,
-    ideal,
-  });
-  for (const line of lines) console.log(line);
-  console.log(`\n${machineLine(version)}`);
+  return held;
+}
+
+async function runRoutes(options: BenchOptions, url: string): Promise<RouteResult[]> {
+  const { routeConnections: connections, routeRounds: rounds, seconds } = options;
+  console.log(
+    `\n## A route with and without @Lock: one Nest app, ${connections} connections, distinct keys, ` +
+      `${rounds} alternating rounds of ${seconds} s per route\n`,
+  );
+  const results: RouteResult[] = [];
+  for (const platform of PLATFORMS) {
+    results.push(await measureRoutes(platform, { url, connections, rounds, seconds }));
+  }
+  const row = (platform: string, route: string, r: RouteStats, vs?: RouteStats) => [
+    `${platform}: ${route}`,
+    fmt(r.perSecond),
+    vs ? fmt(r.perSecond / vs.perSecond, 2) + 'x' : '',
+    fmt(r.p50, 2),
+    fmt(r.p99, 2),
+    fmt(r.cpuPerRequest, 0),
+    fmt(r.failed),
+  ];
+  console.log(
+    markdownTable(
+      ['route', 'requests/s', 'vs unlocked', 'p50 ms', 'p99 ms', 'app CPU µs/request', 'failed'],
+      results.flatMap(({ platform, plain, locked }) => [
+        row(platform, 'GET /plain/:id', plain),
+        row(platform, "GET /locked/:id, @Lock('item:{{id}}')", locked, plain),
+      ]),
+    ),
+  );
+  return results;
 }
 
 const options = readOptions();
-// Far above a normal run (about 8 x seconds + 10 s of start-up): only a hang gets here.
+// Far above a normal run (about (8 + 4 x route rounds) x seconds + 20 s of start-up): only a hang gets here.
 const hardLimit = setTimeout(
   () => abortRun('run took too long', 1),
-  (60 + 20 * options.seconds) * 1000,
+  (90 + (20 + 4 * options.routeRounds) * options.seconds) * 1000,
 ).unref();
 process.once('SIGINT', () => abortRun('interrupted', 130));
 process.once('SIGTERM', () => abortRun('terminated', 143));

@@ -5,10 +5,11 @@
 import type { ContendedResult } from './contended.bench.js';
 import type { HeldResult } from './held.bench.js';
 import { fmt } from './report.js';
+import type { RouteResult } from './route.bench.js';
 import type { PairResult } from './uncontended.bench.js';
 import type { Impl } from './workers/contended.worker.js';
 
-/** Below this share of ideal (contended) is a miss. */
+/** Below this share of ideal (contended) or of the same route without `@Lock` is a miss. */
 const MIN_SHARE = 0.9;
 /** Uncontended, the library keeps at least the pace of raw ioredis with auto-pipelining. */
 const MIN_SHARE_OF_PIPELINED = 1;
@@ -22,12 +23,14 @@ const MAX_HELD_LAG_MS = 20;
 const HELD_LAG_AT = 10_000;
 
 export interface TargetInput {
-  uncontended: { library: PairResult; pipelined: PairResult };
-  contended: Record<Impl, ContendedResult>;
+  /** Each scenario's results, when it ran (BENCH_SCENARIOS). */
+  uncontended?: { library: PairResult; pipelined: PairResult };
+  contended?: Record<Impl, ContendedResult>;
+  routes?: RouteResult[];
   /** `ideal/s` of a row: 1 / (its mean hold + RTT). */
   ideal: (heldMean: number) => number;
   /** Held-locks rows of the build under test. */
-  held: HeldResult[];
+  held?: HeldResult[];
 }
 
 interface Target {
@@ -41,20 +44,63 @@ export function checkTargets(input: TargetInput): string[] {
   return targets(input).map(({ ok, text }) => `${ok === null ? '·' : ok ? '✓' : '✗'} ${text}`);
 }
 
-function targets({ uncontended, contended, ideal, held }: TargetInput): Target[] {
-  const lib = contended.library;
-  const fair = contended['library-fair'];
-  const floor = contended['token-ring'];
-  const vsPipelined = uncontended.library.perSecond / uncontended.pipelined.perSecond;
-  const ofIdeal = lib.perSecond / ideal(lib.heldMean);
-  const fairBound = floor.waitP99 * (1 + FAIR_P99_SLACK);
-  const list: Target[] = [
-    {
+function targets(input: TargetInput): Target[] {
+  const { uncontended, contended, routes = [], held = [] } = input;
+  const list: Target[] = [];
+  if (uncontended) {
+    const vsPipelined = uncontended.library.perSecond / uncontended.pipelined.perSecond;
+    list.push({
       ok: vsPipelined >= MIN_SHARE_OF_PIPELINED,
       text:
         `library uncontended ≥ ${MIN_SHARE_OF_PIPELINED}x raw ioredis with ` +
         `enableAutoPipelining: ${fmt(vsPipelined, 2)}x`,
-    },
+    });
+  }
+  if (contended) list.push(...contendedTargets(contended, input.ideal));
+  for (const { platform, plain, locked } of routes) {
+    const share = locked.perSecond / plain.perSecond;
+    list.push({
+      ok: share >= MIN_SHARE,
+      text:
+        `@Lock route ≥ ${MIN_SHARE}x the same route unlocked (${platform}, requests/s): ` +
+        `${fmt(share, 2)}x (${fmt(locked.perSecond)} of ${fmt(plain.perSecond)})`,
+    });
+  }
+  list.push(...heldTargets(held));
+  return list;
+}
+
+function heldTargets(held: HeldResult[]): Target[] {
+  const list: Target[] = [];
+  for (const r of held) {
+    list.push({
+      ok: r.callsPer50PerRound <= MAX_CALLS_PER_50_PER_ROUND && r.lost === 0,
+      text:
+        `held ${fmt(r.count)} locks: ≤ ${MAX_CALLS_PER_50_PER_ROUND} Redis call per 50 locks ` +
+        `per renewal round, none lost: ${fmt(r.callsPer50PerRound, 2)}, ${r.lost} lost`,
+    });
+    if (r.count >= HELD_LAG_AT) {
+      list.push({
+        ok: r.lagMax < MAX_HELD_LAG_MS,
+        text:
+          `held ${fmt(r.count)} locks: event-loop lag < ${MAX_HELD_LAG_MS} ms: ` +
+          `max ${fmt(r.lagMax, 1)} ms (p99 ${fmt(r.lagP99, 1)} ms)`,
+      });
+    }
+  }
+  return list;
+}
+
+function contendedTargets(
+  contended: Record<Impl, ContendedResult>,
+  ideal: (heldMean: number) => number,
+): Target[] {
+  const lib = contended.library;
+  const fair = contended['library-fair'];
+  const floor = contended['token-ring'];
+  const ofIdeal = lib.perSecond / ideal(lib.heldMean);
+  const fairBound = floor.waitP99 * (1 + FAIR_P99_SLACK);
+  const list: Target[] = [
     {
       ok: ofIdeal >= MIN_SHARE,
       text:
@@ -80,23 +126,6 @@ function targets({ uncontended, contended, ideal, held }: TargetInput): Target[]
       `library fair max wait (reported): ${fmt(fair.waitMax, 1)} ms; the token ring's: ` +
       `${fmt(floor.waitMax, 1)} ms`,
   });
-
-  for (const r of held) {
-    list.push({
-      ok: r.callsPer50PerRound <= MAX_CALLS_PER_50_PER_ROUND && r.lost === 0,
-      text:
-        `held ${fmt(r.count)} locks: ≤ ${MAX_CALLS_PER_50_PER_ROUND} Redis call per 50 locks ` +
-        `per renewal round, none lost: ${fmt(r.callsPer50PerRound, 2)}, ${r.lost} lost`,
-    });
-    if (r.count >= HELD_LAG_AT) {
-      list.push({
-        ok: r.lagMax < MAX_HELD_LAG_MS,
-        text:
-          `held ${fmt(r.count)} locks: event-loop lag < ${MAX_HELD_LAG_MS} ms: ` +
-          `max ${fmt(r.lagMax, 1)} ms (p99 ${fmt(r.lagP99, 1)} ms)`,
-      });
-    }
-  }
 
   // The library's default mode against the better of the other two libraries, metric by metric.
   const others: Impl[] = ['redlock', 'redis-semaphore'];

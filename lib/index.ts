@@ -22,3 +22,13 @@ export type {
 export type { RedisConnectionConfig, RedisClient } from './core/redis/redis-connection.js';
 export type { RedlockOptions } from './core/redis/redlock.store.js';
 export type { LockKey } from './core/keys/key-template.js';
+export type { RedisLockTelemetryOptions, TelemetryKeys } from './telemetry/index.js';
+export type {
+  LockObserver,
+  AcquireObservation,
+  AcquireStarted,
+  AcquireOutcome,
+  HoldObservation,
+  HoldOutcome,
+} from './core/lock-observer.js';
+export type { StoreProbe, NodeProbe, LockTopology } from './core/redis/store-probe.js';

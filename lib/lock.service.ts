@@ -15,7 +15,9 @@ import {
   DEFAULT_DRAIN_TIMEOUT,
   REDIS_LOCK_CONNECTION,
   REDIS_LOCK_LOGGER_CONTEXT,
+  REDIS_LOCK_OBSERVER,
 } from './redis-lock.constants.js';
+import type { LockObserver } from './core/lock-observer.js';
 import { drainTimedOutWarning } from './redis-lock.messages.js';
 import { lockClientOptions } from './lock-client.options.js';
 import { REDIS_LOCK_MODULE_OPTIONS } from './redis-lock.module-definition.js';
@@ -43,11 +45,15 @@ export class LockService implements BeforeApplicationShutdown, OnApplicationShut
   constructor(
     @Inject(REDIS_LOCK_MODULE_OPTIONS) options: RedisLockModuleOptions,
     @Inject(REDIS_LOCK_CONNECTION) private readonly connections: RedisConnection[],
+    @Inject(REDIS_LOCK_OBSERVER) observer?: LockObserver,
   ) {
     // Already checked before the connections were made; drain() checks it again.
     this.drainTimeout = options.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT;
     const clients = connections.map((connection) => connection.client);
-    this.client = new RedisLockClient(lockClientOptions(options, clients, this.logger));
+    this.client = new RedisLockClient({
+      ...lockClientOptions(options, clients, this.logger),
+      observer,
+    });
   }
 
   /**

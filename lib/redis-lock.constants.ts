@@ -182,3 +182,20 @@ export const REDLOCK_ANSWER_MARGIN = 100;
  * not for the whole round. Each slice's leases count from its own send.
  */
 export const RENEWAL_SLICE = 1_000;
+
+/** Instrumentation scope of the library's OpenTelemetry spans and metrics. */
+export const TELEMETRY_SCOPE = 'nestjs-redis-lock';
+
+/** Injection token of the lock observer the module builds (OpenTelemetry, or none). */
+export const REDIS_LOCK_OBSERVER = 'REDIS_LOCK:OBSERVER';
+
+/**
+ * Bucket bounds (seconds) of the wait and hold duration histograms: from a lock taken on the
+ * first attempt (sub-millisecond) to long jobs.
+ */
+export const DURATION_BUCKETS = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300,
+];
+
+/** How long the health indicator waits for each node's answer by default (ms). */
+export const DEFAULT_HEALTH_TIMEOUT = 1_000;

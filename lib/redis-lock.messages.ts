@@ -238,3 +238,6 @@ function describe(value: unknown): string {
   if (typeof value === 'object') return Array.isArray(value) ? 'an array' : 'an object';
   return `${typeof value} ${String(value)}`;
 }
+
+/** Health: a Cluster master the slot map names, to which the client holds no connection. */
+export const NODE_NOT_CONNECTED = 'the client has no connection to this node';

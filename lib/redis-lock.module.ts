@@ -11,6 +11,7 @@ import {
   LOCK_SERVICE_TOKEN,
   REDIS_LOCK_CONNECTION,
   REDIS_LOCK_LOGGER_CONTEXT,
+  REDIS_LOCK_OBSERVER,
 } from './redis-lock.constants.js';
 import {
   connectionChoiceMessage,
@@ -19,6 +20,7 @@ import {
 } from './redis-lock.messages.js';
 import { checkConnectTimeout, RedisStartupCheck } from './redis-startup.check.js';
 import { testingModule, type RedisLockTestOptions } from './redis-lock.testing.js';
+import { loadLockTelemetry } from './telemetry/load-telemetry.js';
 import {
   ConfigurableModuleClass,
   OPTIONS_TYPE,
@@ -51,6 +53,11 @@ import {
       inject: [REDIS_LOCK_MODULE_OPTIONS],
       useFactory: (options: RedisLockModuleOptions) =>
         connectionsFor(options, new Logger(REDIS_LOCK_LOGGER_CONTEXT)),
+    },
+    {
+      provide: REDIS_LOCK_OBSERVER,
+      inject: [REDIS_LOCK_MODULE_OPTIONS],
+      useFactory: (options: RedisLockModuleOptions) => loadLockTelemetry(options.telemetry),
     },
     LockService,
     { provide: LOCK_SERVICE_TOKEN, useExisting: LockService },

@@ -1,4 +1,6 @@
 import { Module } from '@nestjs/common';
+import { TerminusModule } from '@nestjs/terminus';
+import { RedisLockHealthIndicator } from '../lib/health/index.js';
 import { exponentialBackoff, RedisLockModule } from '../lib/index.js';
 import { SAMPLE_CONFIG, type SampleConfig } from './app.config.js';
 import { SampleConfigModule } from './sample-config.module.js';
@@ -8,7 +10,8 @@ import { ReportModule } from './report/report.module.js';
 
 /**
  * The sample app: `POST /orders/:id/pay` and `GET /orders/:id` (orders/), a report job that runs
- * on one instance at a time (report/), and `GET /health`. Every instance shares one Redis.
+ * on one instance at a time (report/), and `GET /health` (terminus, with the lock store's health).
+ * With OTEL_TRACE=tree each request prints its trace, lock spans included (telemetry/). Every instance shares one Redis.
  */
 @Module({
   imports: [
@@ -26,7 +29,9 @@ import { ReportModule } from './report/report.module.js';
     }),
     OrdersModule,
     ReportModule,
+    TerminusModule,
   ],
   controllers: [HealthController],
+  providers: [RedisLockHealthIndicator],
 })
 export class AppModule {}

@@ -2,6 +2,7 @@ import type { RedisClient } from './redis/redis-connection.js';
 import type { RedlockOptions } from './redis/redlock.store.js';
 import type { InMemoryLockStore } from './memory/in-memory-lock.store.js';
 import type { RetryStrategy } from '../interfaces/retry-strategy.interface.js';
+import type { LockObserver } from './lock-observer.js';
 
 /**
  * Where the core reports what it cannot throw (a lock lost in the background). Nest's `Logger`
@@ -97,4 +98,6 @@ export interface RedisLockClientOptions {
   maxLocalPasses?: number;
   /** Receives warnings (lost locks, failed releases). Default: `process.emitWarning`. */
   logger?: LockLogger;
+  /** Told of every acquisition and hold (telemetry). Default: none, which costs nothing. */
+  observer?: LockObserver;
 }

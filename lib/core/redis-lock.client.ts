@@ -25,8 +25,10 @@ import {
 import type { LockStore } from './redis/lock-store.interface.js';
 import { lockTarget, type LockTarget } from './keys/lock-target.js';
 import { isTimerDelay } from './lease/long-timeout.js';
+import { observeAcquire, type LockObserver } from './lock-observer.js';
 import { answerWithin } from './waiting/race-attempt.js';
 import { isCluster, type RedisClient } from './redis/redis-connection.js';
+import { probeStore, type StoreProbe } from './redis/store-probe.js';
 import type {
   LockLogger,
   RedisLockClientOptions,
@@ -85,6 +87,9 @@ export class RedisLockClient implements GrantOwner {
   private readonly defaults: ResolvedLockOptions;
   private readonly acquirer: LockAcquirer;
   private readonly wakeUps?: WakeUpSource;
+  private readonly observer?: LockObserver;
+  /** Every connection the locks use: the one Redis or Cluster, or each Redlock master. */
+  private readonly nodes: readonly RedisClient[];
   private readonly held = new Set<RedisLockHandle>();
   /** Which scopes hold which locks: reentrant locks are released by the last scope to exit. */
   private readonly holds = new ScopeHolds();
@@ -101,9 +106,11 @@ export class RedisLockClient implements GrantOwner {
       );
     }
     this.redis = options.redis;
+    this.nodes = options.redlock ? options.redlock.clients : [options.redis as RedisClient];
     this.keyPrefix = options.keyPrefix ?? DEFAULT_KEY_PREFIX;
     this.logger = options.logger ?? { warn: (message) => process.emitWarning(message) };
     this.defaults = resolveClientDefaults(options);
+    this.observer = options.observer;
     const fairQueueTimeout = options.fairQueueTimeout ?? DEFAULT_FAIR_QUEUE_TIMEOUT;
     // It is also the lease of a hand-over, which the handle's expiry timer counts down.
     if (!isTimerDelay(fairQueueTimeout)) {
@@ -225,6 +232,17 @@ export class RedisLockClient implements GrantOwner {
     } catch (err) {
       throw new LockUnavailableError(name, err);
     }
+  }
+
+  /**
+   * Pings every node the locks live on (each Cluster master, each Redlock master), for health
+   * checks: which answer and how fast. `up` when locks can be taken (Redlock: a majority answers).
+   * Never throws: a node that fails or does not answer within `timeout` ms is reported down.
+   * @example
+   * const { up, roundTripMs, nodes } = await locks.probe();
+   */
+  probe(timeout: number = ATTEMPT_TIMEOUT): Promise<StoreProbe> {
+    return probeStore(this.nodes, this.redis === undefined, timeout);
   }
 
   /**
@@ -371,7 +389,15 @@ export class RedisLockClient implements GrantOwner {
     options: LockOptions,
     once = false,
   ): Promise<RedisLockHandle> {
-    return this.acquirer.acquire(target, resolveLockOptions(options, this.defaults, once));
+    const opts = resolveLockOptions(options, this.defaults, once);
+    const observation = this.observer?.acquireStarted({
+      key: target.name,
+      keys: target.keys,
+      mode: opts.fair ? 'fair' : 'default',
+      waitTimeout: opts.waitTimeout,
+    });
+    if (!observation) return this.acquirer.acquire(target, opts);
+    return observeAcquire(observation, async () => this.acquirer.acquire(target, opts));
   }
 }
 

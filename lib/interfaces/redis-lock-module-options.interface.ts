@@ -2,6 +2,7 @@ import type { RedisConnectionConfig } from '../core/redis/redis-connection.js';
 import type { RedisLockClientOptions } from '../core/redis-lock-client.options.js';
 import type { RedlockOptions } from '../core/redis/redlock.store.js';
 import type { LockErrorFactory } from './lock-error-factory.interface.js';
+import type { RedisLockTelemetryOptions } from '../telemetry/telemetry-options.interface.js';
 
 /**
  * Options of `RedisLockModule.forRoot` (or what `forRootAsync`'s factory returns): how to reach
@@ -13,7 +14,7 @@ import type { LockErrorFactory } from './lock-error-factory.interface.js';
  */
 export interface RedisLockModuleOptions extends Omit<
   RedisLockClientOptions,
-  'redis' | 'redlock' | 'logger'
+  'redis' | 'redlock' | 'logger' | 'observer'
 > {
   /**
    * A `redis://` URL, ioredis `RedisOptions` (with `sentinels` and `name` for Sentinel), or an
@@ -48,6 +49,12 @@ export interface RedisLockModuleOptions extends Omit<
   failFast?: boolean;
   /** With `failFast`: how long startup waits for Redis to answer, in ms. Default 5000. */
   connectTimeout?: number;
+  /**
+   * OpenTelemetry spans and metrics (see "Observability" in the README): recorded when
+   * `@opentelemetry/api` is installed and an SDK registered, with keys shown as `keys` says.
+   * `false` records nothing even then. Default `{ keys: 'full' }`.
+   */
+  telemetry?: RedisLockTelemetryOptions | false;
 }
 
 /**

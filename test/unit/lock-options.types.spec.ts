@@ -12,7 +12,7 @@ import { lockClientOptions } from '../../lib/lock-client.options.js';
 
 /** The options the module shares with the client: every one but the backend and the logger. */
 type SharedOptions = Required<
-  Omit<RedisLockClientOptions, 'redis' | 'redlock' | 'memory' | 'logger'>
+  Omit<RedisLockClientOptions, 'redis' | 'redlock' | 'memory' | 'logger' | 'observer'>
 >;
 
 /**

@@ -19,6 +19,7 @@ import type { LockStore } from '../redis/lock-store.interface.js';
 import { answerWithin } from '../waiting/race-attempt.js';
 import type { RenewalBatcher, RenewedLock } from './renewal.batcher.js';
 import type { LockLogger } from '../redis-lock-client.options.js';
+import { quietly, type HoldObservation } from '../lock-observer.js';
 
 /** What a handle needs from the client that created it. */
 export interface LockHandleOwner {
@@ -73,6 +74,11 @@ export class RedisLockHandle implements LockHandle, RenewedLock {
   private released = false;
   private lostError?: LockLostError;
   private expiryTimer?: NodeJS.Timeout;
+  /** Told of renewals and of the end of the hold, when an observer watches this lock. */
+  private hold?: HoldObservation;
+  private holdStarted = 0;
+  /** Why the lock was lost, in words without the key (an observer may redact keys). */
+  private lostWhy?: string;
 
   readonly key: string;
   readonly keys: readonly string[];
@@ -110,6 +116,25 @@ export class RedisLockHandle implements LockHandle, RenewedLock {
       this.armExpiry();
       this.scheduleRenewal();
     }
+  }
+
+  /**
+   * @internal Starts observing this hold (see `LockObserver`); one that already ended is ended
+   * for the observer at once.
+   */
+  observe(hold: HoldObservation): void {
+    this.hold = hold;
+    this.holdStarted = monotonicNow();
+    if (this.lostError || this.released) this.endHold(this.lostWhy);
+  }
+
+  /** Tells the observer, once, that the hold ended: lost when there is a reason, else released. */
+  private endHold(lostBecause?: string): void {
+    const hold = this.hold;
+    if (!hold) return;
+    this.hold = undefined;
+    const outcome = lostBecause === undefined ? 'released' : 'lost';
+    quietly(() => hold.ended(outcome, monotonicNow() - this.holdStarted, lostBecause));
   }
 
   /** The (first) lock key in Redis, with the prefix and hash tag. */
@@ -207,6 +232,7 @@ export class RedisLockHandle implements LockHandle, RenewedLock {
     this.leaseGiven = this.owner.store.lease(ttl);
     const previous = this.expiresAt;
     this.expiresAt = sentAt + this.leaseGiven;
+    if (this.hold) quietly(() => this.hold?.renewed());
     if (!this.autoRenew && !this.controller) return;
     // A later end needs no new timer: the armed one re-arms itself when it finds the lease longer,
     // which saves a timer per lock and renewal when thousands are held.
@@ -253,6 +279,7 @@ export class RedisLockHandle implements LockHandle, RenewedLock {
     // Without the expiry timer (no watchdog, no listener) a lapsed lease is noticed here.
     const lapsed = !this.lostError && monotonicNow() >= this.expiresAt;
     if (lapsed) this.owner.logger.warn(lockLostWarning(this.key, LOST_LEASE_EXPIRED));
+    if (this.hold) this.endHold(lapsed ? LOST_LEASE_EXPIRED : undefined);
     if (this.controller && !this.controller.signal.aborted) {
       this.controller.abort(releasedReason(this.key));
     }
@@ -303,8 +330,10 @@ export class RedisLockHandle implements LockHandle, RenewedLock {
   private markLost(why: string): LockLostError {
     if (this.lostError || this.released) return this.lostError ?? new LockLostError(this.key, why);
     this.lostError = new LockLostError(this.key, why);
+    this.lostWhy = why;
     this.stopTimers();
     this.owner.settled(this);
+    if (this.hold) this.endHold(why);
     this.owner.logger.warn(lockLostWarning(this.key, why));
     this.controller?.abort(this.lostError);
     return this.lostError;

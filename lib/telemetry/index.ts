@@ -1,0 +1,1 @@
+export type { RedisLockTelemetryOptions, TelemetryKeys } from './telemetry-options.interface.js';
