@@ -6,7 +6,7 @@ import { answerWithin } from '../waiting/race-attempt.js';
 import { isCluster, type RedisClient } from './redis-connection.js';
 
 /** Where the locks live: one Redis, one behind Sentinel, a Cluster, or Redlock masters. */
-export type LockTopology = 'standalone' | 'sentinel' | 'cluster' | 'redlock';
+export type LockTopology = 'standalone' | 'sentinel' | 'cluster' | 'redlock' | 'memory';
 
 /**
  * One node's answer to a `PING`.
