@@ -95,7 +95,7 @@ export function outcomeOf(err: unknown): AcquireOutcome {
  * observing the hold on the handle. Settles as `acquiring` does, with the same value or error.
  *
  * @example
- * return observeAcquire(observation, () => acquirer.acquire(target, opts));
+ * return observeAcquire(observation, () => acquisition.acquire(target, opts));
  */
 export async function observeAcquire(
   observation: AcquireObservation,

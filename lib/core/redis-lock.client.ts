@@ -15,8 +15,8 @@ import {
   timerDelayExpected,
 } from '../redis-lock.messages.js';
 import { checkDrainTimeout, heldAfterDrain } from './lease/lock-drain.js';
-import { LockAcquirer } from './waiting/lock.acquirer.js';
-import type { GrantOwner } from './waiting/lock-grants.js';
+import { LockAcquisition } from './waiting/lock-acquisition.js';
+import type { AttemptOwner } from './waiting/acquire-attempts.js';
 import {
   resolveClientDefaults,
   resolveLockOptions,
@@ -67,7 +67,7 @@ export interface LockScope {
 /**
  * The Nest-free core: takes, waits for, renews and releases locks on one Redis (also through
  * Sentinel), a Redis Cluster, or a Redlock quorum of masters. Scopes and reentrancy live here;
- * the acquiring and waiting in `LockAcquirer`, the Redis side in a `LockStore`. `LockService` is
+ * the acquiring and waiting in `LockAcquisition`, the Redis side in a `LockStore`. `LockService` is
  * a thin Nest wrapper around it; use it directly in scripts or other frameworks.
  *
  * @example
@@ -75,7 +75,7 @@ export interface LockScope {
  * await locks.run('report:daily', async (lock) => buildReport({ signal: lock.signal }));
  * await locks.close();
  */
-export class RedisLockClient implements GrantOwner {
+export class RedisLockClient implements AttemptOwner {
   /** The Redis (or Cluster) the locks live on; undefined with Redlock or an in-memory store. */
   readonly redis?: RedisClient;
   /** @internal where the locks live, for the handles. */
@@ -85,7 +85,7 @@ export class RedisLockClient implements GrantOwner {
   readonly logger: LockLogger;
   private readonly keyPrefix: string;
   private readonly defaults: ResolvedLockOptions;
-  private readonly acquirer: LockAcquirer;
+  private readonly acquisition: LockAcquisition;
   private readonly wakeUps?: WakeUpSource;
   private readonly observer?: LockObserver;
   /** Every connection the locks use: the one Redis or Cluster, or each Redlock master. */
@@ -94,7 +94,7 @@ export class RedisLockClient implements GrantOwner {
   /** Which scopes hold which locks: reentrant locks are released by the last scope to exit. */
   private readonly holds = new ScopeHolds();
   /** Called whenever a held lock is let go: a drain waits on them. */
-  private readonly settledListeners = new Set<() => void>();
+  private readonly endedListeners = new Set<() => void>();
   // One per client: two Nest apps in one process never join each other's locks.
   private readonly context = new AsyncLocalStorage<HeldInContext>();
 
@@ -152,7 +152,7 @@ export class RedisLockClient implements GrantOwner {
       if (options.pubSub !== false) this.wakeUps = new WakeUpHub(redis, this.logger);
     }
     this.renewals = new RenewalBatcher(this.store);
-    this.acquirer = new LockAcquirer(this, {
+    this.acquisition = new LockAcquisition(this, {
       store: this.store,
       redisStore,
       wakeUps: this.wakeUps,
@@ -333,8 +333,8 @@ export class RedisLockClient implements GrantOwner {
       () => this.held,
       timeout,
       (wake) => {
-        this.settledListeners.add(wake);
-        return () => this.settledListeners.delete(wake);
+        this.endedListeners.add(wake);
+        return () => this.endedListeners.delete(wake);
       },
     );
     return left.map((handle) => handle.key);
@@ -353,7 +353,7 @@ export class RedisLockClient implements GrantOwner {
   }
 
   private stopAcquiring(): void {
-    this.acquirer.close();
+    this.acquisition.close();
     this.wakeUps?.close();
   }
 
@@ -367,18 +367,18 @@ export class RedisLockClient implements GrantOwner {
   }
 
   /** @internal called by a handle once it is released or lost. */
-  settled(handle: RedisLockHandle): void {
+  ended(handle: RedisLockHandle): void {
     this.held.delete(handle);
-    this.acquirer.settled(handle);
-    for (const listener of this.settledListeners) listener();
+    this.acquisition.ended(handle);
+    for (const listener of this.endedListeners) listener();
   }
 
   /** @internal called by a handle being released: may pass the lock to a waiter instead. */
   passOn(handle: RedisLockHandle, leaseEnds: number): boolean {
-    return this.acquirer.passOn(handle, leaseEnds);
+    return this.acquisition.passOn(handle, leaseEnds);
   }
 
-  /** @internal called by the acquirer for every lock it grants. */
+  /** @internal called by the acquisition for every lock it grants. */
   track(handle: RedisLockHandle): void {
     this.held.add(handle);
   }
@@ -400,8 +400,8 @@ export class RedisLockClient implements GrantOwner {
       mode: opts.fair ? 'fair' : 'default',
       waitTimeout: opts.waitTimeout,
     });
-    if (!observation) return this.acquirer.acquire(target, opts);
-    return observeAcquire(observation, async () => this.acquirer.acquire(target, opts));
+    if (!observation) return this.acquisition.acquire(target, opts);
+    return observeAcquire(observation, async () => this.acquisition.acquire(target, opts));
   }
 }
 

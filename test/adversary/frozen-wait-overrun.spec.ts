@@ -1,6 +1,6 @@
 /**
  * Adversary probe: a fair waiter whose wait ends while Redis is frozen settles about 2 s
- * (ATTEMPT_TIMEOUT) past its waitTimeout: `LockAcquirer.obtainOnce` awaits LEAVE_QUEUE, bounded
+ * (ATTEMPT_TIMEOUT) past its waitTimeout: `LockAcquisition.obtainOnce` awaits LEAVE_QUEUE, bounded
  * only by ATTEMPT_TIMEOUT, before it rejects. A default-mode waiter settles on time (about
  * waitTimeout + FINAL_ATTEMPT_GRACE). The README promises each waiter "gives up at its
  * waitTimeout"; an HTTP handler with waitTimeout 300 answers after 2.3 s.

@@ -29,7 +29,7 @@ export interface LockHandleOwner {
   readonly renewals: RenewalBatcher;
   readonly logger: LockLogger;
   /** Called once when the handle is released or lost, so the client stops tracking it. */
-  settled(handle: RedisLockHandle): void;
+  ended(handle: RedisLockHandle): void;
   /**
    * Offered a lock that is being released, still held in Redis until `leaseEnds` (monotonic ms):
    * true when a waiter of this process took it over, so nothing is to be released in Redis.
@@ -144,7 +144,7 @@ export class RedisLockHandle implements LockHandle, RenewedLock {
 
   /** @internal How long Redis may take to answer a renewal or release (ms). */
   get answerTimeout(): number {
-    return Math.max(Math.min(this.ttl, ATTEMPT_TIMEOUT), this.owner.store.slowestAnswer);
+    return Math.max(Math.min(this.ttl, ATTEMPT_TIMEOUT), this.owner.store.maxAnswerTime);
   }
 
   /**
@@ -275,7 +275,7 @@ export class RedisLockHandle implements LockHandle, RenewedLock {
 
   private async releaseOnce(): Promise<boolean> {
     this.stopTimers();
-    this.owner.settled(this);
+    this.owner.ended(this);
     // Without the expiry timer (no watchdog, no listener) a lapsed lease is noticed here.
     const lapsed = !this.lostError && monotonicNow() >= this.expiresAt;
     if (lapsed) this.owner.logger.warn(lockLostWarning(this.key, LOST_LEASE_EXPIRED));
@@ -332,7 +332,7 @@ export class RedisLockHandle implements LockHandle, RenewedLock {
     this.lostError = new LockLostError(this.key, why);
     this.lostWhy = why;
     this.stopTimers();
-    this.owner.settled(this);
+    this.owner.ended(this);
     if (this.hold) this.endHold(why);
     this.owner.logger.warn(lockLostWarning(this.key, why));
     this.controller?.abort(this.lostError);

@@ -26,9 +26,9 @@ import { MemoryChannels, MemoryWakeUps } from './memory.wake-ups.js';
  */
 export class InMemoryLockStore implements LockStore {
   /** @internal one copy of every key: queues and wake-ups work as on one Redis. */
-  readonly coordinated = true;
+  readonly supportsQueues = true;
   /** @internal answers come at once. */
-  readonly slowestAnswer = 0;
+  readonly maxAnswerTime = 0;
   /** @internal its keys, which the library's own tests read as they read Redis. */
   readonly keys = new MemoryKeyspace();
   /** @internal its channels, likewise. */

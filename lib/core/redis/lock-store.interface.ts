@@ -15,12 +15,12 @@ export interface LockStore {
    * Fair queues and pub/sub wake-ups need every waiter to see one copy of a key: true on one
    * Redis or a Cluster, false on independent masters.
    */
-  readonly coordinated: boolean;
+  readonly supportsQueues: boolean;
   /**
    * The longest one call may take when every node answers in time (ms), e.g. two rounds of
    * per-node timeouts for Redlock; 0 when one Redis answers each call. Callers wait at least this.
    */
-  readonly slowestAnswer: number;
+  readonly maxAnswerTime: number;
   /** The lease a grant of `ttl` ms can be trusted for, counted from when the attempt was sent. */
   lease(ttl: number): number;
   /**

@@ -21,8 +21,8 @@ import {
  * const store = new RedisStore(new Redis());
  */
 export class RedisStore implements LockStore {
-  readonly coordinated = true;
-  readonly slowestAnswer = 0;
+  readonly supportsQueues = true;
+  readonly maxAnswerTime = 0;
   /** Sharded pub/sub (SPUBLISH) on a Cluster, classic elsewhere. */
   private readonly scripts: LockScriptSet;
   private readonly cluster: boolean;

@@ -46,10 +46,10 @@ type NodeResult<T> = { ok: true; value: T } | { ok: false; error: string };
  * const store = new RedlockStore({ clients: [a, b, c] });
  */
 export class RedlockStore implements LockStore {
-  readonly coordinated = false;
+  readonly supportsQueues = false;
   readonly quorum: number;
   /** A failed acquire runs two rounds (the attempt, then the undo), each up to nodeTimeout. */
-  readonly slowestAnswer: number;
+  readonly maxAnswerTime: number;
   private readonly clients: RedisClient[];
   private readonly driftFactor: number;
   private readonly nodeTimeout: number;
@@ -75,7 +75,7 @@ export class RedlockStore implements LockStore {
     this.driftFactor = driftFactor;
     this.nodeTimeout = nodeTimeout;
     this.quorum = Math.floor(clients.length / 2) + 1;
-    this.slowestAnswer = 2 * nodeTimeout + REDLOCK_ANSWER_MARGIN;
+    this.maxAnswerTime = 2 * nodeTimeout + REDLOCK_ANSWER_MARGIN;
   }
 
   lease(ttl: number): number {

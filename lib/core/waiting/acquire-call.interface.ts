@@ -2,7 +2,7 @@ import type { ResolvedLockOptions } from '../lock-options.resolver.js';
 import type { LockTarget } from '../keys/lock-target.js';
 
 /** One acquire call, across its attempts. */
-export interface Acquisition {
+export interface AcquireCall {
   readonly target: LockTarget;
   readonly opts: ResolvedLockOptions;
   /**

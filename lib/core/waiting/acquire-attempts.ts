@@ -5,15 +5,15 @@ import {
   LEASE_SHORTFALL,
 } from '../../redis-lock.constants.js';
 import { attemptTimeoutMessage, CLIENT_CLOSED } from '../../redis-lock.messages.js';
-import type { Acquisition, Busy } from './acquisition.interface.js';
-import type { LocalPasses, PassedLock } from './local-passes.js';
+import type { AcquireCall, Busy } from './acquire-call.interface.js';
+import type { InProcessHandOver, PassedLock } from './in-process-hand-over.js';
 import type { BusyKeyListener, LockStore } from '../redis/lock-store.interface.js';
 import { busyPttl } from '../redis/lock.scripts.js';
 import { monotonicNow } from '../lease/monotonic-clock.js';
 import { answerWithin, NoAnswerError, raceAttempt } from './race-attempt.js';
 import { RedisLockHandle, type LockHandleOwner } from '../lease/redis-lock.handle.js';
 
-/** A lock a waiter got without an attempt of its own, as `LockGrants.takeOver` takes it up. */
+/** A lock a waiter got without an attempt of its own, as `AcquireAttempts.takeOver` takes it up. */
 interface TakenLock {
   readonly token: string;
   readonly fencingToken: bigint;
@@ -30,7 +30,7 @@ interface TakenLock {
 /**
  * A lock passed on in this process turned out to be gone in Redis when its taker confirmed it
  * (the key expired with a failover or restart, or another owner has it): the taker must not run
- * on it, and waits for the lock again (`LockAcquirer` catches this).
+ * on it, and waits for the lock again (`LockAcquisition` catches this).
  */
 export class PassRefusedError extends Error {}
 
@@ -39,21 +39,21 @@ export class PassRefusedError extends Error {}
  * waiter's caller goes on with no promise of ours in between; a promise when a command must come
  * first. Rejects only when the client was closed.
  */
-export type Granted = RedisLockHandle | Promise<RedisLockHandle>;
+export type TakenOver = RedisLockHandle | Promise<RedisLockHandle>;
 
 /** What granting needs from the client it works for. */
-export interface GrantOwner extends LockHandleOwner {
+export interface AttemptOwner extends LockHandleOwner {
   /** Starts tracking a handle it granted (close releases it). */
   track(handle: RedisLockHandle): void;
   /** Releases a handle no scope holds yet, logging a failure. */
   discard(handle: RedisLockHandle): Promise<void>;
 }
 
-/** How grants reach Redis, fixed when the client is made. */
-export interface GrantSettings {
+/** How attempts reach Redis, fixed when the client is made. */
+export interface AttemptSettings {
   readonly store: LockStore;
   /** Default-mode locks are recorded there, so the process's waiters wait for them. */
-  readonly passes: LocalPasses;
+  readonly handOver: InProcessHandOver;
   readonly fairQueueTimeout: number;
   /** Times in a row a grant from Redis may be passed on in this process. */
   readonly maxLocalPasses: number;
@@ -64,20 +64,20 @@ export interface GrantSettings {
 /**
  * Where a waiter's handle comes from: its own acquire attempts, a hand-over in Redis, or a lock
  * passed on in this process. Owns the lease arithmetic, and the clean-up of attempts given up on
- * (a late grant is released, so no orphan key blocks others for a whole ttl). `LockAcquirer`
+ * (a late grant is released, so no orphan key blocks others for a whole ttl). `LockAcquisition`
  * decides when to try; this decides what a reply means.
  *
  * @example
- * const outcome = await grants.attempt(call); // a RedisLockHandle, a Busy reply, 'deadline' or 'aborted'
+ * const outcome = await attempts.attempt(call); // a RedisLockHandle, a Busy reply, 'deadline' or 'aborted'
  */
-export class LockGrants {
+export class AcquireAttempts {
   private closed = false;
   /** Monotonic time Redis last answered an attempt of this client (see `answeredSince`). */
   private lastAnswerAt = -Infinity;
 
   constructor(
-    private readonly owner: GrantOwner,
-    private readonly settings: GrantSettings,
+    private readonly owner: AttemptOwner,
+    private readonly settings: AttemptSettings,
   ) {}
 
   private get store(): LockStore {
@@ -99,7 +99,7 @@ export class LockGrants {
    * lease ran out is not a lock. An attempt given up on (deadline, abort, no answer) releases
    * what it may still be granted, so no orphan key blocks others for a whole ttl.
    */
-  async attempt(call: Acquisition): Promise<RedisLockHandle | Busy | 'deadline' | 'aborted'> {
+  async attempt(call: AcquireCall): Promise<RedisLockHandle | Busy | 'deadline' | 'aborted'> {
     const { target, opts, token } = call;
     if (this.closed) throw new LockUnavailableError(target.name, CLIENT_CLOSED);
     const sentAt = monotonicNow();
@@ -107,7 +107,7 @@ export class LockGrants {
     // key it took and gave back, on a Cluster, nor of a key it does not wait for).
     let busyLock: string | undefined;
     const reply = this.runAcquireScript(call, (lock) => (busyLock = lock));
-    const answerTimeout = Math.max(Math.min(opts.ttl, ATTEMPT_TIMEOUT), this.store.slowestAnswer);
+    const answerTimeout = Math.max(Math.min(opts.ttl, ATTEMPT_TIMEOUT), this.store.maxAnswerTime);
     // An attempt sent right at the deadline still gets a moment to be answered.
     const deadlineIn =
       opts.waitTimeout > 0 ? Math.max(0, call.deadline - sentAt) + FINAL_ATTEMPT_GRACE : undefined;
@@ -167,7 +167,7 @@ export class LockGrants {
   }
 
   /** An attempt given up on may still be granted: release it then, so it blocks nobody. */
-  private releaseIfGrantedLate(call: Acquisition, reply: Promise<number>): void {
+  private releaseIfGrantedLate(call: AcquireCall, reply: Promise<number>): void {
     reply
       .then(async (fence) => {
         if (fence > 0) await this.releaseOrphan(call);
@@ -175,7 +175,7 @@ export class LockGrants {
       .catch(() => undefined);
   }
 
-  private runAcquireScript(call: Acquisition, onBusy: BusyKeyListener) {
+  private runAcquireScript(call: AcquireCall, onBusy: BusyKeyListener) {
     const { target, opts, token, deadline, started, queued } = call;
     // The default mode's first attempt may take a free lock whoever waits (barging).
     if (!opts.fair && !queued)
@@ -195,12 +195,12 @@ export class LockGrants {
    * A waiter queued in Redis that gives up (or was passed the lock in this process) leaves the
    * queues at once, rather than after its spot timeout.
    */
-  async leaveQueue({ target, token }: Acquisition, within = ATTEMPT_TIMEOUT): Promise<void> {
+  async leaveQueue({ target, token }: AcquireCall, within = ATTEMPT_TIMEOUT): Promise<void> {
     await answerWithin(this.store.leaveQueue(target, token), within).catch(() => undefined);
   }
 
   /** Releases what an attempt given up on may have been granted. */
-  private async releaseOrphan({ target, token }: Acquisition) {
+  private async releaseOrphan({ target, token }: AcquireCall) {
     await this.store.release(target, token).catch(() => undefined);
   }
 
@@ -211,7 +211,7 @@ export class LockGrants {
    * is held. `attempt`: this waiter's own attempt, still in flight (dropped) or with what it
    * brought back.
    */
-  takePassed(call: Acquisition, passed: PassedLock, attempt?: unknown): Granted {
+  takePassed(call: AcquireCall, passed: PassedLock, attempt?: unknown): TakenOver {
     const passedTo = call.queued ? [...passed.passedTo, call.token] : passed.passedTo;
     call.queued = false;
     if (attempt instanceof Promise) this.dropAttempt(attempt);
@@ -245,7 +245,7 @@ export class LockGrants {
    * lock is gone in Redis (PassRefusedError), and the caller must not run on it. Otherwise while
    * the caller already works, since the lease it has is sound.
    */
-  private takeOver(call: Acquisition, lock: TakenLock): Granted {
+  private takeOver(call: AcquireCall, lock: TakenLock): TakenOver {
     const { target, opts } = call;
     const { since, lease, leaseGiven = lease } = lock;
     const handle = new RedisLockHandle(
@@ -276,7 +276,7 @@ export class LockGrants {
       );
       // Awaited no longer than the wait's deadline (and the lease): a frozen Redis must not hold
       // the caller past it. Unanswered by then, the lock goes on with the lease it has (the
-      // acquirer looks at it last); a refusal that comes later shows as a loss, through `signal`.
+      // `LockAcquisition` looks at it last); a refusal that comes later shows as a loss, through `signal`.
       const left = Math.max(0, call.deadline - monotonicNow()) + FINAL_ATTEMPT_GRACE;
       return answerWithin(confirmed, Math.min(leaseLeft, left)).catch((err: unknown) => {
         if (err instanceof NoAnswerError) return handle;
@@ -297,7 +297,7 @@ export class LockGrants {
   /** Every lock granted goes through here. */
   private holding(handle: RedisLockHandle, fair: boolean): RedisLockHandle {
     this.owner.track(handle);
-    if (!fair) this.settings.passes.granted(handle);
+    if (!fair) this.settings.handOver.recordHolder(handle);
     return handle;
   }
 }

@@ -17,8 +17,8 @@ export interface PassedLock {
   readonly passedTo: readonly string[];
 }
 
-/** What a waiter tells `LocalPasses` about itself. */
-export interface PassCandidate {
+/** What a waiter tells `InProcessHandOver` about itself. */
+export interface PassWaiter {
   /** Monotonic time the waiter gives up. */
   readonly deadline: number;
   readonly signal?: AbortSignal;
@@ -26,21 +26,21 @@ export interface PassCandidate {
   readonly wake: Wake;
 }
 
-/** A waiter's standing with `LocalPasses`, from `candidate()`. */
-export interface Candidacy {
+/** A waiter's standing with `InProcessHandOver`, from `registerFirstWaiter()`. */
+export interface PassTicket {
   /** The lock passed to this waiter, once one was. */
   readonly lock: PassedLock | undefined;
   /** Resolves when a lock is passed to this waiter; for racing a command in flight. */
   readonly passed: Promise<'passed'>;
-  /** Stops being offered locks (safe to repeat). */
-  withdraw(): void;
+  /** Stops being passed locks (safe to repeat). */
+  cancel(): void;
 }
 
 /** A waiter as a release sees it: `take` hands it the lock. */
-type Candidate = PassCandidate & { take(lock: PassedLock): void };
+type RegisteredWaiter = PassWaiter & { take(lock: PassedLock): void };
 
 /** A lock released while a waiter of this process waited for it, until someone takes it. */
-interface Vacancy {
+interface UnclaimedLock {
   readonly lock: PassedLock;
   readonly target: LockTarget;
 }
@@ -59,41 +59,41 @@ interface Vacancy {
  *
  * Fair mode keeps strict arrival order, so only one pass is possible there: to the waiter that
  * is next in the queue in Redis, known when a waiter of this process stood right behind the
- * place the releasing lock came through (`inLine`). It is passed at once, nobody may go first.
+ * place the releasing lock came through (`registerNextInQueue`). It is passed at once, nobody may go first.
  *
  * The numbers after a grant's fencing token are left free for these passes (`FENCE_STRIDE`).
  *
  * @example
- * const passes = new LocalPasses((target, lock) => store.release(target, lock.token, lock.passedTo));
- * const candidacy = passes.candidate(target.id, { deadline, signal, wake });
- * try { ...wait... if (candidacy.lock) return takeOver(candidacy.lock); } finally { candidacy.withdraw(); }
+ * const handOver = new InProcessHandOver((target, lock) => store.release(target, lock.token, lock.passedTo));
+ * const ticket = handOver.registerFirstWaiter(target.id, { deadline, signal, wake });
+ * try { ...wait... if (ticket.lock) return takeOver(ticket.lock); } finally { ticket.cancel(); }
  */
-export class LocalPasses {
+export class InProcessHandOver {
   /** The first waiter of each local queue, by key set: the one a release passes to. */
-  private readonly candidates = new Map<string, Candidate>();
+  private readonly firstWaiters = new Map<string, RegisteredWaiter>();
   /**
    * Fair waiters of this process, by key set and the queue place (token) just ahead of theirs:
    * a lock on other keys coming through that place is not theirs to take.
    */
-  private readonly behind = new Map<string, Candidate>();
+  private readonly nextInQueue = new Map<string, RegisteredWaiter>();
   /** Default-mode locks this process holds, by key set: its waiters wait for them to be let go. */
   private readonly holders = new Map<string, RedisLockHandle>();
   /** Locks released to this process's callers, until the end of the event loop's turn. */
-  private readonly vacancies = new Map<string, Vacancy>();
+  private readonly unclaimed = new Map<string, UnclaimedLock>();
   private closed = false;
 
   /** @param release Releases a lock in Redis that nobody here took after all. */
   constructor(private readonly release: (target: LockTarget, lock: PassedLock) => void) {}
 
-  /** Passes nothing from now on: every release goes to Redis, and so do the vacant locks. */
+  /** Passes nothing from now on: every release goes to Redis, and so do the unclaimed locks. */
   close(): void {
     this.closed = true;
-    for (const { lock, target } of this.vacancies.values()) this.release(target, lock);
-    this.vacancies.clear();
+    for (const { lock, target } of this.unclaimed.values()) this.release(target, lock);
+    this.unclaimed.clear();
   }
 
   /** Records a granted default-mode lock: the first waiter waits for it to be let go. */
-  granted(handle: RedisLockHandle): void {
+  recordHolder(handle: RedisLockHandle): void {
     this.holders.set(handle.target.id, handle);
   }
 
@@ -105,25 +105,25 @@ export class LocalPasses {
    * lease ran out (a holder without a watchdog that never let go): the waiter then contends in
    * Redis, where the key has expired.
    */
-  passWithin(id: string): number | undefined {
+  holderLeaseLeft(id: string): number | undefined {
     if (this.closed) return undefined;
-    const vacancy = this.vacancies.get(id);
-    if (vacancy) return vacancy.lock.leaseEnds - monotonicNow();
+    const unclaimed = this.unclaimed.get(id);
+    if (unclaimed) return unclaimed.lock.leaseEnds - monotonicNow();
     const holder = this.holders.get(id);
     return holder?.isHeld() ? holder.leaseLeft() : undefined;
   }
 
   /** A lock on these keys released in this turn of the event loop, for a caller now asking. */
-  claim(id: string): PassedLock | undefined {
-    const vacancy = this.vacancies.get(id);
-    if (!vacancy || this.closed) return undefined;
-    this.vacancies.delete(id);
-    return vacancy.lock;
+  takeJustReleased(id: string): PassedLock | undefined {
+    const unclaimed = this.unclaimed.get(id);
+    if (!unclaimed || this.closed) return undefined;
+    this.unclaimed.delete(id);
+    return unclaimed.lock;
   }
 
   /** Makes a waiter the one a release of these keys passes to. */
-  candidate(id: string, waiter: PassCandidate): Candidacy {
-    return enrol(this.candidates, id, waiter);
+  registerFirstWaiter(id: string, waiter: PassWaiter): PassTicket {
+    return register(this.firstWaiters, id, waiter);
   }
 
   /**
@@ -131,77 +131,81 @@ export class LocalPasses {
    * place `ahead` (the waiter just ahead of it, or the holder when it is first in the queue),
    * since its turn is next then.
    */
-  inLine(id: string, ahead: string, waiter: PassCandidate): Candidacy {
-    return enrol(this.behind, `${id}\n${ahead}`, waiter);
+  registerNextInQueue(id: string, ahead: string, waiter: PassWaiter): PassTicket {
+    return register(this.nextInQueue, `${id}\n${ahead}`, waiter);
   }
 
   /**
-   * Offered a lock being released, whose lease in Redis ends at `leaseEnds`: passes it to the
-   * keys' candidate if there is one that still wants it, and enough lease is left to be worth it.
+   * Called with a lock being released, whose lease in Redis ends at `leaseEnds`: passes it to the
+   * keys' first waiter if there is one that still wants it, and enough lease is left to be worth it.
    * @returns true when passed (nothing is to be released in Redis).
    */
-  offer(handle: RedisLockHandle, leaseEnds: number): boolean {
+  passOnRelease(handle: RedisLockHandle, leaseEnds: number): boolean {
     if (this.closed || handle.passesLeft <= 0) return false;
     if (handle.queueToken !== undefined)
       return this.passInOrder(handle, handle.queueToken, leaseEnds);
     const id = handle.target.id;
-    const next = this.candidates.get(id);
+    const next = this.firstWaiters.get(id);
     if (!next || !wants(next, leaseEnds)) return false;
-    const vacancy: Vacancy = { target: handle.target, lock: passed(handle, leaseEnds) };
+    const unclaimed: UnclaimedLock = { target: handle.target, lock: passed(handle, leaseEnds) };
     // Callers asking before the next turn of the event loop take it first (see the class).
-    this.vacancies.set(id, vacancy);
-    setImmediate(() => this.fill(id, vacancy));
+    this.unclaimed.set(id, unclaimed);
+    setImmediate(() => this.giveToFirstWaiter(id, unclaimed));
     return true;
   }
 
   /** Fair mode: to the waiter right behind the place this lock came through, if it is ours. */
   private passInOrder(handle: RedisLockHandle, place: string, leaseEnds: number): boolean {
     const key = `${handle.target.id}\n${place}`;
-    const next = this.behind.get(key);
+    const next = this.nextInQueue.get(key);
     if (!next || !wants(next, leaseEnds)) return false;
-    this.behind.delete(key);
+    this.nextInQueue.delete(key);
     next.take(passed(handle, leaseEnds));
     return true;
   }
 
-  /** Gives a vacant lock nobody claimed to the first waiter, or back to Redis if it left. */
-  private fill(id: string, vacancy: Vacancy): void {
-    if (this.vacancies.get(id) !== vacancy) return;
-    this.vacancies.delete(id);
-    const next = this.candidates.get(id);
-    if (next && wants(next, vacancy.lock.leaseEnds)) {
-      // One pass per candidate: it stops being one as it takes the lock.
-      this.candidates.delete(id);
-      next.take(vacancy.lock);
+  /** Gives an unclaimed lock nobody took to the first waiter, or back to Redis if it left. */
+  private giveToFirstWaiter(id: string, unclaimed: UnclaimedLock): void {
+    if (this.unclaimed.get(id) !== unclaimed) return;
+    this.unclaimed.delete(id);
+    const next = this.firstWaiters.get(id);
+    if (next && wants(next, unclaimed.lock.leaseEnds)) {
+      // One pass per first waiter: it stops being one as it takes the lock.
+      this.firstWaiters.delete(id);
+      next.take(unclaimed.lock);
     } else {
-      this.release(vacancy.target, vacancy.lock);
+      this.release(unclaimed.target, unclaimed.lock);
     }
   }
 
   /**
-   * A handle was released or lost (called before `offer`). The candidate waiting for it to be
+   * A handle was released or lost (called before `passOnRelease`). The first waiter waiting for it to be
    * passed on looks again: it takes the pass if one comes, else it contends in Redis.
    */
-  settled(handle: RedisLockHandle): void {
+  holderEnded(handle: RedisLockHandle): void {
     const id = handle.target.id;
     if (this.holders.get(id) !== handle) return;
     this.holders.delete(id);
-    this.candidates.get(id)?.wake.ring();
+    this.firstWaiters.get(id)?.wake.ring();
   }
 }
 
 /** Whether a waiter still wants a lock whose lease ends then, and it is worth passing. */
-function wants(waiter: PassCandidate, leaseEnds: number): boolean {
+function wants(waiter: PassWaiter, leaseEnds: number): boolean {
   const now = monotonicNow();
   return !waiter.signal?.aborted && now < waiter.deadline && leaseEnds - now >= MIN_PASSED_LEASE;
 }
 
-/** Enrols a waiter in `registry` under `key`; the candidacy learns of the lock it is passed. */
-function enrol(registry: Map<string, Candidate>, key: string, waiter: PassCandidate): Candidacy {
+/** Registers a waiter in `registry` under `key`; the ticket learns of the lock it is passed. */
+function register(
+  registry: Map<string, RegisteredWaiter>,
+  key: string,
+  waiter: PassWaiter,
+): PassTicket {
   let lock: PassedLock | undefined;
   let resolve!: (value: 'passed') => void;
   const passed = new Promise<'passed'>((r) => (resolve = r));
-  const entry: Candidate = {
+  const entry: RegisteredWaiter = {
     ...waiter,
     take: (given) => {
       lock = given;
@@ -215,7 +219,7 @@ function enrol(registry: Map<string, Candidate>, key: string, waiter: PassCandid
       return lock;
     },
     passed,
-    withdraw: () => {
+    cancel: () => {
       if (registry.get(key) === entry) registry.delete(key);
     },
   };

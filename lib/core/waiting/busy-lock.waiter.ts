@@ -1,9 +1,9 @@
 import { LockNotAcquiredError, LockUnavailableError } from '../../errors/lock.errors.js';
 import { NO_ANSWER_DURING_WAIT } from '../../redis-lock.messages.js';
 import { ATTEMPT_TIMEOUT, QUEUE_REFRESHES_PER_TIMEOUT } from '../../redis-lock.constants.js';
-import type { LocalPasses, Candidacy } from './local-passes.js';
-import type { Acquisition, Busy } from './acquisition.interface.js';
-import type { LockGrants } from './lock-grants.js';
+import type { InProcessHandOver, PassTicket } from './in-process-hand-over.js';
+import type { AcquireCall, Busy } from './acquire-call.interface.js';
+import type { AcquireAttempts } from './acquire-attempts.js';
 import { waiterChannel } from '../keys/lock-token.js';
 import { LocalQueue, Wake } from './lock-wait.js';
 import { monotonicNow } from '../lease/monotonic-clock.js';
@@ -12,9 +12,9 @@ import type { RedisStore } from '../redis/redis.store.js';
 import type { WakeUpSource } from './wake-up-source.interface.js';
 
 /** What a waiter needs, fixed when the lock client is made. */
-export interface ContenderSettings {
-  readonly grants: LockGrants;
-  readonly passes: LocalPasses;
+export interface WaiterSettings {
+  readonly attempts: AcquireAttempts;
+  readonly handOver: InProcessHandOver;
   /** The single Redis or Cluster store, when that is where locks live (queues). */
   readonly redisStore?: RedisStore;
   /** Release wake-ups (pub/sub, or in memory); none when off or with Redlock. */
@@ -25,30 +25,30 @@ export interface ContenderSettings {
 /**
  * Everything a waiter does once the lock is busy, until it holds the lock or gives up: the local
  * queue of its process, the subscription to releases, the queue in Redis, hand-overs, passes
- * inside the process and the fallbacks. `LockAcquirer` makes the first attempt, or skips it when
+ * inside the process and the fallbacks. `LockAcquisition` makes the first attempt, or skips it when
  * others of the process wait for the keys already, and hands the waiter over to this.
  *
  * @example
- * const handle = await contender.waitInLine(call); // call: an Acquisition whose attempt was refused
+ * const handle = await waiter.waitForRelease(call); // call: an AcquireCall whose attempt was refused
  */
-export class LockContender {
+export class BusyLockWaiter {
   /** Waiters of this process by key set (not fair mode): only the first contends in Redis. */
   private readonly localQueues = new Map<string, LocalQueue>();
   /** How many fair waiters of this process contend for each key set. */
   private readonly fairWaiters = new Map<string, number>();
   /** Every waiter's doorbell, rung on close so no one sleeps through it. */
   private readonly waiting = new Set<Wake>();
-  private readonly grants: LockGrants;
-  private readonly passes: LocalPasses;
+  private readonly attempts: AcquireAttempts;
+  private readonly handOver: InProcessHandOver;
   private readonly redisStore?: RedisStore;
   private readonly wakeUps?: WakeUpSource;
   private readonly fairQueueTimeout: number;
   private closed = false;
 
-  constructor(settings: ContenderSettings) {
+  constructor(settings: WaiterSettings) {
     ({
-      grants: this.grants,
-      passes: this.passes,
+      attempts: this.attempts,
+      handOver: this.handOver,
       redisStore: this.redisStore,
       wakeUps: this.wakeUps,
       fairQueueTimeout: this.fairQueueTimeout,
@@ -74,12 +74,12 @@ export class LockContender {
    * earlier waiters on the same keys first. Not async itself: a grant reaches the caller with
    * no promise of ours in between.
    */
-  waitInLine(call: Acquisition): Promise<RedisLockHandle> {
+  waitForRelease(call: AcquireCall): Promise<RedisLockHandle> {
     return call.opts.fair ? this.contend(call) : this.waitInLocalQueue(call);
   }
 
   /** Default mode: waits for this process's earlier waiters on the same keys, then contends. */
-  private async waitInLocalQueue(call: Acquisition): Promise<RedisLockHandle> {
+  private async waitInLocalQueue(call: AcquireCall): Promise<RedisLockHandle> {
     const { target, opts } = call;
     let queue = this.localQueues.get(target.id);
     if (!queue) {
@@ -94,7 +94,7 @@ export class LockContender {
       void place.turn.then(() => wake.ring());
       const outcome = await this.sleep(wake, call.deadline - monotonicNow(), opts.signal);
       if (outcome === 'aborted') throw notAcquired(call, true);
-      if (outcome !== 'woken') throw waitTimedOut(call, this.grants);
+      if (outcome !== 'woken') throw waitTimedOut(call, this.attempts);
       // First of its process: it takes the process's place in the queue in Redis, so a release
       // hands the lock to the processes in turn rather than to whichever reacts fastest (the
       // releasing one, which is awake, would win nearly every time). A lock whose keys span
@@ -111,9 +111,9 @@ export class LockContender {
    * Subscribes first, then tries, then sleeps until a release wakes it (or the lease it saw would
    * have run out, or the deadline): a release between a failed attempt and the subscription is
    * never missed, because the attempt after subscribing sees it. `queue`: whether to wait in the
-   * key's queue in Redis (see `Acquisition.queued`).
+   * key's queue in Redis (see `AcquireCall.queued`).
    */
-  private async contend(call: Acquisition, queue = call.queued): Promise<RedisLockHandle> {
+  private async contend(call: AcquireCall, queue = call.queued): Promise<RedisLockHandle> {
     const { opts, target } = call;
     const wake = new Wake();
     // A release in this process may pass the lock straight to this waiter: in default mode as the
@@ -121,25 +121,25 @@ export class LockContender {
     // place in the queue. It is taken at once, not after a subscription or attempt in flight:
     // their replies may sit behind the releaser's work on this event loop, and need a round trip.
     const waiter = { deadline: call.deadline, signal: opts.signal, wake };
-    let candidacy = opts.fair ? undefined : this.passes.candidate(target.id, waiter);
-    let inLineBehind: string | undefined;
-    const enrolInLine = () => {
-      if (!opts.fair || call.ahead === inLineBehind) return;
-      candidacy?.withdraw();
-      inLineBehind = call.ahead;
-      candidacy =
-        inLineBehind === undefined
+    let ticket = opts.fair ? undefined : this.handOver.registerFirstWaiter(target.id, waiter);
+    let nextBehind: string | undefined;
+    const registerBehindAhead = () => {
+      if (!opts.fair || call.ahead === nextBehind) return;
+      ticket?.cancel();
+      nextBehind = call.ahead;
+      ticket =
+        nextBehind === undefined
           ? undefined
-          : this.passes.inLine(target.id, inLineBehind, waiter);
+          : this.handOver.registerNextInQueue(target.id, nextBehind, waiter);
     };
     const orPassed = <T>(pending: Promise<T>) =>
-      candidacy ? Promise.race([pending, candidacy.passed]) : pending;
+      ticket ? Promise.race([pending, ticket.passed]) : pending;
     let stopListening: (() => void) | undefined;
     if (opts.fair) this.count(this.fairWaiters, target.id, +1);
     try {
-      enrolInLine();
-      if (!opts.fair && candidacy && this.passes.passWithin(target.id) !== undefined) {
-        const passed = await this.awaitPass(call, candidacy, wake);
+      registerBehindAhead();
+      if (!opts.fair && ticket && this.handOver.holderLeaseLeft(target.id) !== undefined) {
+        const passed = await this.awaitPass(call, ticket, wake);
         if (passed) return passed;
       }
       call.queued = queue;
@@ -153,7 +153,7 @@ export class LockContender {
       const listened = await orPassed(listening);
       if (listened === 'passed') {
         void listening.then((stop) => stop?.());
-        return this.grants.takePassed(call, candidacy!.lock!);
+        return this.attempts.takePassed(call, ticket!.lock!);
       }
       stopListening = listened;
       // Without wake-ups a default-mode waiter polls instead of queueing (it would not hear a
@@ -161,38 +161,38 @@ export class LockContender {
       if (!stopListening && !opts.fair) call.queued = false;
       for (let attempt = 1; ; attempt++) {
         wake.reset();
-        const reply = this.grants.attempt(call);
+        const reply = this.attempts.attempt(call);
         const outcome = await orPassed(reply);
-        if (candidacy?.lock) {
-          return this.grants.takePassed(
+        if (ticket?.lock) {
+          return this.attempts.takePassed(
             call,
-            candidacy.lock,
+            ticket.lock,
             outcome === 'passed' ? reply : outcome,
           );
         }
         if (outcome instanceof RedisLockHandle) return outcome;
         // ('passed' always comes with a lock, taken above.)
         if (outcome === 'aborted' || outcome === 'passed') throw notAcquired(call, true);
-        enrolInLine();
+        registerBehindAhead();
         const remaining = call.deadline - monotonicNow();
-        if (outcome === 'deadline' || remaining <= 0) throw waitTimedOut(call, this.grants);
+        if (outcome === 'deadline' || remaining <= 0) throw waitTimedOut(call, this.attempts);
         const pause = stopListening
           ? this.recheckAfter(outcome, call, attempt)
           : opts.retry(attempt);
-        if (pause === null || !Number.isFinite(pause)) throw waitTimedOut(call, this.grants);
+        if (pause === null || !Number.isFinite(pause)) throw waitTimedOut(call, this.attempts);
         const sleepFor = Math.min(Math.max(0, pause), remaining);
         const woke = await this.sleep(wake, sleepFor, opts.signal, outcome.lock);
         // Passed before the abort was seen: granted while still wanted, like a late reply.
-        if (candidacy?.lock) return this.grants.takePassed(call, candidacy.lock);
+        if (ticket?.lock) return this.attempts.takePassed(call, ticket.lock);
         if (woke === 'aborted') throw notAcquired(call, true);
       }
     } catch (err) {
       // An attempt failed (Redis unreachable, say) after a lock was passed: that lock needs none.
-      if (candidacy?.lock) return this.grants.takePassed(call, candidacy.lock);
+      if (ticket?.lock) return this.attempts.takePassed(call, ticket.lock);
       throw err;
     } finally {
       if (opts.fair) this.count(this.fairWaiters, target.id, -1);
-      candidacy?.withdraw();
+      ticket?.cancel();
       stopListening?.();
     }
   }
@@ -209,22 +209,22 @@ export class LockContender {
    * `undefined` when the holder let go of it otherwise (the waiter then contends in Redis).
    */
   private async awaitPass(
-    call: Acquisition,
-    candidacy: Candidacy,
+    call: AcquireCall,
+    ticket: PassTicket,
     wake: Wake,
   ): Promise<RedisLockHandle | undefined> {
     // A holder in this process: the lock is busy, whether Redis answers or not.
     call.answered = true;
     for (;;) {
-      const leaseLeft = this.passes.passWithin(call.target.id);
+      const leaseLeft = this.handOver.holderLeaseLeft(call.target.id);
       if (leaseLeft === undefined) return undefined;
       call.leaseSeen = { ms: leaseLeft, at: monotonicNow() };
       const remaining = call.deadline - monotonicNow();
       // Looks again when the holder's lease would run out: a holder may never let go.
       const woke = await this.sleep(wake, Math.min(remaining, leaseLeft + 1), call.opts.signal);
-      if (candidacy.lock) return this.grants.takePassed(call, candidacy.lock);
+      if (ticket.lock) return this.attempts.takePassed(call, ticket.lock);
       if (woke === 'aborted') throw notAcquired(call, true);
-      if (woke === 'timer' && remaining <= leaseLeft + 1) throw waitTimedOut(call, this.grants);
+      if (woke === 'timer' && remaining <= leaseLeft + 1) throw waitTimedOut(call, this.attempts);
       wake.reset();
     }
   }
@@ -234,7 +234,7 @@ export class LockContender {
    * `listener` gets each message with the lock key whose channel it came on.
    */
   private async listen(
-    call: Acquisition,
+    call: AcquireCall,
     listener: (message: string | null, lock?: string) => void,
   ): Promise<(() => void) | undefined> {
     if (!this.wakeUps) return undefined;
@@ -257,7 +257,7 @@ export class LockContender {
    * reconnect) and a crashed holder sends none, so look again when the lease seen would have run
    * out; in fair mode also often enough to keep our place in the queues.
    */
-  private recheckAfter(busy: Busy, call: Acquisition, attempt: number): number | null {
+  private recheckAfter(busy: Busy, call: AcquireCall, attempt: number): number | null {
     const leaseLeft = busy.pttl >= 0 ? busy.pttl + 1 : busy.pttl === -2 ? Infinity : null;
     if (!call.queued) return leaseLeft ?? call.opts.retry(attempt);
     return Math.min(leaseLeft ?? Infinity, this.fairQueueTimeout / QUEUE_REFRESHES_PER_TIMEOUT);
@@ -275,7 +275,7 @@ export class LockContender {
 
 /** The error of a wait that ended without the lock (its deadline passed, or it was aborted). */
 export function notAcquired(
-  { target, opts, started, leaseSeen }: Acquisition,
+  { target, opts, started, leaseSeen }: AcquireCall,
   aborted: boolean,
 ): LockNotAcquiredError {
   const now = monotonicNow();
@@ -290,9 +290,9 @@ export function notAcquired(
  * which covers waiters queued behind another waiter of this process): then Redis is unavailable.
  */
 export function waitTimedOut(
-  call: Acquisition,
-  grants: LockGrants,
+  call: AcquireCall,
+  attempts: AcquireAttempts,
 ): LockNotAcquiredError | LockUnavailableError {
-  if (call.answered || grants.answeredSince(call.started)) return notAcquired(call, false);
+  if (call.answered || attempts.answeredSince(call.started)) return notAcquired(call, false);
   return new LockUnavailableError(call.target.name, NO_ANSWER_DURING_WAIT);
 }

@@ -10,19 +10,19 @@ import { monotonicNow } from '../lease/monotonic-clock.js';
 import type { ResolvedLockOptions } from '../lock-options.resolver.js';
 import type { LockStore } from '../redis/lock-store.interface.js';
 import type { LockTarget } from '../keys/lock-target.js';
-import { LocalPasses } from './local-passes.js';
-import { LockContender, notAcquired, waitTimedOut } from './lock.contender.js';
+import { InProcessHandOver } from './in-process-hand-over.js';
+import { BusyLockWaiter, notAcquired, waitTimedOut } from './busy-lock.waiter.js';
 import { newClientId, newLockToken } from '../keys/lock-token.js';
 import { answerWithin } from './race-attempt.js';
 import type { LockLogger, ReplicaWait } from '../redis-lock-client.options.js';
 import { RedisLockHandle } from '../lease/redis-lock.handle.js';
 import type { RedisStore } from '../redis/redis.store.js';
 import type { WakeUpSource } from './wake-up-source.interface.js';
-import type { Acquisition } from './acquisition.interface.js';
-import { LockGrants, PassRefusedError, type GrantOwner } from './lock-grants.js';
+import type { AcquireCall } from './acquire-call.interface.js';
+import { AcquireAttempts, PassRefusedError, type AttemptOwner } from './acquire-attempts.js';
 
-/** How the acquirer reaches Redis and waits, fixed when the client is made. */
-export interface AcquirerSettings {
+/** How the acquisition reaches Redis and waits, fixed when the client is made. */
+export interface AcquisitionSettings {
   readonly store: LockStore;
   /** The single Redis or Cluster store, when that is where locks live (queues, WAIT). */
   readonly redisStore?: RedisStore;
@@ -37,19 +37,19 @@ export interface AcquirerSettings {
 
 /**
  * Takes locks for a `RedisLockClient`: the first attempt (or a lock just released to a caller of
- * this process), then, while the lock is busy, `LockContender`'s waiting; and the checks around
+ * this process), then, while the lock is busy, `BusyLockWaiter`'s waiting; and the checks around
  * them (fair mode's single slot, replicas acknowledging a grant).
  *
  * @example
- * const handle = await acquirer.acquire(lockTarget('lock:', 'order:1'), resolvedOptions);
+ * const handle = await acquisition.acquire(lockTarget('lock:', 'order:1'), resolvedOptions);
  */
-export class LockAcquirer {
+export class LockAcquisition {
   /** Default mode: releases pass locks straight to the first of those waiters. */
-  private readonly passes: LocalPasses;
+  private readonly handOver: InProcessHandOver;
   /** Attempts, hand-overs and passes turned into handles. */
-  private readonly grants: LockGrants;
+  private readonly attempts: AcquireAttempts;
   /** Everything a waiter does once its first attempt found the lock busy. */
-  private readonly contender: LockContender;
+  private readonly waiter: BusyLockWaiter;
   /** Starts every token of this client: a queued waiter is told its turn on its client's channel. */
   private readonly clientId = newClientId();
   private readonly store: LockStore;
@@ -59,8 +59,8 @@ export class LockAcquirer {
   private fairUnavailableWarned = false;
 
   constructor(
-    private readonly owner: GrantOwner,
-    settings: AcquirerSettings,
+    private readonly owner: AttemptOwner,
+    settings: AcquisitionSettings,
   ) {
     const { wakeUps, fairQueueTimeout } = settings;
     ({
@@ -69,19 +69,19 @@ export class LockAcquirer {
       waitForReplicas: this.waitForReplicas,
       logger: this.logger,
     } = settings);
-    this.passes = new LocalPasses((target, lock) => {
+    this.handOver = new InProcessHandOver((target, lock) => {
       this.store.release(target, lock.token, lock.passedTo).catch(() => undefined);
     });
-    this.grants = new LockGrants(owner, {
+    this.attempts = new AcquireAttempts(owner, {
       store: this.store,
-      passes: this.passes,
+      handOver: this.handOver,
       fairQueueTimeout,
       maxLocalPasses: settings.maxLocalPasses,
       waitsForReplicas: !!this.waitForReplicas,
     });
-    this.contender = new LockContender({
-      grants: this.grants,
-      passes: this.passes,
+    this.waiter = new BusyLockWaiter({
+      attempts: this.attempts,
+      handOver: this.handOver,
       redisStore: this.redisStore,
       wakeUps,
       fairQueueTimeout,
@@ -90,19 +90,19 @@ export class LockAcquirer {
 
   /** Ends every wait (each fails as the client is closed) and takes no new locks. */
   close(): void {
-    this.grants.close();
-    this.passes.close();
-    this.contender.close();
+    this.attempts.close();
+    this.handOver.close();
+    this.waiter.close();
   }
 
-  /** A lock being released may go to a waiter of this process instead (see `LocalPasses`). */
+  /** A lock being released may go to a waiter of this process instead (see `InProcessHandOver`). */
   passOn(handle: RedisLockHandle, leaseEnds: number): boolean {
-    return this.passes.offer(handle, leaseEnds);
+    return this.handOver.passOnRelease(handle, leaseEnds);
   }
 
   /** A lock was released or lost. */
-  settled(handle: RedisLockHandle): void {
-    this.passes.settled(handle);
+  ended(handle: RedisLockHandle): void {
+    this.handOver.holderEnded(handle);
   }
 
   /** Fair mode needs one copy of the queue: with Redlock, locks are granted as in default mode. */
@@ -129,10 +129,10 @@ export class LockAcquirer {
    * @throws LockNotAcquiredError, LockUnavailableError, InvalidLockKeyError.
    */
   acquire(target: LockTarget, opts: ResolvedLockOptions): Promise<RedisLockHandle> {
-    if (opts.fair && !this.store.coordinated) opts.fair = this.fairUnavailable();
+    if (opts.fair && !this.store.supportsQueues) opts.fair = this.fairUnavailable();
     this.checkFairSlots(target, opts.fair);
     const started = monotonicNow();
-    const call: Acquisition = {
+    const call: AcquireCall = {
       target,
       opts,
       // A waiter for several keys is never handed them one by one: ':m' tells the release.
@@ -155,7 +155,7 @@ export class LockAcquirer {
    * the queues it had (a hand-over to them passes on; sent first on the same connection, so Redis
    * runs it before the next attempt).
    */
-  private async obtain(call: Acquisition): Promise<RedisLockHandle> {
+  private async obtain(call: AcquireCall): Promise<RedisLockHandle> {
     for (;;) {
       let handle: RedisLockHandle;
       try {
@@ -177,21 +177,20 @@ export class LockAcquirer {
     }
   }
 
-  private startAfresh(call: Acquisition): void {
-    void this.grants.leaveQueue(call);
+  private startAfresh(call: AcquireCall): void {
+    void this.attempts.leaveQueue(call);
     call.queued = call.opts.fair && call.opts.waitTimeout > 0;
   }
 
-  private async obtainOnce(call: Acquisition): Promise<RedisLockHandle> {
+  private async obtainOnce(call: AcquireCall): Promise<RedisLockHandle> {
     const { target, opts } = call;
     // Released in this process a moment ago, with a waiter of ours in line: it is ours to take.
-    const vacant = opts.fair ? undefined : this.passes.claim(target.id);
-    if (vacant) return this.grants.takePassed(call, vacant);
-    const queue = !opts.fair && this.contender.hasWaiters(target.id, false);
+    const justReleased = opts.fair ? undefined : this.handOver.takeJustReleased(target.id);
+    if (justReleased) return this.attempts.takePassed(call, justReleased);
+    const queue = !opts.fair && this.waiter.hasWaiters(target.id, false);
     // Fair waiters of this process queue for these keys already: an attempt now would only find
     // the lock busy, so this waiter subscribes and joins the queue with a single attempt.
-    const contended =
-      opts.fair && opts.waitTimeout > 0 && this.contender.hasWaiters(target.id, true);
+    const contended = opts.fair && opts.waitTimeout > 0 && this.waiter.hasWaiters(target.id, true);
     if (contended) {
       // It cannot get the lock before those waiters, so its set-up waits for the next turn of the
       // event loop: what this turn runs already goes first, above all a waiter that a release of
@@ -202,18 +201,18 @@ export class LockAcquirer {
     try {
       // Others of this process wait for these keys already: queue behind them, do not barge.
       if ((!queue && !contended) || opts.waitTimeout === 0) {
-        const first = await this.grants.attempt(call);
+        const first = await this.attempts.attempt(call);
         if (first instanceof RedisLockHandle) return first;
         if (first === 'aborted') throw notAcquired(call, true);
-        if (first === 'deadline' || opts.waitTimeout === 0) throw waitTimedOut(call, this.grants);
+        if (first === 'deadline' || opts.waitTimeout === 0) throw waitTimedOut(call, this.attempts);
       }
-      return await this.contender.waitInLine(call);
+      return await this.waiter.waitForRelease(call);
     } catch (err) {
       // Gone from the queues when the caller learns it gave up; but a frozen Redis must not hold
       // it much past its deadline, so the answer is awaited only so long.
       if (call.queued) {
         const left = Math.max(0, call.deadline - monotonicNow()) + FINAL_ATTEMPT_GRACE;
-        await this.grants.leaveQueue(call, Math.min(left, ATTEMPT_TIMEOUT));
+        await this.attempts.leaveQueue(call, Math.min(left, ATTEMPT_TIMEOUT));
       }
       throw err;
     }
