@@ -10,7 +10,7 @@ import { MemoryChannels, MemoryWakeUps } from './memory.wake-ups.js';
 /**
  * A lock store in this process's memory, for unit tests that should not need Redis. Every lock
  * client (or Nest app, through `RedisLockModule.forTest`) given the same store contends for the
- * same locks, as clients of one Redis do. It follows the Lua scripts of `lock.scripts.ts` step
+ * same locks, as clients of one Redis do. It follows the Lua scripts of `redis/scripts/` step
  * for step (the Redis store is the reference, and the library's behavioural tests run against
  * both): leases that expire on the clock, owner tokens, fencing tokens rising per grant, fair
  * queues with hand-overs, all-or-nothing multi-key locks and release messages that wake

@@ -2,7 +2,7 @@
 import { RENEWAL_BATCH } from '../../redis-lock.constants.js';
 import type { LockTarget } from '../keys/lock-target.js';
 import { answerWithin } from '../waiting/race-attempt.js';
-import { foreignKeyError, type LuaScript } from './lock.scripts.js';
+import { foreignKeyError, type LuaScript } from './scripts/index.js';
 import type { RedisClient } from './redis-connection.js';
 
 /**
@@ -69,7 +69,7 @@ export async function extendBatch(
   }
 }
 
-/** One lock's result in an EXTEND reply (see EXTEND in lock.scripts.ts). */
+/** One lock's result in an EXTEND reply (see EXTEND in scripts/extend.script.ts). */
 function outcomeOf(reply: unknown): RenewalOutcome {
   if (reply === 1) return true;
   if (reply === 0) return false;

@@ -1,7 +1,7 @@
 import { hashSlot } from './cluster-slot.js';
 import type { BusyKeyListener, LockStore, QueueSpot } from './lock-store.interface.js';
 import { subTarget, type LockTarget } from '../keys/lock-target.js';
-import { ClusterLockScripts, LockScripts, type LockScriptSet } from './lock.scripts.js';
+import { ClusterLockScripts, LockScripts, type LockScriptSet } from './scripts/index.js';
 import { trustedLease } from '../lease/monotonic-clock.js';
 import { isCluster, type RedisClient } from './redis-connection.js';
 import {

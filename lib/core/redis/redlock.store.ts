@@ -8,7 +8,7 @@ import { trustedLease } from '../lease/monotonic-clock.js';
 import { invalidOptionMessage, redlockFailureMessage } from '../../redis-lock.messages.js';
 import type { LockStore } from './lock-store.interface.js';
 import type { LockTarget } from '../keys/lock-target.js';
-import { acquireReply, LockScripts } from './lock.scripts.js';
+import { acquireReply, LockScripts } from './scripts/index.js';
 import { answerWithin } from '../waiting/race-attempt.js';
 import { isCluster, type RedisClient } from './redis-connection.js';
 import { chunks, extendBatch, type Renewal, type RenewalOutcome } from './lock-renewals.js';

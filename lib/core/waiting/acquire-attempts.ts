@@ -8,7 +8,7 @@ import { attemptTimeoutMessage, CLIENT_CLOSED } from '../../redis-lock.messages.
 import type { AcquireCall, Busy } from './acquire-call.interface.js';
 import type { InProcessHandOver, PassedLock } from './in-process-hand-over.js';
 import type { BusyKeyListener, LockStore } from '../redis/lock-store.interface.js';
-import { busyPttl } from '../redis/lock.scripts.js';
+import { busyPttl } from '../redis/scripts/index.js';
 import { monotonicNow } from '../lease/monotonic-clock.js';
 import { answerWithin, NoAnswerError, raceAttempt } from './race-attempt.js';
 import { RedisLockHandle, type LockHandleOwner } from '../lease/redis-lock.handle.js';
