@@ -1,20 +1,10 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
+/* The Nest-free lock client: its public API, wiring the store, the acquisition and the scopes. */
 import { LockNotAcquiredError, LockUnavailableError } from '../errors/lock.errors.js';
 import type { LockOptions, TryAcquireOptions } from '../interfaces/lock-options.interface.js';
-import {
-  ATTEMPT_TIMEOUT,
-  DEFAULT_FAIR_QUEUE_TIMEOUT,
-  DEFAULT_KEY_PREFIX,
-  DEFAULT_LOCAL_PASSES,
-  MAX_LOCAL_PASSES,
-  MAX_TIMER_DELAY,
-} from '../redis-lock.constants.js';
-import {
-  invalidOptionMessage,
-  releaseFailedWarning,
-  timerDelayExpected,
-} from '../redis-lock.messages.js';
-import { checkDrainTimeout, heldAfterDrain } from './lease/lock-drain.js';
+import { ATTEMPT_TIMEOUT, DEFAULT_KEY_PREFIX, MAX_LOCAL_PASSES } from '../redis-lock.constants.js';
+import { releaseFailedWarning } from '../redis-lock.messages.js';
+import { checkDrainTimeout } from './lease/lock-drain.js';
+import { HeldLocks } from './lease/held-locks.js';
 import { LockAcquisition } from './waiting/lock-acquisition.js';
 import type { AttemptOwner } from './waiting/acquire-attempts.js';
 import {
@@ -24,51 +14,25 @@ import {
 } from './lock-options.resolver.js';
 import type { LockStore } from './redis/lock-store.interface.js';
 import { lockTarget, type LockTarget } from './keys/lock-target.js';
-import { isTimerDelay } from './lease/long-timeout.js';
 import { observeAcquire, type LockObserver } from './lock-observer.js';
 import { answerWithin } from './waiting/race-attempt.js';
-import { isCluster, type RedisClient } from './redis/redis-connection.js';
+import type { RedisClient } from './redis/redis-connection.js';
 import { probeStore, type StoreProbe } from './redis/store-probe.js';
-import type {
-  LockLogger,
-  RedisLockClientOptions,
-  ReplicaWait,
-} from './redis-lock-client.options.js';
+import type { LockLogger, RedisLockClientOptions } from './redis-lock-client.options.js';
 import { RedisLockHandle } from './lease/redis-lock.handle.js';
 import { RenewalBatcher } from './lease/renewal.batcher.js';
-import { RedisStore } from './redis/redis.store.js';
-import { RedlockStore } from './redis/redlock.store.js';
-import { ScopeHolds } from './lease/scope-holds.js';
-import { WakeUpHub } from './waiting/wake-up.hub.js';
+import { LockScopes, type LockKeys, type LockScope } from './lease/lock-scopes.js';
+import { checkOneBackend, checkWaitOptions, openBackend } from './lock-backend.js';
 import type { WakeUpSource } from './waiting/wake-up-source.interface.js';
 
-/** Locks held by the current async call chain, by Redis lock key: what reentrant calls join. */
-type HeldInContext = ReadonlyMap<string, RedisLockHandle>;
-
-/** One key, or several to lock together (all or nothing). */
-export type LockKeys = string | readonly string[];
-
-/**
- * A lock entered through `enter()`: either taken now (`owned`) or joined from the caller.
- *
- * @example
- * const scope = await locks.enter('order:1');
- * try { await locks.runInScope(scope, () => pay('1')); } finally { await locks.exit(scope); }
- */
-export interface LockScope {
-  readonly handle: RedisLockHandle;
-  /**
-   * False when the lock was joined from an enclosing call. Either way the lock stays held until the
-   * last scope holding it exits, whichever that is.
-   */
-  readonly owned: boolean;
-}
+export type { LockKeys, LockScope } from './lease/lock-scopes.js';
 
 /**
  * The Nest-free core: takes, waits for, renews and releases locks on one Redis (also through
- * Sentinel), a Redis Cluster, or a Redlock quorum of masters. Scopes and reentrancy live here;
- * the acquiring and waiting in `LockAcquisition`, the Redis side in a `LockStore`. `LockService` is
- * a thin Nest wrapper around it; use it directly in scripts or other frameworks.
+ * Sentinel), a Redis Cluster, or a Redlock quorum of masters. It wires the parts: scopes and
+ * reentrancy in `LockScopes`, the acquiring and waiting in `LockAcquisition`, the Redis side in a
+ * `LockStore`. `LockService` is a thin Nest wrapper around it; use it directly in scripts or other
+ * frameworks.
  *
  * @example
  * const locks = new RedisLockClient({ redis: new Redis('redis://localhost:6379') });
@@ -90,67 +54,22 @@ export class RedisLockClient implements AttemptOwner {
   private readonly observer?: LockObserver;
   /** Every connection the locks use: the one Redis or Cluster, or each Redlock master. */
   private readonly nodes: readonly RedisClient[];
-  private readonly held = new Set<RedisLockHandle>();
-  /** Which scopes hold which locks: reentrant locks are released by the last scope to exit. */
-  private readonly holds = new ScopeHolds();
-  /** Called whenever a held lock is let go: a drain waits on them. */
-  private readonly endedListeners = new Set<() => void>();
-  // One per client: two Nest apps in one process never join each other's locks.
-  private readonly context = new AsyncLocalStorage<HeldInContext>();
+  private readonly held = new HeldLocks();
+  /** Reentrancy: which async call chains hold which locks. */
+  private readonly scopes: LockScopes;
 
   constructor(options: RedisLockClientOptions) {
-    const backends = [options.redis, options.redlock, options.memory];
-    if (backends.filter((backend) => backend !== undefined).length !== 1) {
-      throw new TypeError(
-        invalidOptionMessage('redis', options.redis, 'one of redis, redlock or memory'),
-      );
-    }
+    checkOneBackend(options);
     this.redis = options.redis;
     this.nodes = options.redlock ? options.redlock.clients : options.redis ? [options.redis] : [];
     this.keyPrefix = options.keyPrefix ?? DEFAULT_KEY_PREFIX;
     this.logger = options.logger ?? { warn: (message) => process.emitWarning(message) };
     this.defaults = resolveClientDefaults(options);
     this.observer = options.observer;
-    const fairQueueTimeout = options.fairQueueTimeout ?? DEFAULT_FAIR_QUEUE_TIMEOUT;
-    // It is also the lease of a hand-over, which the handle's expiry timer counts down.
-    if (!isTimerDelay(fairQueueTimeout)) {
-      throw new RangeError(
-        invalidOptionMessage(
-          'fairQueueTimeout',
-          fairQueueTimeout,
-          timerDelayExpected(MAX_TIMER_DELAY),
-        ),
-      );
-    }
-    const maxLocalPasses = options.maxLocalPasses ?? DEFAULT_LOCAL_PASSES;
-    if (!(Number.isInteger(maxLocalPasses) || maxLocalPasses === Infinity) || maxLocalPasses < 0) {
-      throw new RangeError(
-        invalidOptionMessage('maxLocalPasses', maxLocalPasses, 'an integer >= 0, or Infinity'),
-      );
-    }
-    let redisStore: RedisStore | undefined;
-    let waitForReplicas: ReplicaWait | undefined;
-    if (options.memory) {
-      this.store = options.memory;
-      if (options.waitForReplicas !== undefined) {
-        throw new RangeError(
-          invalidOptionMessage('waitForReplicas', options.waitForReplicas, 'no value with memory'),
-        );
-      }
-      if (options.pubSub !== false) this.wakeUps = options.memory.wakeUps();
-    } else if (options.redlock) {
-      this.store = new RedlockStore(options.redlock);
-      if (options.waitForReplicas !== undefined) {
-        throw new RangeError(
-          invalidOptionMessage('waitForReplicas', options.waitForReplicas, 'no value with redlock'),
-        );
-      }
-    } else {
-      const redis = options.redis as RedisClient;
-      this.store = redisStore = new RedisStore(redis);
-      waitForReplicas = checkReplicaWait(options.waitForReplicas, isCluster(redis));
-      if (options.pubSub !== false) this.wakeUps = new WakeUpHub(redis, this.logger);
-    }
+    const { fairQueueTimeout, maxLocalPasses } = checkWaitOptions(options);
+    const { store, redisStore, wakeUps, waitForReplicas } = openBackend(options, this.logger);
+    this.store = store;
+    this.wakeUps = wakeUps;
     this.renewals = new RenewalBatcher(this.store);
     this.acquisition = new LockAcquisition(this, {
       store: this.store,
@@ -161,6 +80,11 @@ export class RedisLockClient implements AttemptOwner {
       maxLocalPasses: Math.min(maxLocalPasses, MAX_LOCAL_PASSES),
       waitForReplicas,
       logger: this.logger,
+    });
+    this.scopes = new LockScopes(this.keyPrefix, {
+      acquire: (target, options) => this.acquireTarget(target, options),
+      releaseAll: (handles) => this.releaseAll(handles),
+      discard: (handle) => this.discard(handle),
     });
   }
 
@@ -257,43 +181,13 @@ export class RedisLockClient implements AttemptOwner {
    * Pair with `runInScope` and `exit`; `run` does all three.
    * @throws LockNotAcquiredError, LockUnavailableError as `acquire` does.
    */
-  async enter(key: LockKeys, options: LockOptions = {}): Promise<LockScope> {
-    let target = lockTarget(this.keyPrefix, key);
-    const joined: RedisLockHandle[] = [];
-    const missing: string[] = [];
-    const held = this.context.getStore();
-    target.keys.forEach((name, i) => {
-      // A lock lost meanwhile is not joined: the call waits for it like any other caller.
-      const handle = held?.get(target.locks[i]);
-      if (!handle?.isHeld()) missing.push(name);
-      else if (!joined.includes(handle)) joined.push(handle);
-    });
-    // Counted before any wait for the other keys, so the joined ones stay held meanwhile.
-    this.holds.hold(joined);
-    if (missing.length === 0) {
-      return this.holds.record({ handle: joined[0], owned: false }, joined);
-    }
-    if (joined.length > 0) target = lockTarget(this.keyPrefix, missing);
-    let handle: RedisLockHandle;
-    try {
-      handle = await this.acquireTarget(target, {
-        ...options,
-        autoRenew: options.autoRenew ?? true,
-      });
-    } catch (err) {
-      await this.releaseAll(this.holds.letGo(joined));
-      throw err;
-    }
-    this.holds.hold([handle]);
-    return this.holds.record({ handle, owned: true }, [handle, ...joined]);
+  enter(key: LockKeys, options: LockOptions = {}): Promise<LockScope> {
+    return this.scopes.enter(key, options);
   }
 
   /** Runs `fn` with the scope's lock visible to reentrant calls made from inside it. */
   runInScope<T>(scope: LockScope, fn: () => T): T {
-    if (!scope.owned) return fn();
-    const inner = new Map(this.context.getStore());
-    for (const lockKey of scope.handle.target.locks) inner.set(lockKey, scope.handle);
-    return this.context.run(inner, fn);
+    return this.scopes.runInScope(scope, fn);
   }
 
   /**
@@ -302,16 +196,8 @@ export class RedisLockClient implements AttemptOwner {
    * while joined scopes still run; those keep it renewed, even when it was taken without the
    * watchdog. Exiting a scope again does nothing.
    */
-  async exit(scope: LockScope): Promise<void> {
-    const handles = this.holds.end(scope);
-    if (!handles) {
-      // Ended before (or made outside `enter`): an owned lock is released if no one holds it.
-      if (scope.owned && !this.holds.isHeld(scope.handle)) await this.discard(scope.handle);
-      return;
-    }
-    const free = this.holds.letGo(handles);
-    if (scope.owned && this.holds.isHeld(scope.handle)) scope.handle.keepRenewing();
-    await this.releaseAll(free);
+  exit(scope: LockScope): Promise<void> {
+    return this.scopes.exit(scope);
   }
 
   /**
@@ -329,15 +215,7 @@ export class RedisLockClient implements AttemptOwner {
   async drain(timeout: number): Promise<string[]> {
     checkDrainTimeout(timeout);
     this.stopAcquiring();
-    const left = await heldAfterDrain(
-      () => this.held,
-      timeout,
-      (wake) => {
-        this.endedListeners.add(wake);
-        return () => this.endedListeners.delete(wake);
-      },
-    );
-    return left.map((handle) => handle.key);
+    return this.held.drain(timeout);
   }
 
   /**
@@ -347,9 +225,8 @@ export class RedisLockClient implements AttemptOwner {
    */
   async close(): Promise<void> {
     this.stopAcquiring();
-    // Scopes still open, joined ones included, hold nothing once the client is closed.
-    this.holds.clear();
-    await this.releaseAll([...this.held]);
+    this.scopes.clear();
+    await this.releaseAll(this.held.all());
   }
 
   private stopAcquiring(): void {
@@ -370,7 +247,7 @@ export class RedisLockClient implements AttemptOwner {
   ended(handle: RedisLockHandle): void {
     this.held.delete(handle);
     this.acquisition.ended(handle);
-    for (const listener of this.endedListeners) listener();
+    this.held.wakeDrains();
   }
 
   /** @internal called by a handle being released: may pass the lock to a waiter instead. */
@@ -403,34 +280,4 @@ export class RedisLockClient implements AttemptOwner {
     if (!observation) return this.acquisition.acquire(target, opts);
     return observeAcquire(observation, async () => this.acquisition.acquire(target, opts));
   }
-}
-
-/** @throws RangeError on replicas or a timeout that are not positive integers. */
-function checkReplicaWait(
-  wait: ReplicaWait | undefined,
-  cluster: boolean,
-): ReplicaWait | undefined {
-  if (wait === undefined) return undefined;
-  if (cluster) {
-    // WAIT must go to the master that took the write; a Cluster client sends it to any node.
-    throw new RangeError(
-      invalidOptionMessage('waitForReplicas', wait, 'no value with Redis Cluster (not supported)'),
-    );
-  }
-  const { replicas, timeout } = wait;
-  if (!Number.isInteger(replicas) || replicas < 1) {
-    throw new RangeError(
-      invalidOptionMessage('waitForReplicas.replicas', replicas, 'a positive integer'),
-    );
-  }
-  if (!Number.isInteger(timeout) || timeout < 1) {
-    throw new RangeError(
-      invalidOptionMessage(
-        'waitForReplicas.timeout',
-        timeout,
-        'a positive integer of milliseconds',
-      ),
-    );
-  }
-  return { replicas, timeout };
 }

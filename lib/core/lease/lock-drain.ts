@@ -1,4 +1,4 @@
-/** Graceful shutdown's first step: waiting, with a bound, for the locks a client holds to be let go. */
+/* Graceful shutdown's first step: waiting, with a bound, for the locks a client holds to be let go. */
 import { MAX_DRAIN_TIMEOUT } from '../../redis-lock.constants.js';
 import { invalidOptionMessage } from '../../redis-lock.messages.js';
 import { monotonicNow } from './monotonic-clock.js';
@@ -32,14 +32,14 @@ export function checkDrainTimeout(timeout: unknown): number {
  * or once `timeout` ms have passed, with the handles still held then. The handles' watchdogs keep
  * renewing meanwhile: the work under them stays exclusive while it finishes.
  *
- * @param onSettled registers a callback for whenever a handle is let go; returns its removal.
+ * @param onEnded registers a callback for whenever a handle is let go; returns its removal.
  * @example
- * const left = await heldAfterDrain(() => this.held, 10_000, (wake) => this.watchSettled(wake));
+ * const left = await heldAfterDrain(() => this.held, 10_000, (wake) => this.onEnded(wake));
  */
 export async function heldAfterDrain(
   held: () => Iterable<RedisLockHandle>,
   timeout: number,
-  onSettled: (wake: () => void) => () => void,
+  onEnded: (wake: () => void) => () => void,
 ): Promise<RedisLockHandle[]> {
   const deadline = monotonicNow() + timeout;
   for (;;) {
@@ -51,7 +51,7 @@ export async function heldAfterDrain(
     await new Promise<void>((resolve) => {
       // Not unref'd: a shutdown in progress keeps the process alive until it is done.
       const timer = setTimeout(wake, Math.max(1, Math.min(left, nextLapse)));
-      const stop = onSettled(wake);
+      const stop = onEnded(wake);
       function wake() {
         clearTimeout(timer);
         stop();
