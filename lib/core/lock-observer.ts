@@ -122,3 +122,30 @@ export function quietly<T>(callback: () => T): T | undefined {
     return undefined;
   }
 }
+
+/**
+ * One held lock as its observer sees it: renewals, then one end (released, or lost and why).
+ *
+ * @example
+ * const hold = new ObservedHold(observation);
+ * hold.renewed();
+ * hold.end(); // released; hold.end('lease expired') for a loss
+ */
+export class ObservedHold {
+  private readonly started = monotonicNow();
+  private ended = false;
+
+  constructor(private readonly hold: HoldObservation) {}
+
+  renewed(): void {
+    if (!this.ended) quietly(() => this.hold.renewed());
+  }
+
+  /** Tells the observer, once, that the hold ended: lost when there is a reason, else released. */
+  end(lostBecause?: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    const outcome = lostBecause === undefined ? 'released' : 'lost';
+    quietly(() => this.hold.ended(outcome, monotonicNow() - this.started, lostBecause));
+  }
+}

@@ -1,3 +1,4 @@
+/* One held lock: its token, its lease as this process counts it, its release and its loss. */
 import { inspect } from 'node:util';
 import { LockLostError, LockUnavailableError } from '../../errors/lock.errors.js';
 import type { LockHandle } from '../../interfaces/lock-handle.interface.js';
@@ -10,38 +11,18 @@ import {
   lockLostWarning,
   timerDelayExpected,
 } from '../../redis-lock.messages.js';
-import { ATTEMPT_TIMEOUT, MAX_TIMER_DELAY, RENEW_DIVISOR } from '../../redis-lock.constants.js';
+import { ATTEMPT_TIMEOUT, MAX_TIMER_DELAY } from '../../redis-lock.constants.js';
 import { isTimerDelay } from './long-timeout.js';
 import { monotonicNow } from './monotonic-clock.js';
 import type { LockTarget } from '../keys/lock-target.js';
 import type { RenewalOutcome } from '../redis/lock-renewals.js';
-import type { LockStore } from '../redis/lock-store.interface.js';
 import { answerWithin } from '../waiting/race-attempt.js';
-import type { RenewalBatcher, RenewedLock } from './renewal.batcher.js';
-import type { LockLogger } from '../redis-lock-client.options.js';
-import { quietly, type HoldObservation } from '../lock-observer.js';
+import type { LockHandleOwner } from './lock-handle-owner.interface.js';
+import { LeaseWatchdog, type WatchedLease } from './lease.watchdog.js';
+import { leaseController, releasedReason } from './lease.signal.js';
+import { ObservedHold, type HoldObservation } from '../lock-observer.js';
 
-/** What a handle needs from the client that created it. */
-export interface LockHandleOwner {
-  /** Where the lock lives. */
-  readonly store: LockStore;
-  /** Sends the watchdog's renewals, batched with those of the client's other locks. */
-  readonly renewals: RenewalBatcher;
-  readonly logger: LockLogger;
-  /** Called once when the handle is released or lost, so the client stops tracking it. */
-  ended(handle: RedisLockHandle): void;
-  /**
-   * Offered a lock that is being released, still held in Redis until `leaseEnds` (monotonic ms):
-   * true when a waiter of this process took it over, so nothing is to be released in Redis.
-   */
-  passOn(handle: RedisLockHandle, leaseEnds: number): boolean;
-}
-
-/** Shortest pause between renewal retries while Redis is failing (milliseconds). */
-const MIN_RENEW_RETRY = 25;
-
-/** AbortSignal's own `aborted` getter, which a handle's signal wraps (see `signal`). */
-const nativeAborted = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'aborted')!.get!;
+export type { LockHandleOwner } from './lock-handle-owner.interface.js';
 
 /**
  * One held lock: the token that proves ownership, the local lease clock, and the watchdog that
@@ -51,7 +32,7 @@ const nativeAborted = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'ab
  * const lock = await client.acquire('invoice:42', { autoRenew: true });
  * try { await work(lock.signal); } finally { await lock.release(); }
  */
-export class RedisLockHandle implements LockHandle, RenewedLock {
+export class RedisLockHandle implements LockHandle, WatchedLease {
   /*
    * Made on first read of `signal`: most handles are released without anyone listening, and an
    * AbortController plus its abort on release is a measurable share of an uncontended lock.
@@ -73,10 +54,10 @@ export class RedisLockHandle implements LockHandle, RenewedLock {
   private releasing?: Promise<boolean>;
   private released = false;
   private lostError?: LockLostError;
-  private expiryTimer?: NodeJS.Timeout;
+  /** The renewal and expiry timers. */
+  private readonly watchdog: LeaseWatchdog;
   /** Told of renewals and of the end of the hold, when an observer watches this lock. */
-  private hold?: HoldObservation;
-  private holdStarted = 0;
+  private hold?: ObservedHold;
   /** Why the lock was lost, in words without the key (an observer may redact keys). */
   private lostWhy?: string;
 
@@ -112,9 +93,10 @@ export class RedisLockHandle implements LockHandle, RenewedLock {
     this.keys = target.keys;
     this.expiresAt = sentAt + lease;
     this.leaseGiven = lease;
+    this.watchdog = new LeaseWatchdog(this, owner.renewals);
     if (autoRenew) {
-      this.armExpiry();
-      this.scheduleRenewal();
+      this.watchdog.armExpiry();
+      this.watchdog.scheduleRenewal();
     }
   }
 
@@ -123,18 +105,8 @@ export class RedisLockHandle implements LockHandle, RenewedLock {
    * for the observer at once.
    */
   observe(hold: HoldObservation): void {
-    this.hold = hold;
-    this.holdStarted = monotonicNow();
-    if (this.lostError || this.released) this.endHold(this.lostWhy);
-  }
-
-  /** Tells the observer, once, that the hold ended: lost when there is a reason, else released. */
-  private endHold(lostBecause?: string): void {
-    const hold = this.hold;
-    if (!hold) return;
-    this.hold = undefined;
-    const outcome = lostBecause === undefined ? 'released' : 'lost';
-    quietly(() => hold.ended(outcome, monotonicNow() - this.holdStarted, lostBecause));
+    this.hold = new ObservedHold(hold);
+    if (this.lostError || this.released) this.hold.end(this.lostWhy);
   }
 
   /** The (first) lock key in Redis, with the prefix and hash tag. */
@@ -154,22 +126,11 @@ export class RedisLockHandle implements LockHandle, RenewedLock {
    */
   get signal(): AbortSignal {
     if (!this.controller) {
-      const controller = (this.controller = new AbortController());
-      const { signal } = controller;
-      Object.defineProperty(signal, 'aborted', {
-        get: () => {
-          this.isHeld();
-          return nativeAborted.call(signal) as boolean;
-        },
-      });
-      signal.throwIfAborted = () => {
-        this.isHeld();
-        AbortSignal.prototype.throwIfAborted.call(signal);
-      };
+      const controller = (this.controller = leaseController(() => this.isHeld()));
       if (this.lostError) controller.abort(this.lostError);
       else if (this.released) controller.abort(releasedReason(this.key));
       // Someone listens now: tell them when the lease runs out, watchdog or not.
-      else this.armExpiry();
+      else this.watchdog.armExpiry();
     }
     return this.controller.signal;
   }
@@ -216,13 +177,9 @@ export class RedisLockHandle implements LockHandle, RenewedLock {
       this.markLost(LOST_TAKEN);
     } else if (outcome === true) {
       this.leaseExtended(sentAt, this.ttl);
-      this.scheduleRenewal();
+      this.watchdog.scheduleRenewal();
     } else {
-      // Redis hiccup: keep trying while the lease lasts; the expiry timer declares the loss.
-      const remaining = this.expiresAt - monotonicNow();
-      this.scheduleRenewal(
-        Math.max(MIN_RENEW_RETRY, Math.min(this.ttl / RENEW_DIVISOR, remaining / 2)),
-      );
+      this.watchdog.retryRenewal();
     }
   }
 
@@ -232,11 +189,11 @@ export class RedisLockHandle implements LockHandle, RenewedLock {
     this.leaseGiven = this.owner.store.lease(ttl);
     const previous = this.expiresAt;
     this.expiresAt = sentAt + this.leaseGiven;
-    if (this.hold) quietly(() => this.hold?.renewed());
+    this.hold?.renewed();
     if (!this.autoRenew && !this.controller) return;
     // A later end needs no new timer: the armed one re-arms itself when it finds the lease longer,
     // which saves a timer per lock and renewal when thousands are held.
-    if (this.expiresAt < previous || !this.expiryTimer) this.armExpiry();
+    if (this.expiresAt < previous || !this.watchdog.expiryArmed) this.watchdog.armExpiry();
   }
 
   /**
@@ -246,9 +203,9 @@ export class RedisLockHandle implements LockHandle, RenewedLock {
   keepRenewing(): void {
     if (this.autoRenew || !this.isHeld()) return;
     this.autoRenew = true;
-    this.armExpiry();
+    this.watchdog.armExpiry();
     // At once: the scope that ended may have used most of the lease.
-    this.scheduleRenewal(0);
+    this.watchdog.scheduleRenewal(0);
   }
 
   release(): Promise<boolean> {
@@ -279,7 +236,7 @@ export class RedisLockHandle implements LockHandle, RenewedLock {
     // Without the expiry timer (no watchdog, no listener) a lapsed lease is noticed here.
     const lapsed = !this.lostError && monotonicNow() >= this.expiresAt;
     if (lapsed) this.owner.logger.warn(lockLostWarning(this.key, LOST_LEASE_EXPIRED));
-    if (this.hold) this.endHold(lapsed ? LOST_LEASE_EXPIRED : undefined);
+    this.hold?.end(lapsed ? LOST_LEASE_EXPIRED : undefined);
     if (this.controller && !this.controller.signal.aborted) {
       this.controller.abort(releasedReason(this.key));
     }
@@ -303,27 +260,14 @@ export class RedisLockHandle implements LockHandle, RenewedLock {
     return held && released;
   }
 
-  /**
-   * Renews once a third of the ttl has passed on the lease the handle has (RENEW_DIVISOR), counted
-   * from when that lease began: at once for a lease already shorter than two thirds of the ttl (a
-   * grant or renewal whose reply was slow, a lock passed on with little left). `delay` overrides.
-   * The batcher may send it a little earlier, with other locks' renewals, never later.
-   */
-  private scheduleRenewal(
-    delay = Math.max(0, this.leaseLeft() - this.ttl * (1 - 1 / RENEW_DIVISOR)),
-  ): void {
-    this.owner.renewals.schedule(this, monotonicNow() + delay);
+  /** @internal whether the lock was released or lost already. */
+  hasEnded(): boolean {
+    return this.released || !!this.lostError;
   }
 
-  private armExpiry(): void {
-    clearTimeout(this.expiryTimer);
-    const delay = Math.max(0, this.expiresAt - monotonicNow());
-    this.expiryTimer = setTimeout(() => {
-      if (this.released || this.lostError) return;
-      // Re-check: an extend may have landed while this timer was queued.
-      if (monotonicNow() < this.expiresAt) return this.armExpiry();
-      this.markLost(this.autoRenew ? LOST_UNREACHABLE : LOST_LEASE_EXPIRED);
-    }, delay).unref();
+  /** @internal the expiry timer found the lease run out, unrenewed. */
+  leaseRanOut(): void {
+    this.markLost(this.autoRenew ? LOST_UNREACHABLE : LOST_LEASE_EXPIRED);
   }
 
   /** Records the loss once, tells listeners and the log; returns the error to throw. */
@@ -333,18 +277,13 @@ export class RedisLockHandle implements LockHandle, RenewedLock {
     this.lostWhy = why;
     this.stopTimers();
     this.owner.ended(this);
-    if (this.hold) this.endHold(why);
+    this.hold?.end(why);
     this.owner.logger.warn(lockLostWarning(this.key, why));
     this.controller?.abort(this.lostError);
     return this.lostError;
   }
 
   private stopTimers(): void {
-    this.owner.renewals.cancel(this);
-    clearTimeout(this.expiryTimer);
+    this.watchdog.stop();
   }
-}
-
-function releasedReason(key: string): DOMException {
-  return new DOMException(`Lock "${key}" was released.`, 'AbortError');
 }

@@ -11,7 +11,8 @@ import type { BusyKeyListener, LockStore } from '../redis/lock-store.interface.j
 import { busyPttl } from '../redis/scripts/index.js';
 import { monotonicNow } from '../lease/monotonic-clock.js';
 import { answerWithin, NoAnswerError, raceAttempt } from './race-attempt.js';
-import { RedisLockHandle, type LockHandleOwner } from '../lease/redis-lock.handle.js';
+import { RedisLockHandle } from '../lease/redis-lock.handle.js';
+import type { LockHandleOwner } from '../lease/lock-handle-owner.interface.js';
 
 /** A lock a waiter got without an attempt of its own, as `AcquireAttempts.takeOver` takes it up. */
 interface TakenLock {
