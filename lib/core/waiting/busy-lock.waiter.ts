@@ -1,10 +1,11 @@
-import { LockNotAcquiredError, LockUnavailableError } from '../../errors/lock.errors.js';
-import { NO_ANSWER_DURING_WAIT } from '../../redis-lock.messages.js';
-import { ATTEMPT_TIMEOUT, QUEUE_REFRESHES_PER_TIMEOUT } from '../../redis-lock.constants.js';
+/* What a waiter does once the lock is busy, until it holds the lock or gives up. */
+import { QUEUE_REFRESHES_PER_TIMEOUT } from '../../redis-lock.constants.js';
 import type { InProcessHandOver, PassTicket } from './in-process-hand-over.js';
 import type { AcquireCall, Busy } from './acquire-call.interface.js';
 import type { AcquireAttempts } from './acquire-attempts.js';
-import { waiterChannel } from '../keys/lock-token.js';
+import type { PassTakeOver } from './pass-take-over.js';
+import { notAcquired, waitTimedOut } from './wait-errors.js';
+import { listenForRelease } from './release-listener.js';
 import { LocalQueue, Wake } from './lock-wait.js';
 import { monotonicNow } from '../lease/monotonic-clock.js';
 import { RedisLockHandle } from '../lease/redis-lock.handle.js';
@@ -14,6 +15,7 @@ import type { WakeUpSource } from './wake-up-source.interface.js';
 /** What a waiter needs, fixed when the lock client is made. */
 export interface WaiterSettings {
   readonly attempts: AcquireAttempts;
+  readonly passTakeOver: PassTakeOver;
   readonly handOver: InProcessHandOver;
   /** The single Redis or Cluster store, when that is where locks live (queues). */
   readonly redisStore?: RedisStore;
@@ -39,6 +41,7 @@ export class BusyLockWaiter {
   /** Every waiter's doorbell, rung on close so no one sleeps through it. */
   private readonly waiting = new Set<Wake>();
   private readonly attempts: AcquireAttempts;
+  private readonly passTakeOver: PassTakeOver;
   private readonly handOver: InProcessHandOver;
   private readonly redisStore?: RedisStore;
   private readonly wakeUps?: WakeUpSource;
@@ -48,6 +51,7 @@ export class BusyLockWaiter {
   constructor(settings: WaiterSettings) {
     ({
       attempts: this.attempts,
+      passTakeOver: this.passTakeOver,
       handOver: this.handOver,
       redisStore: this.redisStore,
       wakeUps: this.wakeUps,
@@ -145,7 +149,7 @@ export class BusyLockWaiter {
       call.queued = queue;
       // Every message only says "try now": a hand-over is granted by the next attempt. It names
       // the key released, and wakes the waiter only if that key was the one in its way.
-      const listening = this.listen(call, (message, lock) => {
+      const listening = listenForRelease(this.wakeUps, call, (message, lock) => {
         if (message === null) wake.ring();
         // The client's channel: only a message naming this waiter is for it.
         else if (!call.queued || message === call.token) wake.ring(lock);
@@ -153,7 +157,7 @@ export class BusyLockWaiter {
       const listened = await orPassed(listening);
       if (listened === 'passed') {
         void listening.then((stop) => stop?.());
-        return this.attempts.takePassed(call, ticket!.lock!);
+        return this.passTakeOver.takePassed(call, ticket!.lock!);
       }
       stopListening = listened;
       // Without wake-ups a default-mode waiter polls instead of queueing (it would not hear a
@@ -164,7 +168,7 @@ export class BusyLockWaiter {
         const reply = this.attempts.attempt(call);
         const outcome = await orPassed(reply);
         if (ticket?.lock) {
-          return this.attempts.takePassed(
+          return this.passTakeOver.takePassed(
             call,
             ticket.lock,
             outcome === 'passed' ? reply : outcome,
@@ -183,12 +187,12 @@ export class BusyLockWaiter {
         const sleepFor = Math.min(Math.max(0, pause), remaining);
         const woke = await this.sleep(wake, sleepFor, opts.signal, outcome.lock);
         // Passed before the abort was seen: granted while still wanted, like a late reply.
-        if (ticket?.lock) return this.attempts.takePassed(call, ticket.lock);
+        if (ticket?.lock) return this.passTakeOver.takePassed(call, ticket.lock);
         if (woke === 'aborted') throw notAcquired(call, true);
       }
     } catch (err) {
       // An attempt failed (Redis unreachable, say) after a lock was passed: that lock needs none.
-      if (ticket?.lock) return this.attempts.takePassed(call, ticket.lock);
+      if (ticket?.lock) return this.passTakeOver.takePassed(call, ticket.lock);
       throw err;
     } finally {
       if (opts.fair) this.count(this.fairWaiters, target.id, -1);
@@ -222,33 +226,10 @@ export class BusyLockWaiter {
       const remaining = call.deadline - monotonicNow();
       // Looks again when the holder's lease would run out: a holder may never let go.
       const woke = await this.sleep(wake, Math.min(remaining, leaseLeft + 1), call.opts.signal);
-      if (ticket.lock) return this.attempts.takePassed(call, ticket.lock);
+      if (ticket.lock) return this.passTakeOver.takePassed(call, ticket.lock);
       if (woke === 'aborted') throw notAcquired(call, true);
       if (woke === 'timer' && remaining <= leaseLeft + 1) throw waitTimedOut(call, this.attempts);
       wake.reset();
-    }
-  }
-
-  /**
-   * Subscribes to the keys' release channels; `undefined` when waiters must poll instead.
-   * `listener` gets each message with the lock key whose channel it came on.
-   */
-  private async listen(
-    call: AcquireCall,
-    listener: (message: string | null, lock?: string) => void,
-  ): Promise<(() => void) | undefined> {
-    if (!this.wakeUps) return undefined;
-    const timeout = Math.min(ATTEMPT_TIMEOUT, Math.max(1, call.deadline - monotonicNow()));
-    try {
-      // Queued waiters are told one by one, on their client's channel; the others share the key's.
-      const { channels, locks } = call.target;
-      const own = call.queued ? channels.map((c) => waiterChannel(c, call.token)) : channels;
-      const lockOf = new Map(own.map((channel, i) => [channel, locks[i]]));
-      const onMessage = (message: string | null, channel?: string) =>
-        listener(message, channel === undefined ? undefined : lockOf.get(channel));
-      return await this.wakeUps.listen(own, onMessage, timeout);
-    } catch {
-      return undefined; // reported by the hub; this wait polls with its retry strategy
     }
   }
 
@@ -271,28 +252,4 @@ export class BusyLockWaiter {
       this.waiting.delete(wake);
     }
   }
-}
-
-/** The error of a wait that ended without the lock (its deadline passed, or it was aborted). */
-export function notAcquired(
-  { target, opts, started, leaseSeen }: AcquireCall,
-  aborted: boolean,
-): LockNotAcquiredError {
-  const now = monotonicNow();
-  const waited = opts.waitTimeout > 0 ? Math.round(now - started) : 0;
-  const leaseLeft = leaseSeen && Math.max(0, Math.round(leaseSeen.ms - (now - leaseSeen.at)));
-  return new LockNotAcquiredError(target.name, waited, aborted, leaseLeft);
-}
-
-/**
- * The error of a wait whose deadline passed (or whose retry strategy gave up): the lock was busy,
- * unless Redis answered none of its attempts (nor any of this client's since the wait started,
- * which covers waiters queued behind another waiter of this process): then Redis is unavailable.
- */
-export function waitTimedOut(
-  call: AcquireCall,
-  attempts: AcquireAttempts,
-): LockNotAcquiredError | LockUnavailableError {
-  if (call.answered || attempts.answeredSince(call.started)) return notAcquired(call, false);
-  return new LockUnavailableError(call.target.name, NO_ANSWER_DURING_WAIT);
 }

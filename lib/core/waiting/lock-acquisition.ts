@@ -1,3 +1,4 @@
+/* Takes locks for a client: the first attempt, then the wait while the lock is busy. */
 import { InvalidLockKeyError, LockUnavailableError } from '../../errors/lock.errors.js';
 import { ATTEMPT_TIMEOUT, FINAL_ATTEMPT_GRACE } from '../../redis-lock.constants.js';
 import {
@@ -11,7 +12,8 @@ import type { ResolvedLockOptions } from '../lock-options.resolver.js';
 import type { LockStore } from '../redis/lock-store.interface.js';
 import type { LockTarget } from '../keys/lock-target.js';
 import { InProcessHandOver } from './in-process-hand-over.js';
-import { BusyLockWaiter, notAcquired, waitTimedOut } from './busy-lock.waiter.js';
+import { BusyLockWaiter } from './busy-lock.waiter.js';
+import { notAcquired, waitTimedOut } from './wait-errors.js';
 import { newClientId, newLockToken } from '../keys/lock-token.js';
 import { answerWithin } from './race-attempt.js';
 import type { LockLogger, ReplicaWait } from '../redis-lock-client.options.js';
@@ -19,7 +21,8 @@ import { RedisLockHandle } from '../lease/redis-lock.handle.js';
 import type { RedisStore } from '../redis/redis.store.js';
 import type { WakeUpSource } from './wake-up-source.interface.js';
 import type { AcquireCall } from './acquire-call.interface.js';
-import { AcquireAttempts, PassRefusedError, type AttemptOwner } from './acquire-attempts.js';
+import { AcquireAttempts, type AttemptOwner } from './acquire-attempts.js';
+import { PassRefusedError, PassTakeOver } from './pass-take-over.js';
 
 /** How the acquisition reaches Redis and waits, fixed when the client is made. */
 export interface AcquisitionSettings {
@@ -46,8 +49,10 @@ export interface AcquisitionSettings {
 export class LockAcquisition {
   /** Default mode: releases pass locks straight to the first of those waiters. */
   private readonly handOver: InProcessHandOver;
-  /** Attempts, hand-overs and passes turned into handles. */
+  /** Attempts and hand-overs in Redis turned into handles. */
   private readonly attempts: AcquireAttempts;
+  /** Locks passed on in this process turned into handles. */
+  private readonly passTakeOver: PassTakeOver;
   /** Everything a waiter does once its first attempt found the lock busy. */
   private readonly waiter: BusyLockWaiter;
   /** Starts every token of this client: a queued waiter is told its turn on its client's channel. */
@@ -79,8 +84,13 @@ export class LockAcquisition {
       maxLocalPasses: settings.maxLocalPasses,
       waitsForReplicas: !!this.waitForReplicas,
     });
+    this.passTakeOver = new PassTakeOver(owner, this.attempts, {
+      store: this.store,
+      waitsForReplicas: !!this.waitForReplicas,
+    });
     this.waiter = new BusyLockWaiter({
       attempts: this.attempts,
+      passTakeOver: this.passTakeOver,
       handOver: this.handOver,
       redisStore: this.redisStore,
       wakeUps,
@@ -186,7 +196,7 @@ export class LockAcquisition {
     const { target, opts } = call;
     // Released in this process a moment ago, with a waiter of ours in line: it is ours to take.
     const justReleased = opts.fair ? undefined : this.handOver.takeJustReleased(target.id);
-    if (justReleased) return this.attempts.takePassed(call, justReleased);
+    if (justReleased) return this.passTakeOver.takePassed(call, justReleased);
     const queue = !opts.fair && this.waiter.hasWaiters(target.id, false);
     // Fair waiters of this process queue for these keys already: an attempt now would only find
     // the lock busy, so this waiter subscribes and joins the queue with a single attempt.
