@@ -42,7 +42,7 @@ const LEASE = 'test/integration/lease-safety.spec.ts';
 const BASICS = 'test/integration/lock-client.basics.spec.ts';
 const WATCHDOG = 'test/integration/lock-client.watchdog.spec.ts';
 const WAITING = 'test/integration/lock-client.waiting.spec.ts';
-const PASSES = 'test/integration/in-process-hand-over.spec.ts';
+const HAND_OVER_SPEC = 'test/integration/in-process-hand-over.spec.ts';
 const FAIR = 'test/integration/fair.spec.ts';
 const FENCING = 'test/integration/fencing.spec.ts';
 const MULTI = 'test/integration/multi-key.spec.ts';
@@ -50,11 +50,17 @@ const REDLOCK = 'test/integration/redlock.spec.ts';
 const HTTP = 'test/e2e/http.spec.ts';
 const MODULE_SCOPE = 'test/e2e/module-scope.spec.ts';
 
-const GRANTS = 'lib/core/waiting/acquire-attempts.ts';
+const ATTEMPTS = 'lib/core/waiting/acquire-attempts.ts';
+const TAKE_OVER = 'lib/core/waiting/pass-take-over.ts';
 const HANDLE = 'lib/core/lease/redis-lock.handle.ts';
-const CONTENDER = 'lib/core/waiting/busy-lock.waiter.ts';
-const LOCAL_PASSES = 'lib/core/waiting/in-process-hand-over.ts';
-const SCRIPTS = 'lib/core/redis/lock.scripts.ts';
+const SIGNAL = 'lib/core/lease/lease.signal.ts';
+const WATCHDOG_TIMERS = 'lib/core/lease/lease.watchdog.ts';
+const WAITER = 'lib/core/waiting/busy-lock.waiter.ts';
+const HAND_OVER = 'lib/core/waiting/in-process-hand-over.ts';
+const ACQUIRE_SCRIPTS = 'lib/core/redis/scripts/acquire.scripts.ts';
+const EXTEND_SCRIPT = 'lib/core/redis/scripts/extend.script.ts';
+const RELEASE_SCRIPTS = 'lib/core/redis/scripts/release.scripts.ts';
+const SHARED_LUA = 'lib/core/redis/scripts/shared.lua.ts';
 const CLOCK = 'lib/core/lease/monotonic-clock.ts';
 const CONSTANTS = 'lib/redis-lock.constants.ts';
 const CONNECTION = 'lib/core/redis/redis-connection.ts';
@@ -69,7 +75,7 @@ const MUTANTS = [
   {
     id: 'grant-lease-from-reply',
     why: 'a grant’s lease counts from the reply’s arrival, not from when the script was sent',
-    file: GRANTS,
+    file: ATTEMPTS,
     edits: [['      opts.ttl,\n      sentAt,\n', '      opts.ttl,\n      monotonicNow(),\n']],
     specs: [LEASE],
   },
@@ -88,7 +94,7 @@ const MUTANTS = [
   {
     id: 'late-reply-is-grant',
     why: 'a grant whose reply came after its lease ran out is kept as a lock',
-    file: GRANTS,
+    file: ATTEMPTS,
     edits: [
       ['if (monotonicNow() - sentAt >= lease) {', 'if (monotonicNow() - sentAt >= Infinity) {'],
     ],
@@ -117,13 +123,8 @@ const MUTANTS = [
   {
     id: 'signal-ignores-lease',
     why: 'signal.aborted does not look at the lease, so it lags isHeld() after a blocked loop',
-    file: HANDLE,
-    edits: [
-      [
-        'get: () => {\n          this.isHeld();\n          return',
-        'get: () => {\n          return',
-      ],
-    ],
+    file: SIGNAL,
+    edits: [['get: () => {\n      checkLease();\n      return', 'get: () => {\n      return']],
     specs: [LEASE],
   },
   {
@@ -136,7 +137,7 @@ const MUTANTS = [
         'this.releasing = this.releaseOnce();\n      this.released = true;',
       ],
     ],
-    specs: [BASICS, PASSES],
+    specs: [BASICS, HAND_OVER_SPEC],
   },
   // Renewal.
   {
@@ -149,11 +150,11 @@ const MUTANTS = [
   {
     id: 'renew-counts-from-reply',
     why: 'the first renewal is ttl/3 after the reply, whatever lease is left (issue 14 case 4)',
-    file: HANDLE,
+    file: WATCHDOG_TIMERS,
     edits: [
       [
-        'delay = Math.max(0, this.leaseLeft() - this.ttl * (1 - 1 / RENEW_DIVISOR)),',
-        'delay = this.ttl / RENEW_DIVISOR,',
+        'delay = Math.max(0, this.lease.leaseLeft() - this.lease.ttl * (1 - 1 / RENEW_DIVISOR)),',
+        'delay = this.lease.ttl / RENEW_DIVISOR,',
       ],
     ],
     specs: [LEASE, WATCHDOG],
@@ -162,14 +163,14 @@ const MUTANTS = [
   {
     id: 'answered-never-set',
     why: 'a wait never records that Redis answered: a busy key is reported as Redis unavailable',
-    file: GRANTS,
+    file: ATTEMPTS,
     edits: [['call.answered = true;\n    this.lastAnswerAt = monotonicNow();\n', '']],
     specs: [WAITING, LEASE],
   },
   {
     id: 'late-grant-kept',
     why: 'an attempt given up on (deadline, abort) leaves its late grant in Redis for a whole ttl',
-    file: GRANTS,
+    file: ATTEMPTS,
     edits: [
       [
         "if (outcome.kind !== 'reply') {\n          this.releaseIfGrantedLate(call, reply);",
@@ -182,7 +183,7 @@ const MUTANTS = [
   {
     id: 'refused-pass-returned',
     why: 'PassRefusedError swallowed: a pass Redis refused to confirm is returned and run on',
-    file: GRANTS,
+    file: TAKE_OVER,
     edits: [
       [
         'if (err instanceof LockLostError) throw new PassRefusedError();',
@@ -194,39 +195,39 @@ const MUTANTS = [
   {
     id: 'short-pass-unconfirmed',
     why: 'a pass with under half its lease left is not confirmed before its caller runs',
-    file: GRANTS,
+    file: TAKE_OVER,
     edits: [
       [
         'leaseLeft < Math.min(leaseGiven, fullLease) / 2',
         'leaseLeft < Math.min(leaseGiven, fullLease) / 2 - fullLease',
       ],
     ],
-    specs: [LEASE, PASSES],
+    specs: [LEASE, HAND_OVER_SPEC],
   },
   {
     id: 'pass-lease-restarted',
     why: 'a lock passed in the process gets a fresh full lease instead of the releaser’s',
-    file: LOCAL_PASSES,
+    file: HAND_OVER,
     edits: [
       [
         'lock: passed(handle, leaseEnds) };',
         'lock: passed(handle, monotonicNow() + handle.leaseGiven) };',
       ],
     ],
-    specs: [PASSES],
+    specs: [HAND_OVER_SPEC],
   },
   {
     id: 'pass-fence-unchanged',
     why: 'a lock passed in the process keeps the releaser’s fencing token',
-    file: LOCAL_PASSES,
+    file: HAND_OVER,
     edits: [['fencingToken: handle.fencingToken + 1n,', 'fencingToken: handle.fencingToken,']],
-    specs: [PASSES, FENCING],
+    specs: [HAND_OVER_SPEC, FENCING],
   },
   // Hand-over through Redis.
   {
     id: 'hand-over-message-grants',
     why: 'the old behaviour: a hand-over message grants the lock, lease from the last busy attempt',
-    file: CONTENDER,
+    file: WAITER,
     edits: [
       [
         'let stopListening: (() => void) | undefined;',
@@ -268,7 +269,7 @@ const MUTANTS = [
   {
     id: 'hand-over-lease-fixed',
     why: 'the hand-over lease is a fixed 60 s instead of what is left of the waiter’s spot',
-    file: SCRIPTS,
+    file: RELEASE_SCRIPTS,
     edits: [
       [
         "local lease = tonumber(redis.call('zscore', timeouts, first)) - nowMs",
@@ -280,7 +281,7 @@ const MUTANTS = [
   {
     id: 'stale-spots-kept',
     why: 'PURGE_STALE purges nothing: a dead waiter keeps its place in the queue',
-    file: SCRIPTS,
+    file: SHARED_LUA,
     edits: [
       ["local stale = redis.call('zrangebyscore', timeouts, '-inf', nowMs)", 'local stale = {}'],
     ],
@@ -290,7 +291,7 @@ const MUTANTS = [
   {
     id: 'acquire-without-nx',
     why: 'ACQUIRE sets the key without NX: it overwrites another owner’s lock',
-    file: SCRIPTS,
+    file: ACQUIRE_SCRIPTS,
     edits: [
       [
         "redis.call('set', KEYS[i], ARGV[1], 'NX', 'PX', ARGV[2])",
@@ -302,14 +303,14 @@ const MUTANTS = [
   {
     id: 'multi-key-not-all-or-nothing',
     why: 'a multi-key ACQUIRE does not check every key before its first write',
-    file: SCRIPTS,
+    file: ACQUIRE_SCRIPTS,
     edits: [['local n = #KEYS / 2\nif n > 1 then', 'local n = #KEYS / 2\nif n < 1 then']],
     specs: [MULTI],
   },
   {
     id: 'fair-grants-held-key',
     why: 'ACQUIRE_FAIR grants a key another owner holds when its queue is empty',
-    file: SCRIPTS,
+    file: ACQUIRE_SCRIPTS,
     edits: [
       [
         'if blocked == 0 and (pttl ~= -2 or (first and first ~= token)) then',
@@ -321,7 +322,7 @@ const MUTANTS = [
   {
     id: 'fair-handed-any-holder',
     why: 'ACQUIRE_FAIR takes any held key as handed to the caller (no token check)',
-    file: SCRIPTS,
+    file: ACQUIRE_SCRIPTS,
     edits: [
       [
         "if redis.call('get', KEYS[i]) ~= token then handed = false break end",
@@ -333,14 +334,14 @@ const MUTANTS = [
   {
     id: 'extend-ignores-token',
     why: 'EXTEND renews the key whoever holds it',
-    file: SCRIPTS,
+    file: EXTEND_SCRIPT,
     edits: [["if redis.call('get', KEYS[i]) ~= ARGV[1] then return 0 end", '']],
     specs: [BASICS, WATCHDOG],
   },
   {
     id: 'release-ignores-token',
     why: 'RELEASE deletes (or hands over) the key whoever holds it',
-    file: SCRIPTS,
+    file: RELEASE_SCRIPTS,
     edits: [
       [
         "if redis.call('get', KEYS[i]) == ARGV[1] then\n    handOver(i, n)\n    released",
@@ -352,7 +353,7 @@ const MUTANTS = [
   {
     id: 'unqueued-release-ignores-token',
     why: 'RELEASE_UNQUEUED (Redlock’s masters) deletes the key whoever holds it',
-    file: SCRIPTS,
+    file: RELEASE_SCRIPTS,
     edits: [
       [
         "if redis.call('get', KEYS[i]) == ARGV[1] then\n    redis.call('del', KEYS[i])",
@@ -365,7 +366,7 @@ const MUTANTS = [
   {
     id: 'fence-stride-zero',
     why: 'ISSUE_FENCE steps a key’s counter by 0: grants repeat the same token',
-    file: SCRIPTS,
+    file: SHARED_LUA,
     edits: [
       [
         "local fence = redis.call('incrby', KEYS[first], ${FENCE_STRIDE})",
@@ -377,7 +378,7 @@ const MUTANTS = [
   {
     id: 'multi-key-fence-not-above',
     why: 'a multi-key token is not stepped above its keys’ counters',
-    file: SCRIPTS,
+    file: SHARED_LUA,
     edits: [
       [
         'if previous and previous + ${FENCE_STRIDE} > fence then fence = previous + ${FENCE_STRIDE} end',

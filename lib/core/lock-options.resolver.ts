@@ -1,3 +1,4 @@
+/* A call's lock options over the client's defaults, checked once into resolved values. */
 import type { LockOptions } from '../interfaces/lock-options.interface.js';
 import type { RetryStrategy } from '../interfaces/retry-strategy.interface.js';
 import {

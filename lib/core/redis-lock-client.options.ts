@@ -1,3 +1,4 @@
+/* The options of a RedisLockClient (the core's constructor). */
 import type { RedisClient } from './redis/redis-connection.js';
 import type { RedlockOptions } from './redis/redlock.store.js';
 import type { InMemoryLockStore } from './memory/in-memory-lock.store.js';

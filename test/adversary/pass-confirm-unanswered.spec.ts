@@ -1,6 +1,6 @@
 /**
  * Adversary probe: a lock passed on in the process with less than half its lease left is confirmed
- * with an EXTEND before its taker runs (AcquireAttempts.takeOver). When Redis does not answer that
+ * with an EXTEND before its taker runs (PassTakeOver.takeOver). When Redis does not answer that
  * EXTEND (frozen longer than the lease left), takeOver treats it as "the lease it has is still
  * sound" and returns the handle, although the lease ran out while it waited: `run()` then starts
  * its callback on a handle that is already lost, and keeps running after Redis, back, lets

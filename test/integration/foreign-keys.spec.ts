@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { LockScripts } from '../../lib/core/redis/lock.scripts.js';
+import { LockScripts } from '../../lib/core/redis/scripts/index.js';
 import { LockUnavailableError } from '../../lib/errors/lock.errors.js';
 import { startRedis, stopAllRedis, type RedisServer } from '../support/redis-server.js';
 import { LockClients, rejectionOf, uniqueKey } from './helpers.js';

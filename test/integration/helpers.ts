@@ -5,7 +5,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
-import { LockScripts } from '../../lib/core/redis/lock.scripts.js';
+import { LockScripts } from '../../lib/core/redis/scripts/index.js';
 import { RedisLockClient } from '../../lib/core/redis-lock.client.js';
 import type { RedisLockClientOptions } from '../../lib/core/redis-lock-client.options.js';
 import { exited, forkWorker, nextMessage } from '../support/fork-worker.js';

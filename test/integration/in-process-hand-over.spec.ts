@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { LockScripts } from '../../lib/core/redis/lock.scripts.js';
+import { LockScripts } from '../../lib/core/redis/scripts/index.js';
 import type { RedisLockHandle } from '../../lib/core/lease/redis-lock.handle.js';
 import {
   LockLostError,

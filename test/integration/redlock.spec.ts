@@ -9,7 +9,7 @@
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import type { RedisLockClientOptions } from '../../lib/core/redis-lock-client.options.js';
-import { LockScripts } from '../../lib/core/redis/lock.scripts.js';
+import { LockScripts } from '../../lib/core/redis/scripts/index.js';
 import { RedisLockClient } from '../../lib/core/redis-lock.client.js';
 import type { RedisLockHandle } from '../../lib/core/lease/redis-lock.handle.js';
 import { LockLostError, LockUnavailableError } from '../../lib/errors/lock.errors.js';

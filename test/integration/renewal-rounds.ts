@@ -2,7 +2,7 @@
  * Watches the EXTEND calls a server runs (Redis `MONITOR`) and groups them into renewal rounds,
  * for the batched-renewal specs. Nothing here talks to a Redis the harness did not start.
  */
-import { ClusterLockScripts, LockScripts } from '../../lib/core/redis/lock.scripts.js';
+import { ClusterLockScripts, LockScripts } from '../../lib/core/redis/scripts/index.js';
 import { startMonitor, type Monitor } from '../support/monitor.js';
 
 /** One EXTEND call as the server ran it. */

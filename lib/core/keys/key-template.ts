@@ -1,3 +1,4 @@
+/* Key templates (`'order:{id}'`): compiled once per method, filled from a call's arguments. */
 import { InvalidLockKeyError, LockTemplateError } from '../../errors/lock.errors.js';
 import { MAX_KEY_LENGTH, MAX_KEY_PART_LENGTH } from '../../redis-lock.constants.js';
 import {

@@ -1,3 +1,4 @@
+/* Random identities: the lock client's id, each lock's token, a queued waiter's channel. */
 import { randomBytes } from 'node:crypto';
 import { CLIENT_ID_BYTES, TOKEN_BYTES } from '../../redis-lock.constants.js';
 

@@ -1,3 +1,4 @@
+/* Timers longer than Node's 2^31-1 ms limit, and the check that a delay fits in one. */
 import { MAX_TIMER_DELAY } from '../../redis-lock.constants.js';
 
 /** A timer from `setLongTimeout`. */

@@ -1,3 +1,4 @@
+/* The clock leases count on (monotonic), and the lease trusted for a ttl (drift margin off). */
 import { LEASE_DRIFT_FACTOR, LEASE_DRIFT_MS } from '../../redis-lock.constants.js';
 
 /** Monotonic milliseconds: lease arithmetic must not jump with the wall clock. */

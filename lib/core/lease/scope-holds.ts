@@ -1,3 +1,4 @@
+/* The hold count of reentrant locks: a lock is released when the last scope holding it ends. */
 import type { RedisLockHandle } from './redis-lock.handle.js';
 
 /** What a scope is to the hold count: the lock it names, and whether it took it. */

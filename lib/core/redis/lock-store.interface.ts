@@ -1,3 +1,4 @@
+/* The contract of where locks live: one Redis or Cluster, Redlock masters, or memory. */
 import type { LockTarget } from '../keys/lock-target.js';
 import type { Renewal, RenewalOutcome } from './lock-renewals.js';
 

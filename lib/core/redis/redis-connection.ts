@@ -1,3 +1,4 @@
+/* The connection locks run on: made from options (auto-pipelining on) or a client passed in. */
 import { Redis, type Cluster, type RedisOptions } from 'ioredis';
 import { QUIT_TIMEOUT } from '../../redis-lock.constants.js';
 import {

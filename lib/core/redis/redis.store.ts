@@ -1,3 +1,4 @@
+/* Locks on one Redis (also through Sentinel) or a Redis Cluster: the scripts, run per slot. */
 import { hashSlot } from './cluster-slot.js';
 import type { BusyKeyListener, LockStore, QueueSpot } from './lock-store.interface.js';
 import { subTarget, type LockTarget } from '../keys/lock-target.js';

@@ -1,3 +1,4 @@
+/* Locks on a Redlock quorum of independent masters: a majority grants, renews and releases. */
 import type { Redis } from 'ioredis';
 import {
   DEFAULT_REDLOCK_DRIFT_FACTOR,

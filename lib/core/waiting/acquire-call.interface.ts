@@ -1,3 +1,4 @@
+/* One acquire call as it goes through its attempts: target, options, token, deadline. */
 import type { ResolvedLockOptions } from '../lock-options.resolver.js';
 import type { LockTarget } from '../keys/lock-target.js';
 

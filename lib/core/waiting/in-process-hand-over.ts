@@ -1,3 +1,4 @@
+/* Passing a released lock straight to a waiter of the same process, without a command. */
 import { MIN_PASSED_LEASE } from '../../redis-lock.constants.js';
 import type { LockTarget } from '../keys/lock-target.js';
 import type { Wake } from './lock-wait.js';

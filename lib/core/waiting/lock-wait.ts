@@ -1,3 +1,4 @@
+/* A waiter's doorbell (Wake) and the local queue of a process's waiters for one lock. */
 import { setLongTimeout } from '../lease/long-timeout.js';
 
 /** Why a wait for a wake-up ended. */

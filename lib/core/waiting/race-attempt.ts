@@ -1,3 +1,4 @@
+/* Bounded waits for Redis: a reply raced against no answer, the deadline and an abort. */
 import { attemptTimeoutMessage } from '../../redis-lock.messages.js';
 import { setLongTimeout } from '../lease/long-timeout.js';
 import { monotonicNow } from '../lease/monotonic-clock.js';

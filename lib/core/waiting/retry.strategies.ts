@@ -1,3 +1,4 @@
+/* The retry strategies a waiter without wake-ups polls with: fixed delay, exponential backoff. */
 import type { RetryStrategy } from '../../interfaces/retry-strategy.interface.js';
 
 /**

@@ -1,3 +1,4 @@
+/* The contract of release wake-ups: pub/sub on Redis, or messages in memory. */
 import type { WakeListener } from './wake-up.hub.js';
 
 /**

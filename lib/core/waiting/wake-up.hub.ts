@@ -1,3 +1,4 @@
+/* Release wake-ups over Redis pub/sub: one subscriber connection per client, for every waiter. */
 import { ATTEMPT_TIMEOUT } from '../../redis-lock.constants.js';
 import {
   CLIENT_CLOSED,
