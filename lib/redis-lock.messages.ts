@@ -238,3 +238,8 @@ function describe(value: unknown): string {
   if (typeof value === 'object') return Array.isArray(value) ? 'an array' : 'an object';
   return `${typeof value} ${String(value)}`;
 }
+
+export const sseGuardOrderWarning = (where: string) =>
+  `${where}: a guard bound with @UseGuards above @Lock runs after the lock's SSE guard, so the ` +
+  'lock is taken once the stream has started, and a refusal is a 200 stream with one error ' +
+  'event instead of a 423. Put @UseGuards below @Lock (or on the class) to answer 423.';
