@@ -221,7 +221,7 @@ describe.each(PLATFORMS)('@Lock on an @Sse stream ($platform)', (platformCase) =
     const doomedApp = await createOrdersApp(platformCase, { redis: doomed.url });
     try {
       await doomed.stop();
-      const client = openSse(doomedApp, '/orders/5/events');
+      const client = track(openSse(doomedApp, '/orders/5/events'));
       const response = await client.response;
       await within(client.ended, 5_000, 'the response to end');
 
