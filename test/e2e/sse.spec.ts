@@ -9,6 +9,7 @@ import type { Redis } from 'ioredis';
 import { startRedis, stopAllRedis, type RedisServer } from '../support/redis-server.js';
 import { waitFor } from '../support/wait-for.js';
 import { RedisLockClient } from '../../lib/index.js';
+import { CommandLog } from './fixtures/command-log.js';
 import { Gate, within } from './fixtures/gate.js';
 import { createOrdersApp, PLATFORMS, Streams } from './fixtures/orders.app.js';
 
@@ -235,6 +236,24 @@ describe.each(PLATFORMS)('@Lock on an @Sse stream ($platform)', (platformCase) =
       expect(doomedApp.get(Streams).isOpen('5')).toBe(false);
     } finally {
       await doomedApp.close();
+    }
+  });
+
+  it.each([
+    { where: 'below @Lock (it runs first)', path: '/orders/d1/denied-events' },
+    { where: 'above @Lock (the lock guard stands aside)', path: '/orders/d2/denied-late-events' },
+  ])('takes no lock for a request a method guard $where refuses', async ({ path }) => {
+    const log = await CommandLog.start(redis);
+    try {
+      const client = track(openSse(app, path));
+      const response = await client.response;
+      await within(client.ended, 5_000, 'the response to end');
+
+      expect(response.statusCode).toBe(403);
+      await log.sync();
+      expect(log.setKeys()).toEqual([]);
+    } finally {
+      await log.stop();
     }
   });
 });
