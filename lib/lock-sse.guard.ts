@@ -23,7 +23,7 @@ import {
 import { sseGuardOrderWarning } from './redis-lock.messages.js';
 import { REDIS_LOCK_MODULE_OPTIONS } from './redis-lock.module-definition.js';
 import { rawRouteArguments } from './route-arguments.js';
-import { parkLock } from './sse-lock.parking.js';
+import { parkLock, type ParkedOutcome, type RawResponse } from './sse-lock.parking.js';
 
 /** Marks the guard class of each build of the package, for the order check. */
 const SSE_GUARD = Symbol.for('REDIS_LOCK:SSE_GUARD');
@@ -105,9 +105,10 @@ export class LockSseGuard implements CanActivate {
     }
     const http = context.switchToHttp();
     const request = http.getRequest<object>();
-    const response = http.getResponse<{ raw?: object }>();
-    const park = (outcome: Parameters<typeof parkLock>[2]['outcome']) =>
-      parkLock(request, (response.raw ?? response) as never, {
+    // Fastify's reply has the Node response under `raw`; Express' response is one.
+    const response = http.getResponse<RawResponse & { raw?: RawResponse }>();
+    const park = (outcome: ParkedOutcome) =>
+      parkLock(request, response.raw ?? response, {
         method: metadata,
         client,
         key,

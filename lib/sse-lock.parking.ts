@@ -24,7 +24,7 @@ interface Parked {
 }
 
 /** The Node response whose end (sent or connection gone) ends the request. */
-interface RawResponse {
+export interface RawResponse {
   destroyed?: boolean;
   writableEnded?: boolean;
   once(event: 'close', listener: () => void): unknown;
