@@ -241,3 +241,8 @@ function describe(value: unknown): string {
 
 /** Health: a Cluster master the slot map names, to which the client holds no connection. */
 export const NODE_NOT_CONNECTED = 'the client has no connection to this node';
+
+export const sseGuardOrderWarning = (where: string) =>
+  `${where}: a guard bound with @UseGuards above @Lock runs after the lock's SSE guard, so the ` +
+  'lock is taken once the stream has started, and a refusal is a 200 stream with one error ' +
+  'event instead of a 423. Put @UseGuards below @Lock (or on the class) to answer 423.';

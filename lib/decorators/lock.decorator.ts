@@ -1,4 +1,4 @@
-import { Inject, Logger, SetMetadata, UseInterceptors } from '@nestjs/common';
+import { Inject, Logger, SetMetadata, UseGuards, UseInterceptors } from '@nestjs/common';
 import { Observable } from 'rxjs';
 import type { KeyResolver, LockKey } from '../core/keys/key-template.js';
 import { declaredReturn } from '../declared-return.js';
@@ -8,6 +8,8 @@ import { LockTemplateError } from '../errors/lock.errors.js';
 import { claimLockedMethod, compileForMethod } from './lock-stacking.js';
 import type { LockDecoratorOptions } from '../interfaces/lock-options.interface.js';
 import { LockInterceptor } from '../lock.interceptor.js';
+import { LockSseGuard, rememberMethodKey } from '../lock-sse.guard.js';
+import { adoptParked, parkedRequest } from '../sse-lock.parking.js';
 import { lockServiceOf } from '../lock-owners.registry.js';
 import { checkLockOptions } from './lock-options.check.js';
 import {
@@ -118,6 +120,10 @@ export function Lock(
     // Bound here as well as globally: a microservice connected to an HTTP app without
     // `inheritAppConfig` does not get the app's global interceptors. On providers it is inert.
     UseInterceptors(LockInterceptor)(target, propertyKey, descriptor);
+    // On an @Sse route, takes the lock before the response starts (a refusal is then a 423); inert
+    // elsewhere. After the guards of decorators below this one, so they run first.
+    rememberMethodKey(wrapped, propertyKey);
+    UseGuards(LockSseGuard)(target, propertyKey, descriptor);
     injectLockService(target);
     return descriptor;
   };
@@ -134,26 +140,32 @@ function lockedMethod(original: AnyMethod, metadata: LockMetadata, returnsObserv
   };
   return function (this: object | undefined, ...args: unknown[]): unknown {
     const invoke = () => original.apply(this, args);
+    // Now: the Observable may be subscribed outside the request's async context.
+    const request = parkedRequest();
     const locked = () => {
       const service = lockServiceOf(this, metadata.where);
       const key = metadata.resolveKey(args);
       // A test's fake LockService has no client: the method runs through its `run`.
       const client = clientOf(service);
-      return client ? { client, key } : { runner: runnerOf(service, metadata.where), key };
+      if (!client) return { runner: runnerOf(service, metadata.where), key };
+      // What LockSseGuard got before the response started, if for this very key.
+      const parked = adoptParked(request, metadata, client, key);
+      if (parked?.error) throw parked.error;
+      return { client, key, scope: parked?.scope };
     };
     if (returnsObservable) {
       return new Observable((subscriber) => {
-        const { client, runner, key } = locked();
+        const { client, runner, key, scope } = locked();
         const stream = client
-          ? observeLocked(client, key, options, invoke)
+          ? observeLocked(client, key, options, invoke, scope)
           : observeThrough(runner!, key, options, invoke);
         return stream.subscribe(subscriber);
       });
     }
     return (async () => {
-      const { client, runner, key } = locked();
+      const { client, runner, key, scope } = locked();
       if (!client) return callThrough(runner!, key, options, invoke);
-      return callLocked(client, key, options, invoke);
+      return callLocked(client, key, options, invoke, scope);
     })();
   };
 }
