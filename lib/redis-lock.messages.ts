@@ -154,6 +154,7 @@ const KEY_ROLES: Record<string, string> = {
   string: "a lock key (a string holding the owner's token)",
   zset: 'a fair queue (a sorted set)',
   fence: 'a fencing counter (a decimal integer)',
+  semaphore: "a semaphore's holders (a sorted set)",
 };
 
 export const foreignKeyMessage = (key: string, kind: string, found: string) => {
@@ -213,3 +214,26 @@ function describe(value: unknown): string {
   if (typeof value === 'object') return Array.isArray(value) ? 'an array' : 'an object';
   return `${typeof value} ${String(value)}`;
 }
+
+// Semaphores.
+
+export const permitNotAcquiredMessage = (
+  key: string,
+  permits: number,
+  waitedMs: number,
+  aborted: boolean,
+) =>
+  aborted
+    ? `Waiting for a permit of semaphore "${key}" was aborted after ${waitedMs} ms.`
+    : `All ${permits} permit(s) of semaphore "${key}" are held` +
+      (waitedMs > 0 ? `; gave up after waiting ${waitedMs} ms.` : '.');
+
+export const permitsExpected = 'a positive integer';
+
+/** Why semaphores are refused with Redlock or the in-memory store. */
+export const semaphoreUnsupportedMessage = (backend: string) =>
+  `Semaphores are not supported with ${backend}: their holders must live on one Redis (also ` +
+  'through Sentinel) or a Redis Cluster, where one script counts them. Use `redis` for them.';
+
+export const semaphoreUnsupportedAtStartupMessage = (methods: readonly string[], why: string) =>
+  `@Semaphore on ${methods.join(', ')}: ${why}`;
