@@ -3,6 +3,8 @@ import { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import { LockMetadataAccessor } from './lock-metadata.accessor.js';
 import { LockService } from './lock.service.js';
 import { LOCK_SERVICE_PROPERTY, REDIS_LOCK_LOGGER_CONTEXT } from './redis-lock.constants.js';
+import { LockError } from './errors/lock.errors.js';
+import { semaphoreUnsupportedAtStartupMessage } from './redis-lock.messages.js';
 
 /**
  * Checks at startup that every instance with `@Lock` methods can lock. Instances Nest built get
@@ -23,20 +25,26 @@ export class LockExplorer implements OnModuleInit {
   onModuleInit(): void {
     const wrappers = [...this.discovery.getControllers(), ...this.discovery.getProviders()];
     let locked = 0;
+    const semaphores: string[] = [];
     for (const wrapper of wrappers) {
       const instance = wrapper.instance as Record<PropertyKey, unknown> | undefined;
       // Request-scoped instances do not exist yet; property injection covers each one later.
       if (!instance || typeof instance !== 'object' || !wrapper.isDependencyTreeStatic()) continue;
       const prototype = Object.getPrototypeOf(instance) as object;
-      const methods = this.scanner
-        .getAllMethodNames(prototype)
-        .filter((name) => this.accessor.getLockMetadata(instance[name] as object));
+      const methods = this.scanner.getAllMethodNames(prototype).filter((name) => {
+        const semaphore = this.accessor.getSemaphoreMetadata(instance[name] as object);
+        if (semaphore) semaphores.push(semaphore.where);
+        return semaphore || this.accessor.getLockMetadata(instance[name] as object);
+      });
       if (methods.length === 0) continue;
       locked += methods.length;
       if (!instance[LOCK_SERVICE_PROPERTY]) {
         Object.defineProperty(instance, LOCK_SERVICE_PROPERTY, { value: this.lockService });
       }
     }
+    // Redlock cannot hold semaphores: refused now rather than on the first call.
+    const refused = semaphores.length > 0 && this.lockService.client.semaphoresRefused();
+    if (refused) throw new LockError(semaphoreUnsupportedAtStartupMessage(semaphores, refused));
     this.logger.debug(`${locked} @Lock method(s) ready.`);
   }
 }

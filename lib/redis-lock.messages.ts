@@ -237,3 +237,21 @@ export const semaphoreUnsupportedMessage = (backend: string) =>
 
 export const semaphoreUnsupportedAtStartupMessage = (methods: readonly string[], why: string) =>
   `@Semaphore on ${methods.join(', ')}: ${why}`;
+
+/** A `@Semaphore` definition refused where the class is defined. */
+export const badSemaphoreMessage = (where: string, problem: string) =>
+  `@Semaphore on ${where}: ${problem} Fix it in the decorator; the app does not start with it.`;
+
+export const semaphoreOptionsExpected = (value: unknown) =>
+  `the options must be an object with "permits", got ${describe(value)}.`;
+
+export const unknownSemaphoreOptionMessage = (option: string, known: readonly string[]) =>
+  `unknown option "${option}". Known options: ${known.join(', ')}.`;
+
+export const badSemaphoreOnNotAcquiredMessage = (value: unknown) =>
+  `onNotAcquired must be 'throw' or 'skip', got ${describe(value)}.`;
+
+export const SEMAPHORE_ONE_KEY =
+  'a semaphore takes one key template (or key function), not an array.';
+
+export const SEMAPHORE_NOT_A_METHOD = 'only instance methods can hold a permit.';

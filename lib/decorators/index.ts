@@ -1,1 +1,2 @@
 export * from './lock.decorator.js';
+export * from './semaphore.decorator.js';

@@ -38,7 +38,8 @@ export interface LockMetadata {
   readonly resolveKey: KeyResolver;
 }
 
-type AnyMethod = (...args: unknown[]) => unknown;
+/** @internal any method a decorator wraps. */
+export type AnyMethod = (...args: unknown[]) => unknown;
 
 const logger = new Logger(REDIS_LOCK_LOGGER_CONTEXT);
 
@@ -120,7 +121,12 @@ export function Lock(
   };
 }
 
-function lockedMethod(original: AnyMethod, metadata: LockMetadata, returnsObservable: boolean) {
+/** @internal also wraps `@Semaphore` methods (their options carry `permits`). */
+export function lockedMethod(
+  original: AnyMethod,
+  metadata: LockMetadata,
+  returnsObservable: boolean,
+) {
   const { onNotAcquired, ...lockOptions } = metadata.options;
   const options: LockedCallOptions = {
     ...lockOptions,
@@ -157,7 +163,7 @@ function lockedMethod(original: AnyMethod, metadata: LockMetadata, returnsObserv
 }
 
 /** Keeps the name and every metadata key (routes, guards, pipes...) decorators set before us. */
-function copyFunctionIdentity(from: AnyMethod, to: AnyMethod): void {
+export function copyFunctionIdentity(from: AnyMethod, to: AnyMethod): void {
   Object.defineProperty(to, 'name', { value: from.name });
   for (const metadataKey of Reflect.getOwnMetadataKeys(from)) {
     Reflect.defineMetadata(metadataKey, Reflect.getOwnMetadata(metadataKey, from), to);
@@ -167,7 +173,7 @@ function copyFunctionIdentity(from: AnyMethod, to: AnyMethod): void {
 const injected = new WeakSet<object>();
 
 /** One property injection per class: each instance gets its own app's LockService. */
-function injectLockService(prototype: object): void {
+export function injectLockService(prototype: object): void {
   if (injected.has(prototype)) return;
   injected.add(prototype);
   Inject(LockService)(prototype, LOCK_SERVICE_PROPERTY);

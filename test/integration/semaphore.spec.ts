@@ -76,7 +76,7 @@ describe('semaphores on one Redis', () => {
       { key, inside: 'unused', permits: 1, waiters: 1, grants: 0, ttl, holdMs: 0, crash: true },
       1,
     );
-    const { before } = await nextMessage<{ before: number }>(
+    const { before } = await nextMessage<{ type: string; before: number }>(
       holder,
       (m: { type: string }) => m.type === 'holding',
       20_000,
