@@ -18,6 +18,9 @@ import {
   rawPair,
   redlockPair,
   semaphorePair,
+  libraryPermitPair,
+  semaphoreSemaphorePair,
+  SEMAPHORE_PERMITS,
   type PairResult,
 } from './uncontended.bench.js';
 import { IMPLS, type Impl } from './workers/contenders.js';
@@ -59,7 +62,7 @@ async function main(options: BenchOptions): Promise<void> {
   console.log(
     `## Uncontended: ${options.concurrency} concurrent callers, distinct keys, one connection\n`,
   );
-  const [lib, raw, rawBatched, redlock, semaphore] = await comparePairs(
+  const [lib, raw, rawBatched, redlock, semaphore, libPermit, semSemaphore] = await comparePairs(
     [
       libraryPair(server.client()),
       await rawPair(server.client()),
@@ -67,6 +70,8 @@ async function main(options: BenchOptions): Promise<void> {
       await rawPair(server.client({ enableAutoPipelining: true })),
       redlockPair(server.client()),
       semaphorePair(server.client()),
+      libraryPermitPair(server.client()),
+      semaphoreSemaphorePair(server.client()),
     ],
     admin,
     options.concurrency,
@@ -98,6 +103,11 @@ async function main(options: BenchOptions): Promise<void> {
         pairRow('raw ioredis, enableAutoPipelining: true', rawBatched),
         pairRow('@sesamecare-oss/redlock: acquire + release', redlock),
         pairRow('redis-semaphore: Mutex acquire + release', semaphore),
+        pairRow(`library: tryAcquirePermit + release (N = ${SEMAPHORE_PERMITS})`, libPermit),
+        pairRow(
+          `redis-semaphore: Semaphore acquire + release (N = ${SEMAPHORE_PERMITS})`,
+          semSemaphore,
+        ),
       ],
     ),
   );
@@ -181,7 +191,7 @@ async function main(options: BenchOptions): Promise<void> {
 
   console.log('\n## Targets\n');
   const lines = checkTargets({
-    uncontended: { library: lib, raw },
+    uncontended: { library: lib, raw, permit: libPermit, semaphore: semSemaphore },
     contended,
     ideal,
     contenders: processes * workers,

@@ -14,7 +14,13 @@ const MIN_FAIR_JAIN = 0.99;
 const FAIR_WAIT_SLACK_MS = 10;
 
 export interface TargetInput {
-  uncontended: { library: PairResult; raw: PairResult };
+  uncontended: {
+    library: PairResult;
+    raw: PairResult;
+    /** Semaphore permits: the library's and redis-semaphore's `Semaphore`. */
+    permit: PairResult;
+    semaphore: PairResult;
+  };
   contended: Record<Impl, ContendedResult>;
   /** `ideal/s` of a row: 1 / (its mean hold + RTT). */
   ideal: (heldMean: number) => number;
@@ -47,7 +53,14 @@ function targets({
   const ofIdeal = lib.perSecond / ideal(lib.heldMean);
   // With a FIFO hand-over a waiter has at most everyone else ahead of it, plus the holder.
   const fairBound = contenders * criticalSectionMs + FAIR_WAIT_SLACK_MS;
+  const permitVsSemaphore = uncontended.permit.perSecond / uncontended.semaphore.perSecond;
   const list: Target[] = [
+    {
+      ok: permitVsSemaphore >= 1,
+      text:
+        'library semaphore uncontended ≥ redis-semaphore Semaphore: ' +
+        `${fmt(permitVsSemaphore, 2)}x`,
+    },
     {
       ok: vsRaw >= MIN_SHARE,
       text: `library uncontended ≥ ${MIN_SHARE}x raw ioredis: ${fmt(vsRaw, 2)}x`,

@@ -25,7 +25,9 @@ const channels = (prefix: string, key: string): string[] => [
 ];
 
 /** Keys and prefixes rich in the characters the naming rules turn on. */
-const part = fc.string({ unit: fc.constantFrom('{', '}', ':', 'a', 'b', '\n', 'lock', 'fence', 'semaphore', 'released') });
+const part = fc.string({
+  unit: fc.constantFrom('{', '}', ':', 'a', 'b', '\n', 'lock', 'fence', 'semaphore', 'released'),
+});
 const key = part.filter((k) => k.length > 0);
 
 describe('lock names in Redis', () => {
