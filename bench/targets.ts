@@ -6,6 +6,7 @@ import type { ContendedResult } from './contended.bench.js';
 import { fmt } from './report.js';
 import type { PairResult } from './uncontended.bench.js';
 import type { Impl } from './workers/contended.worker.js';
+import { CONTENDED_PERMITS } from './workers/contenders.js';
 
 /** Below this share of raw ioredis (uncontended) or of ideal (contended) is a miss. */
 const MIN_SHARE = 0.9;
@@ -54,7 +55,19 @@ function targets({
   // With a FIFO hand-over a waiter has at most everyone else ahead of it, plus the holder.
   const fairBound = contenders * criticalSectionMs + FAIR_WAIT_SLACK_MS;
   const permitVsSemaphore = uncontended.permit.perSecond / uncontended.semaphore.perSecond;
+  const sem = contended['library-semaphore'];
+  const semIdeal = CONTENDED_PERMITS * ideal(sem.heldMean);
   const list: Target[] = [
+    {
+      ok: sem.perSecond / semIdeal >= MIN_SHARE,
+      text:
+        `library semaphore contended (N = ${CONTENDED_PERMITS}) ≥ ${MIN_SHARE}x ideal N / (cs + RTT): ` +
+        `${fmt(sem.perSecond / semIdeal, 2)}x (${fmt(sem.perSecond, 1)} of ${fmt(semIdeal, 1)} grants/s)`,
+    },
+    {
+      ok: sem.jain >= MIN_FAIR_JAIN,
+      text: `library semaphore contended Jain ≥ ${MIN_FAIR_JAIN}: ${fmt(sem.jain, 3)}`,
+    },
     {
       ok: permitVsSemaphore >= 1,
       text:

@@ -2,7 +2,6 @@
  * Semaphores on a Redis Cluster: the holders key and its channel share one slot (one script), and
  * a release wakes a waiter of another client through sharded pub/sub (SPUBLISH).
  */
-import type { Redis } from 'ioredis';
 import { RedisLockClient } from '../../lib/core/redis-lock.client.js';
 import { startCluster, stopAllClusters, type RedisCluster } from '../support/redis-cluster.js';
 import { waitFor } from '../support/wait-for.js';
@@ -40,7 +39,7 @@ describe('semaphores on a Redis Cluster', () => {
       // The leases (60 s) outlast the wait (20 s): only the release's message lets it in.
       const waiting = b.acquirePermit(key, { permits: 2, waitTimeout: 20_000 });
       const holders = held[0].redisKey;
-      const owner: Redis = cluster.client();
+      const owner = cluster.client();
       const channel = `${holders}:released`;
       await waitFor(
         async () => {
