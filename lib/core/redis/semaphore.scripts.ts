@@ -18,13 +18,16 @@ import { FOREIGN_KEY_ERROR } from '../../redis-lock.constants.js';
 import { CHANNEL_SUFFIX } from '../keys/lock-target.js';
 import { LuaScript } from './lock.scripts.js';
 
-/** Checks KEYS[1], reads Redis' clock (ms) and drops the holders whose lease ended. */
-const PREPARE = `
+/** Checks KEYS[1] is a sorted set or absent, before any write. */
+const CHECK = `
 local key = KEYS[1]
 local found = redis.call('type', key).ok
 if found ~= 'none' and found ~= 'zset' then
   return redis.error_reply('${FOREIGN_KEY_ERROR} semaphore ' .. found .. ' ' .. key)
-end
+end`;
+
+/** CHECK, then reads Redis' clock (ms) and drops the holders whose lease ended. */
+const PREPARE = `${CHECK}
 local time = redis.call('time')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 redis.call('zremrangebyscore', key, '-inf', now)
@@ -41,7 +44,8 @@ end`;
  */
 const ACQUIRE_PERMIT = `${PREPARE}
 local ttl = tonumber(ARGV[2])
-if redis.call('zscore', key, ARGV[1]) or redis.call('zcard', key) < tonumber(ARGV[3]) then
+-- The caller's own token is looked up only when the set is full: the rare retry, not every grant.
+if redis.call('zcard', key) < tonumber(ARGV[3]) or redis.call('zscore', key, ARGV[1]) then
   leaseUntil(ARGV[1], ttl)
   return 1
 end
@@ -56,9 +60,11 @@ return 1`;
 
 /**
  * KEYS: holders. ARGV: token. Gives the token's permit back and wakes the waiters on the key's
- * channel. 1 if the token held a live permit, else 0 (a lease that ended was dropped already).
+ * channel. 1 if the token's entry was there, else 0 (dropped after its lease ended). It removes
+ * only the caller's own entry, so it needs neither the clock nor the purge: a lapsed lease was
+ * already not counted, and the handle itself reports a release after its lease ran out.
  */
-const RELEASE_PERMIT = `${PREPARE}
+const RELEASE_PERMIT = `${CHECK}
 if redis.call('zrem', key, ARGV[1]) == 0 then return 0 end
 redis.call(PUBLISH, key .. '${CHANNEL_SUFFIX}', '')
 return 1`;

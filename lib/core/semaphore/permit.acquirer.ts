@@ -12,7 +12,7 @@ import { newLockToken } from '../keys/lock-token.js';
 import { monotonicNow } from '../lease/monotonic-clock.js';
 import type { LockHandleOwner, RedisLockHandle } from '../lease/redis-lock.handle.js';
 import { LocalQueue, Wake } from '../waiting/lock-wait.js';
-import { NoAnswerError, raceAttempt } from '../waiting/race-attempt.js';
+import { answerWithin, NoAnswerError, raceAttempt } from '../waiting/race-attempt.js';
 import type { WakeUpSource } from '../waiting/wake-up-source.interface.js';
 import type { ResolvedPermitOptions } from './permit-options.resolver.js';
 import type { PermitStore } from './permit.store.js';
@@ -175,17 +175,34 @@ export class PermitAcquirer {
       opts.waitTimeout > 0 ? Math.max(0, call.deadline - sentAt) + FINAL_ATTEMPT_GRACE : undefined;
     let granted: number;
     try {
-      const outcome = await raceAttempt(reply, answerTimeout, deadlineIn, opts.signal);
-      if (outcome.kind === 'timeout') throw new NoAnswerError(attemptTimeoutMessage(answerTimeout));
-      if (outcome.kind !== 'reply') {
-        this.releaseIfGrantedLate(call, reply);
-        return outcome.kind;
+      if (deadlineIn === undefined && !opts.signal) {
+        // The common single try: only Redis not answering can end it early (a lighter race).
+        granted = await answerWithin(reply, answerTimeout);
+      } else {
+        const outcome = await raceAttempt(reply, answerTimeout, deadlineIn, opts.signal);
+        if (outcome.kind === 'timeout') {
+          throw new NoAnswerError(attemptTimeoutMessage(answerTimeout));
+        }
+        if (outcome.kind !== 'reply') {
+          this.releaseIfGrantedLate(call, reply);
+          return outcome.kind;
+        }
+        granted = outcome.value;
       }
-      granted = outcome.value;
     } catch (err) {
       if (err instanceof NoAnswerError) this.releaseIfGrantedLate(call, reply);
       throw new LockUnavailableError(target.name, err);
     }
+    return this.granted(call, granted, sentAt);
+  }
+
+  /** What an answered attempt means: a permit, or when the first holder's lease ends. */
+  private async granted(
+    call: PermitCall,
+    granted: number,
+    sentAt: number,
+  ): Promise<RedisPermitHandle | Full> {
+    const { target, opts, token } = call;
     this.lastAnswerAt = monotonicNow();
     if (granted < 0) {
       const firstLeaseEnds = -3 - granted;
