@@ -8,6 +8,8 @@ import type { LockKeys, LockScope, RedisLockClient } from './core/redis-lock.cli
 export interface LockedCallOptions extends LockOptions {
   /** Called with the busy lock's key (several keys joined with ', '). */
   onSkip?: (key: string) => void;
+  /** `@Semaphore`: the call holds one of this many permits of the key instead of its lock. */
+  permits?: number;
 }
 
 /**
@@ -141,6 +143,9 @@ async function enterOrSkip(
 ): Promise<LockScope | undefined> {
   const { onSkip, ...lockOptions } = options;
   try {
+    const { permits } = lockOptions;
+    if (permits !== undefined)
+      return await client.enterPermit(key as string, { ...lockOptions, permits });
     return await client.enter(key, lockOptions);
   } catch (err) {
     if (onSkip && err instanceof LockNotAcquiredError && !err.aborted) {

@@ -2,6 +2,8 @@ import { LOCK_SERVICE_PROPERTY_NAME } from './redis-lock.messages.js';
 
 /** Reflect-metadata key under which `@Lock` stores its definition on the decorated method. */
 export const LOCK_METADATA = 'REDIS_LOCK:LOCK';
+/** Metadata key of `@Semaphore`. */
+export const SEMAPHORE_METADATA = 'REDIS_LOCK:SEMAPHORE';
 
 /** Injection token of the ioredis connections (or clients passed in) the module locks with. */
 export const REDIS_LOCK_CONNECTION = 'REDIS_LOCK:CONNECTION';

@@ -172,6 +172,7 @@ const KEY_ROLES: Record<string, string> = {
   string: "a lock key (a string holding the owner's token)",
   zset: 'a fair queue (a sorted set)',
   fence: 'a fencing counter (a decimal integer)',
+  semaphore: "a semaphore's holders (a sorted set)",
 };
 
 export const foreignKeyMessage = (key: string, kind: string, found: string) => {
@@ -246,3 +247,44 @@ export const sseGuardOrderWarning = (where: string) =>
   `${where}: a guard bound with @UseGuards above @Lock runs after the lock's SSE guard, so the ` +
   'lock is taken once the stream has started, and a refusal is a 200 stream with one error ' +
   'event instead of a 423. Put @UseGuards below @Lock (or on the class) to answer 423.';
+
+// Semaphores.
+
+export const permitNotAcquiredMessage = (
+  key: string,
+  permits: number,
+  waitedMs: number,
+  aborted: boolean,
+) =>
+  aborted
+    ? `Waiting for a permit of semaphore "${key}" was aborted after ${waitedMs} ms.`
+    : `All ${permits} permit(s) of semaphore "${key}" are held` +
+      (waitedMs > 0 ? `; gave up after waiting ${waitedMs} ms.` : '.');
+
+export const permitsExpected = 'a positive integer';
+
+/** Why semaphores are refused with Redlock or the in-memory store. */
+export const semaphoreUnsupportedMessage = (backend: string) =>
+  `Semaphores are not supported with ${backend}: their holders must live on one Redis (also ` +
+  'through Sentinel) or a Redis Cluster, where one script counts them. Use `redis` for them.';
+
+export const semaphoreUnsupportedAtStartupMessage = (methods: readonly string[], why: string) =>
+  `@Semaphore on ${methods.join(', ')}: ${why}`;
+
+/** A `@Semaphore` definition refused where the class is defined. */
+export const badSemaphoreMessage = (where: string, problem: string) =>
+  `@Semaphore on ${where}: ${problem} Fix it in the decorator; the app does not start with it.`;
+
+export const semaphoreOptionsExpected = (value: unknown) =>
+  `the options must be an object with "permits", got ${describe(value)}.`;
+
+export const unknownSemaphoreOptionMessage = (option: string, known: readonly string[]) =>
+  `unknown option "${option}". Known options: ${known.join(', ')}.`;
+
+export const badSemaphoreOnNotAcquiredMessage = (value: unknown) =>
+  `onNotAcquired must be 'throw' or 'skip', got ${describe(value)}.`;
+
+export const SEMAPHORE_ONE_KEY =
+  'a semaphore takes one key template (or key function), not an array.';
+
+export const SEMAPHORE_NOT_A_METHOD = 'only instance methods can hold a permit.';

@@ -40,6 +40,15 @@ import { RedisStore } from './redis/redis.store.js';
 import { RedlockStore } from './redis/redlock.store.js';
 import { ScopeHolds } from './lease/scope-holds.js';
 import { WakeUpHub } from './waiting/wake-up.hub.js';
+import { LockError } from '../errors/lock.errors.js';
+import type { PermitOptions } from '../interfaces/permit-options.interface.js';
+import { semaphoreUnsupportedMessage } from '../redis-lock.messages.js';
+import { semaphoreTarget } from './keys/lock-target.js';
+import { MemoryPermitStore } from './semaphore/memory-permit.store.js';
+import { PermitAcquirer } from './semaphore/permit.acquirer.js';
+import { resolvePermitOptions } from './semaphore/permit-options.resolver.js';
+import { RedisPermitStore } from './semaphore/permit.store.js';
+import { RedisPermitHandle } from './semaphore/redis-permit.handle.js';
 import type { WakeUpSource } from './waiting/wake-up-source.interface.js';
 
 /** Locks held by the current async call chain, by Redis lock key: what reentrant calls join. */
@@ -90,6 +99,8 @@ export class RedisLockClient implements GrantOwner {
   private readonly observer?: LockObserver;
   /** Every connection the locks use: the one Redis or Cluster, or each Redlock master. */
   private readonly nodes: readonly RedisClient[];
+  /** Semaphores: undefined with Redlock, which refuses them. */
+  private readonly permits?: PermitAcquirer;
   private readonly held = new Set<RedisLockHandle>();
   /** Which scopes hold which locks: reentrant locks are released by the last scope to exit. */
   private readonly holds = new ScopeHolds();
@@ -162,6 +173,91 @@ export class RedisLockClient implements GrantOwner {
       waitForReplicas,
       logger: this.logger,
     });
+    const permitStore = options.memory
+      ? new MemoryPermitStore(options.memory)
+      : redisStore && new RedisPermitStore(redisStore.redis);
+    if (permitStore) this.permits = new PermitAcquirer(this, permitStore, this.wakeUps);
+  }
+
+  /**
+   * One attempt at a permit of the semaphore on `key`: at most `options.permits` holders at once.
+   * Resolves the permit, or `null` when all are held.
+   * @throws LockError with Redlock, which does not support semaphores.
+   * @throws LockUnavailableError, InvalidLockKeyError, RangeError/TypeError on bad options.
+   * @example
+   * const permit = await locks.tryAcquirePermit('payments-api', { permits: 5 });
+   * if (!permit) return 'busy';
+   */
+  async tryAcquirePermit(key: string, options: PermitOptions): Promise<RedisPermitHandle | null> {
+    try {
+      return await this.takePermit(key, options, true);
+    } catch (err) {
+      if (err instanceof LockNotAcquiredError && !err.aborted) return null;
+      throw err;
+    }
+  }
+
+  /**
+   * Takes a permit of the semaphore on `key`, waiting up to `waitTimeout` while all
+   * `options.permits` are held. Each permit has its own lease (and watchdog with `autoRenew`).
+   * @throws PermitNotAcquiredError when the wait times out or is aborted.
+   * @throws LockError with Redlock; LockUnavailableError, InvalidLockKeyError, RangeError.
+   * @example
+   * const permit = await locks.acquirePermit('payments-api', { permits: 5, waitTimeout: 2_000 });
+   * try { await pay(); } finally { await permit.release(); }
+   */
+  acquirePermit(key: string, options: PermitOptions): Promise<RedisPermitHandle> {
+    try {
+      return this.takePermit(key, options);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
+  /**
+   * Runs `fn` holding a permit of the semaphore on `key`: acquires (waiting as configured),
+   * renews its lease while `fn` runs, gives it back when `fn` settles. Not reentrant: a nested
+   * call takes a second permit.
+   * @throws PermitNotAcquiredError, LockUnavailableError as `acquirePermit`; whatever `fn` throws.
+   * @example
+   * await locks.runWithPermit('payments-api', (permit) => pay(permit.signal), { permits: 5 });
+   */
+  async runWithPermit<T>(
+    key: string,
+    fn: (permit: RedisPermitHandle) => T | Promise<T>,
+    options: PermitOptions,
+  ): Promise<T> {
+    const scope = await this.enterPermit(key, options);
+    try {
+      return await fn(scope.handle as RedisPermitHandle);
+    } finally {
+      await this.exit(scope);
+    }
+  }
+
+  /**
+   * A scope holding a permit (renewed by default), for `@Semaphore`: pair with `runInScope` and
+   * `exit` as for `enter`. A permit is never joined by reentrant calls.
+   * @throws as `acquirePermit`.
+   */
+  async enterPermit(key: string, options: PermitOptions): Promise<LockScope> {
+    const handle = await this.takePermit(key, { ...options, autoRenew: options.autoRenew ?? true });
+    this.holds.hold([handle]);
+    return this.holds.record({ handle, owned: true }, [handle]);
+  }
+
+  /**
+   * @internal Why this client cannot hold semaphores (Redlock), or undefined when it can: the
+   * module refuses `@Semaphore` methods at startup with it.
+   */
+  semaphoresRefused(): string | undefined {
+    return this.permits ? undefined : semaphoreUnsupportedMessage('Redlock');
+  }
+
+  private takePermit(key: string, options: PermitOptions, once = false) {
+    if (!this.permits) throw new LockError(this.semaphoresRefused()!);
+    const target = semaphoreTarget(this.keyPrefix, key);
+    return this.permits.acquire(target, resolvePermitOptions(options, this.defaults, once));
   }
 
   /**
@@ -290,7 +386,8 @@ export class RedisLockClient implements GrantOwner {
 
   /** Runs `fn` with the scope's lock visible to reentrant calls made from inside it. */
   runInScope<T>(scope: LockScope, fn: () => T): T {
-    if (!scope.owned) return fn();
+    // A permit is no lock: a reentrant lock call on the same key must not join it.
+    if (!scope.owned || scope.handle instanceof RedisPermitHandle) return fn();
     const inner = new Map(this.context.getStore());
     for (const lockKey of scope.handle.target.locks) inner.set(lockKey, scope.handle);
     return this.context.run(inner, fn);
@@ -354,6 +451,7 @@ export class RedisLockClient implements GrantOwner {
 
   private stopAcquiring(): void {
     this.acquirer.close();
+    this.permits?.close();
     this.wakeUps?.close();
   }
 

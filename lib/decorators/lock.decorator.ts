@@ -40,7 +40,8 @@ export interface LockMetadata {
   readonly resolveKey: KeyResolver;
 }
 
-type AnyMethod = (...args: unknown[]) => unknown;
+/** @internal any method a decorator wraps. */
+export type AnyMethod = (...args: unknown[]) => unknown;
 
 const logger = new Logger(REDIS_LOCK_LOGGER_CONTEXT);
 
@@ -129,7 +130,12 @@ export function Lock(
   };
 }
 
-function lockedMethod(original: AnyMethod, metadata: LockMetadata, returnsObservable: boolean) {
+/** @internal also wraps `@Semaphore` methods (their options carry `permits`). */
+export function lockedMethod(
+  original: AnyMethod,
+  metadata: LockMetadata,
+  returnsObservable: boolean,
+) {
   const { onNotAcquired, ...lockOptions } = metadata.options;
   const options: LockedCallOptions = {
     ...lockOptions,
@@ -171,7 +177,7 @@ function lockedMethod(original: AnyMethod, metadata: LockMetadata, returnsObserv
 }
 
 /** Keeps the name and every metadata key (routes, guards, pipes...) decorators set before us. */
-function copyFunctionIdentity(from: AnyMethod, to: AnyMethod): void {
+export function copyFunctionIdentity(from: AnyMethod, to: AnyMethod): void {
   Object.defineProperty(to, 'name', { value: from.name });
   for (const metadataKey of Reflect.getOwnMetadataKeys(from)) {
     Reflect.defineMetadata(metadataKey, Reflect.getOwnMetadata(metadataKey, from), to);
@@ -188,7 +194,7 @@ const INJECTED = Symbol.for('REDIS_LOCK:SERVICE_INJECTED');
  * One property injection per class: each instance gets its own app's LockService. By the string
  * token, which the module of either build of the package provides (see LOCK_SERVICE_TOKEN).
  */
-function injectLockService(prototype: object): void {
+export function injectLockService(prototype: object): void {
   if (Object.hasOwn(prototype, INJECTED)) return;
   Object.defineProperty(prototype, INJECTED, { value: true });
   Inject(LOCK_SERVICE_TOKEN)(prototype, LOCK_SERVICE_PROPERTY);

@@ -1,1 +1,2 @@
 export * from './lock.errors.js';
+export * from './semaphore.errors.js';

@@ -250,3 +250,26 @@ describe('chaos checker: waits, errors, exits, keys', () => {
     ).toEqual(['worker-error', 'no-exit', 'no-ttl-key']);
   });
 });
+
+describe('chaos checker: semaphore holders', () => {
+  const permit = (pid: number, start: number, lastHeld: number) =>
+    section({ mode: 'semaphore', keys: ['s0'], fence: '0', pid, start, lastHeld, end: lastHeld });
+
+  it('lets N holders of one key overlap, with no fencing order among them', () => {
+    const sections = [permit(PID_A, 0, 100), permit(PID_B, 50, 150), permit(PID_A, 100, 200)];
+    expect(invariants({ sections })).toEqual([]);
+  });
+
+  it('flags N + 1 holders of one key at once', () => {
+    const sections = [permit(PID_A, 0, 100), permit(PID_B, 50, 150), permit(300, 90, 120)];
+    expect(invariants({ sections })).toEqual(['too-many-holders']);
+  });
+
+  it('reports a crowd that touches a restart of the server apart', () => {
+    const sections = [permit(PID_A, 0, 100), permit(PID_B, 50, 150), permit(300, 90, 120)];
+    const faults = [fault({ kind: 'restart', server: 'main', start: 80, end: 95 })];
+    const result = check({ sections, faults });
+    expect(result.violations).toEqual([]);
+    expect(result.restartOverlaps).toBe(1);
+  });
+});

@@ -14,7 +14,10 @@
  * 8. `entered-lost`: no section starts on a lock already known lost (case 2);
  * 9. `unexplained-loss`: a renewed lock is not lost without a fault that explains it (case 4);
  * 10. `signal-lag`: whenever `isHeld()` is false, `signal.aborted` is true (case 4);
- * 11. `revived`: once `isHeld()` was false it stays false.
+ * 11. `revived`: once `isHeld()` was false it stays false;
+ * and for semaphores (the `semaphore` mode, whose sections are kept out of 1 and 2):
+ * 12. `too-many-holders`: never more than SEMAPHORE_PERMITS sections of one key overlap, except
+ *     where one of them touches a restart of the key's server.
  *
  * @example
  * const result = checkRound(observations);
@@ -30,6 +33,7 @@ import type {
   StallRecord,
   WaitRecord,
 } from './records.js';
+import { SEMAPHORE_PERMITS } from './records.js';
 
 export const INVARIANTS = [
   'overlap',
@@ -43,6 +47,7 @@ export const INVARIANTS = [
   'unexplained-loss',
   'signal-lag',
   'revived',
+  'too-many-holders',
 ] as const;
 export type Invariant = (typeof INVARIANTS)[number];
 
@@ -101,9 +106,12 @@ export function checkRound(obs: RoundObservations): CheckResult {
   const ctx = { faults: obs.faults, stalls: obs.stalls };
 
   const origins = leaseOrigins(obs.sections);
-  for (const [key, held] of byKey(obs.sections)) {
+  const permits = obs.sections.filter((s) => s.mode === 'semaphore');
+  const locks = obs.sections.filter((s) => s.mode !== 'semaphore');
+  for (const [key, held] of byKey(locks)) {
     checkKey(key, held, restarts, origins, result, flag);
   }
+  for (const [key, held] of byKey(permits)) checkPermits(key, held, restarts, result, flag);
   for (const s of obs.sections) {
     const what = `${describe(s)}`;
     if (s.lossKind === 'released') flag('released-under-scope', `${what} saw its lock released`);
@@ -201,6 +209,38 @@ function checkKey(
       }
     }
     previous = b;
+  }
+}
+
+/**
+ * At most SEMAPHORE_PERMITS intervals of one semaphore key (sorted by start) at any moment: the
+ * most overlap at some interval's start, so each start is counted against those still held then.
+ * A crowd with a section that touches a restart of the key's server is the restart exception.
+ */
+function checkPermits(
+  key: string,
+  held: Held[],
+  restarts: InjectedFault[],
+  result: CheckResult,
+  flag: (invariant: Invariant, message: string) => void,
+): void {
+  const touchesRestart = (s: Held) =>
+    restarts.some(
+      (r) => serversOf(s).includes(r.server!) && touches(s.start, s.lastHeld, r.start, r.end),
+    );
+  for (let i = 0; i < held.length; i++) {
+    const b = held[i];
+    const crowd = [...held.slice(0, i).filter((a) => a.lastHeld > b.start), b];
+    if (crowd.length <= SEMAPHORE_PERMITS) continue;
+    if (crowd.some(touchesRestart)) {
+      result.restartOverlaps++;
+      continue;
+    }
+    flag(
+      'too-many-holders',
+      `key ${key}: ${crowd.length} holders at ${fmt(b.start)} (N = ${SEMAPHORE_PERMITS}): ` +
+        crowd.map(describe).join(', '),
+    );
   }
 }
 
