@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { LockNotAcquiredError, LockUnavailableError } from '../errors/lock.errors.js';
+import { LockModeError } from '../errors/lock-mode.error.js';
 import type { LockOptions } from '../interfaces/lock-options.interface.js';
 import {
   ATTEMPT_TIMEOUT,
@@ -12,6 +13,8 @@ import {
 import {
   invalidOptionMessage,
   releaseFailedWarning,
+  rwUnsupportedMessage,
+  rwUpgradeMessage,
   timerDelayExpected,
 } from '../redis-lock.messages.js';
 import { checkDrainTimeout, heldAfterDrain } from './lease/lock-drain.js';
@@ -23,6 +26,8 @@ import {
 } from './lock-options.resolver.js';
 import type { LockStore } from './redis/lock-store.interface.js';
 import { lockTarget, type LockTarget } from './keys/lock-target.js';
+import { modeOf, rwLockTarget } from './keys/rw-lock-target.js';
+import { RwLockAcquirer } from './waiting/rw-lock.acquirer.js';
 import { isTimerDelay } from './lease/long-timeout.js';
 import { answerWithin } from './waiting/race-attempt.js';
 import { isCluster, type RedisClient } from './redis/redis-connection.js';
@@ -80,6 +85,8 @@ export class RedisLockClient implements AcquirerOwner {
   private readonly keyPrefix: string;
   private readonly defaults: ResolvedLockOptions;
   private readonly acquirer: LockAcquirer;
+  /** Read-write locks (`mode`): on one Redis or a Cluster only (else why not, for the error). */
+  private readonly rw: RwLockAcquirer | string;
   private readonly wakeUps?: WakeUpSource;
   private readonly held = new Set<RedisLockHandle>();
   /** Which scopes hold which locks: reentrant locks are released by the last scope to exit. */
@@ -148,6 +155,16 @@ export class RedisLockClient implements AcquirerOwner {
       waitForReplicas = checkReplicaWait(options.waitForReplicas, isCluster(redis));
       if (options.pubSub !== false) this.wakeUps = new WakeUpHub(redis, this.logger);
     }
+    this.rw = options.memory
+      ? 'the in-memory store'
+      : options.redlock
+        ? 'Redlock'
+        : new RwLockAcquirer(this, {
+            redis: options.redis as RedisClient,
+            wakeUps: this.wakeUps,
+            fairQueueTimeout,
+            logger: this.logger,
+          });
     this.acquirer = new LockAcquirer(this, {
       store: this.store,
       redisStore,
@@ -167,7 +184,7 @@ export class RedisLockClient implements AcquirerOwner {
    */
   async tryAcquire(key: LockKeys, options: LockOptions = {}): Promise<RedisLockHandle | null> {
     try {
-      return await this.acquireTarget(lockTarget(this.keyPrefix, key), options, true);
+      return await this.acquireKey(key, options, true);
     } catch (err) {
       if (err instanceof LockNotAcquiredError && !err.aborted) return null;
       throw err;
@@ -183,7 +200,7 @@ export class RedisLockClient implements AcquirerOwner {
   acquire(key: LockKeys, options: LockOptions = {}): Promise<RedisLockHandle> {
     // Not async (a grant reaches the caller sooner), yet it never throws: bad input rejects.
     try {
-      return this.acquireTarget(lockTarget(this.keyPrefix, key), options);
+      return this.acquireKey(key, options);
     } catch (err) {
       return Promise.reject(err as Error);
     }
@@ -230,6 +247,7 @@ export class RedisLockClient implements AcquirerOwner {
    * @throws LockNotAcquiredError, LockUnavailableError as `acquire` does.
    */
   async enter(key: LockKeys, options: LockOptions = {}): Promise<LockScope> {
+    if (options.mode !== undefined) return this.enterRw(key, options);
     let target = lockTarget(this.keyPrefix, key);
     const joined: RedisLockHandle[] = [];
     const missing: string[] = [];
@@ -237,7 +255,8 @@ export class RedisLockClient implements AcquirerOwner {
     target.keys.forEach((name, i) => {
       // A lock lost meanwhile is not joined: the call waits for it like any other caller.
       const handle = held?.get(target.locks[i]);
-      if (!handle?.isHeld()) missing.push(name);
+      // A read-write lock is not joined: Redis refuses the key's other use with a clear error.
+      if (!handle?.isHeld() || modeOf(handle.target)) missing.push(name);
       else if (!joined.includes(handle)) joined.push(handle);
     });
     // Counted before any wait for the other keys, so the joined ones stay held meanwhile.
@@ -258,6 +277,30 @@ export class RedisLockClient implements AcquirerOwner {
     }
     this.holds.hold([handle]);
     return this.holds.record({ handle, owned: true }, [handle, ...joined]);
+  }
+
+  /**
+   * `enter` for a read-write lock: a read or write inside a write lock on the key joins it, a read
+   * inside a read joins it; a write inside a read is refused (see `LockModeError`).
+   */
+  private async enterRw(key: LockKeys, options: LockOptions): Promise<LockScope> {
+    if (typeof key === 'string') {
+      const held = this.context.getStore()?.get(lockTarget(this.keyPrefix, key).locks[0]);
+      const heldMode = held?.isHeld() ? modeOf(held.target) : undefined;
+      if (held && (heldMode === 'write' || (heldMode === 'read' && options.mode === 'read'))) {
+        this.holds.hold([held]);
+        return this.holds.record({ handle: held, owned: false }, [held]);
+      }
+      if (heldMode === 'read' && options.mode === 'write') {
+        throw new LockModeError(rwUpgradeMessage(key));
+      }
+    }
+    const handle = await this.acquireKey(key, {
+      ...options,
+      autoRenew: options.autoRenew ?? true,
+    });
+    this.holds.hold([handle]);
+    return this.holds.record({ handle, owned: true }, [handle]);
   }
 
   /** Runs `fn` with the scope's lock visible to reentrant calls made from inside it. */
@@ -326,6 +369,7 @@ export class RedisLockClient implements AcquirerOwner {
 
   private stopAcquiring(): void {
     this.acquirer.close();
+    if (typeof this.rw !== 'string') this.rw.close();
     this.wakeUps?.close();
   }
 
@@ -357,6 +401,20 @@ export class RedisLockClient implements AcquirerOwner {
 
   private async releaseAll(handles: readonly RedisLockHandle[]): Promise<void> {
     await Promise.all(handles.map((handle) => this.discard(handle)));
+  }
+
+  /**
+   * A plain lock on `key`, or a read-write lock's side with `mode`.
+   * @throws InvalidLockKeyError, LockModeError, RangeError, TypeError on bad input (not async).
+   */
+  private acquireKey(key: LockKeys, options: LockOptions, once = false): Promise<RedisLockHandle> {
+    if (options.mode === undefined) {
+      return this.acquireTarget(lockTarget(this.keyPrefix, key), options, once);
+    }
+    const opts = resolveLockOptions(options, this.defaults, once);
+    if (typeof this.rw === 'string') throw new LockModeError(rwUnsupportedMessage(this.rw));
+    const waits = opts.waitTimeout > 0;
+    return this.rw.acquire(rwLockTarget(this.keyPrefix, key, opts.mode!, waits), opts);
   }
 
   /** `once`: a single attempt whatever `waitTimeout` says (`tryAcquire`). */

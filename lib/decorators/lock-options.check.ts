@@ -18,6 +18,7 @@ const KNOWN_OPTIONS: readonly (keyof LockOptions)[] = [
   'autoRenew',
   'signal',
   'onNotAcquired',
+  'mode',
 ];
 
 /*

@@ -1,1 +1,2 @@
 export * from './lock.errors.js';
+export * from './lock-mode.error.js';

@@ -6,7 +6,9 @@
  *   `}`, with something between), the lock key is `prefix + '{' + key + '}'` and ends with `}`.
  *   When it has one (in the key or in the prefix), it is `prefix + key + ':lock'`, ending with
  *   `:lock`, so the user's tag still decides the slot.
- * - Companions are the lock key plus `:fence`, `:queue` or `:timeouts`; channels are the lock key
+ * - Companions are the lock key plus `:fence`, `:queue` or `:timeouts` (and, for a read-write lock,
+ *   `:rw-writers`, `:rw-queue` or `:rw-timeouts`: `-` where the others have `:`, so none is
+ *   another's lock key plus a suffix); channels are the lock key
  *   plus `:released` (and `:<client id>` for the waiters of one client). Each ending differs from
  *   both endings of a lock key and from the others, so no lock key, whatever its prefix, is a
  *   companion of any lock, and two companions of one kind are the same only if their locks are.
@@ -33,6 +35,8 @@ const TAGGED_SUFFIX = ':lock';
 const FENCE_SUFFIX = ':fence';
 const QUEUE_SUFFIX = ':queue';
 const TIMEOUTS_SUFFIX = ':timeouts';
+/** A read-write lock's writers waiting, fair queue and spot deadlines (see rw-lock.scripts.ts). */
+export const RW_SUFFIXES = [':rw-writers', ':rw-queue', ':rw-timeouts'] as const;
 
 /**
  * Everything one lock touches in Redis, for one key or several taken together.
