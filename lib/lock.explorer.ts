@@ -1,5 +1,7 @@
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
+import type { LockMetadata } from './decorators/lock.decorator.js';
+import { LockModeError } from './errors/lock-mode.error.js';
 import { LockMetadataAccessor } from './lock-metadata.accessor.js';
 import { LockService } from './lock.service.js';
 import { LOCK_SERVICE_PROPERTY, REDIS_LOCK_LOGGER_CONTEXT } from './redis-lock.constants.js';
@@ -32,11 +34,21 @@ export class LockExplorer implements OnModuleInit {
         .getAllMethodNames(prototype)
         .filter((name) => this.accessor.getLockMetadata(instance[name] as object));
       if (methods.length === 0) continue;
+      this.checkModes(
+        methods.map((name) => this.accessor.getLockMetadata(instance[name] as object)!),
+      );
       locked += methods.length;
       if (!instance[LOCK_SERVICE_PROPERTY]) {
         Object.defineProperty(instance, LOCK_SERVICE_PROPERTY, { value: this.lockService });
       }
     }
     this.logger.debug(`${locked} @Lock method(s) ready.`);
+  }
+
+  /** `@Lock(key, { mode })` on a backend without read-write locks fails the startup, naming it. */
+  private checkModes(locks: LockMetadata[]): void {
+    const refused = this.lockService.client.rwUnsupported;
+    const moded = locks.find((lock) => lock.options.mode !== undefined);
+    if (refused && moded) throw new LockModeError(`${moded.where}: ${refused}`);
   }
 }

@@ -403,6 +403,11 @@ export class RedisLockClient implements AcquirerOwner {
     await Promise.all(handles.map((handle) => this.discard(handle)));
   }
 
+  /** @internal Why read-write locks (`mode`) are refused here (the backend), if they are. */
+  get rwUnsupported(): string | undefined {
+    return typeof this.rw === 'string' ? rwUnsupportedMessage(this.rw) : undefined;
+  }
+
   /**
    * A plain lock on `key`, or a read-write lock's side with `mode`.
    * @throws InvalidLockKeyError, LockModeError, RangeError, TypeError on bad input (not async).

@@ -9,7 +9,7 @@ import { LockError, LockTemplateError } from '../errors/lock.errors.js';
 import type { LockOptions } from '../interfaces/lock-options.interface.js';
 import { LockInterceptor } from '../lock.interceptor.js';
 import { LockService } from '../lock.service.js';
-import { checkLockOptions } from './lock-options.check.js';
+import { checkLockOptions, checkRwKey } from './lock-options.check.js';
 import {
   LOCK_METADATA,
   LOCK_SERVICE_PROPERTY,
@@ -94,6 +94,7 @@ export function Lock(
       throw new LockTemplateError(notAMethodMessage(where));
     }
     checkLockOptions(where, options);
+    checkRwKey(where, key, options);
     const declared = declaredReturn(
       original,
       Reflect.getMetadata('design:returntype', target, propertyKey),

@@ -153,9 +153,7 @@ describe('Read-write locks (mode) on one Redis', () => {
       key,
       async () => {
         const score = async () =>
-          Number(
-            await admin.zscore(`lock:{${key}}`, (await admin.zrange(`lock:{${key}}`, 0, 0))[0]),
-          );
+          Number((await admin.zrange(`lock:{${key}}`, '0', '0', 'WITHSCORES'))[1]);
         const first = await score();
         await waitFor(async () => (await score()) > first, { message: 'a renewal' });
         await expect(client().tryAcquire(key, { mode: 'write' })).resolves.toBeNull();

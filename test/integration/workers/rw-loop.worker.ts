@@ -79,8 +79,8 @@ async function main(): Promise<void> {
           const until = Date.now() + 10_000;
           while (Number(await observer.get(`${config.prefix}arrived`)) < config.barrier) {
             if (Date.now() > until) {
-              const holders = await observer.zrange(lock.redisKey, 0, -1);
-              throw new Error(`readers never were inside together (holders: ${holders.length})`);
+              const holders = await observer.zcard(lock.redisKey);
+              throw new Error(`readers never were inside together (holders: ${holders})`);
             }
             await sleep(5);
           }
