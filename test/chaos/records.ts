@@ -9,7 +9,7 @@
  */
 
 /** The ways the workers take locks; every round runs a subset (all by default). */
-export const MODES = ['default', 'fair', 'multi', 'reentrant', 'nest', 'redlock'] as const;
+export const MODES = ['default', 'fair', 'multi', 'reentrant', 'nest', 'redlock', 'rw'] as const;
 export type Mode = (typeof MODES)[number];
 
 /** The redis-servers of a run: `main` for every mode but Redlock, which uses r1..r3. */
@@ -37,6 +37,8 @@ export interface SectionRecord {
   joined: boolean;
   autoRenew: boolean;
   ttl: number;
+  /** Mode `rw`: the side of the read-write lock (readers may overlap each other, nobody else). */
+  side?: 'read' | 'write';
   start: number;
   lastHeld?: number;
   end: number;

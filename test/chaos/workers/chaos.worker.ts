@@ -61,7 +61,7 @@ const connect = (options: RedisOptions) => {
 };
 const main = { ...config.main, connectionName: `chaos-w${config.index}` };
 const mainClient =
-  has('default') || has('multi') || has('reentrant')
+  has('default') || has('multi') || has('reentrant') || has('rw')
     ? new RedisLockClient({
         redis: connect(main),
         fairQueueTimeout: config.fairQueueTimeout,
@@ -108,6 +108,7 @@ function start(): void {
   run(mainClient, 'multi', keyNames('d'));
   run(mainClient, 'reentrant', keyNames('d'));
   run(fairClient, 'fair', keyNames('f'));
+  run(mainClient, 'rw', keyNames('w'));
   run(redlockClient, 'redlock', keyNames('r'));
   if (nest) loops = loops.concat(nest.loops(n));
 }
