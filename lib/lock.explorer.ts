@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
+import type { RedisLockClient } from './core/redis-lock.client.js';
 import type { LockMetadata } from './decorators/lock.decorator.js';
 import { LockModeError } from './errors/lock-mode.error.js';
 import { LockMetadataAccessor } from './lock-metadata.accessor.js';
@@ -47,8 +48,10 @@ export class LockExplorer implements OnModuleInit {
 
   /** `@Lock(key, { mode })` on a backend without read-write locks fails the startup, naming it. */
   private checkModes(locks: LockMetadata[]): void {
-    const refused = this.lockService.client.rwUnsupported;
     const moded = locks.find((lock) => lock.options.mode !== undefined);
-    if (refused && moded) throw new LockModeError(`${moded.where}: ${refused}`);
+    // A fake LockService (tests) may have no client: it answers for itself.
+    const refused =
+      moded && (this.lockService.client as RedisLockClient | undefined)?.rwUnsupported;
+    if (moded && refused) throw new LockModeError(`${moded.where}: ${refused}`);
   }
 }
