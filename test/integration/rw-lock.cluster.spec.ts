@@ -3,15 +3,18 @@ import type { Redis } from 'ioredis';
 import { RedisLockClient } from '../../lib/core/redis-lock.client.js';
 import { startCluster, stopAllClusters, type RedisCluster } from '../support/redis-cluster.js';
 import { waitFor } from '../support/wait-for.js';
-import { uniqueKey } from './helpers.js';
+import { commandCalls, uniqueKey } from './helpers.js';
 
 describe('Read-write locks on a Redis Cluster', () => {
   let cluster: RedisCluster;
   const clients: RedisLockClient[] = [];
+  // A fair waiter refreshes its place every third of fairQueueTimeout: long here, so a waiter
+  // granted within its wait was woken, not refreshing.
   const newLocks = () => {
     const locks = new RedisLockClient({
       logger: { warn: () => undefined },
       redis: cluster.client(),
+      fairQueueTimeout: 90_000,
     });
     clients.push(locks);
     return locks;
@@ -37,17 +40,18 @@ describe('Read-write locks on a Redis Cluster', () => {
     await waitFor(async () => (await node.zcard(`lock:{${key}}:rw-writers`)) === 1);
     await Promise.all([r1.release(), r2.release()]);
     const writer = await writing;
-    const reading = newLocks().acquire(key, {
-      mode: 'read',
-      waitTimeout: 20_000,
-      retry: () => null,
-    });
-    const channel = `lock:{${key}}:released`;
-    await waitFor(
-      async () =>
-        Number(((await node.call('PUBSUB', 'SHARDNUMSUB', channel)) as unknown[])[1]) === 1,
-    );
+    // Refused twice (its first attempt, then the one after it subscribed): from then on only a
+    // wake-up (SPUBLISH in the key's shard) brings it the lock before its wait ends, as its
+    // place is refreshed every 30 s and the writer's lease is 30 s.
+    const before = await commandCalls(node, 'evalsha');
+    const reading = newLocks().acquire(key, { mode: 'read', fair: true, waitTimeout: 20_000 });
+    await waitFor(async () => (await commandCalls(node, 'evalsha')) >= before + 2);
+    expect(await node.zcard(`lock:{${key}}:rw-queue`)).toBe(1);
+    let woken = false;
+    void reading.then(() => (woken = true)).catch(() => undefined);
     await writer.release();
+    // Well before its wait ends, where a last attempt would find the lock free anyway.
+    await waitFor(() => woken, { timeout: 10_000, message: 'the waiting reader to be woken' });
     const reader = await reading;
     expect(reader.fencingToken).toBe(writer.fencingToken);
     await reader.release();

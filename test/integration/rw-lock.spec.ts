@@ -5,7 +5,7 @@ import { InvalidLockKeyError, LockNotAcquiredError } from '../../lib/errors/lock
 import { LockModeError } from '../../lib/errors/lock-mode.error.js';
 import { startRedis, stopAllRedis, type RedisServer } from '../support/redis-server.js';
 import { waitFor } from '../support/wait-for.js';
-import { LockClients, rejectionOf, uniqueKey } from './helpers.js';
+import { commandCalls, LockClients, rejectionOf, uniqueKey } from './helpers.js';
 
 describe('Read-write locks (mode) on one Redis', () => {
   const clients = new LockClients();
@@ -55,10 +55,18 @@ describe('Read-write locks (mode) on one Redis', () => {
     const writer = await writing;
     expect(writer.isHeld()).toBe(true);
     expect(await admin.zcard(`lock:{${key}}:rw-writers`)).toBe(0);
-    // Waiting readers are woken by the writer's release, not by polling.
-    const reading = client().acquire(key, { mode: 'read', waitTimeout: 20_000, retry: () => null });
-    await waitFor(async () => (await admin.pubsub('NUMSUB', `lock:{${key}}:released`))[1] === 1);
+    // A waiting reader is woken by the writer's release: once refused twice (its first attempt,
+    // then the one after it subscribed), only a wake-up brings it the lock before its wait ends
+    // (its place is refreshed every 30 s, the writer's lease is 30 s).
+    const reader = client({ fairQueueTimeout: 90_000 });
+    const before = await commandCalls(admin, 'evalsha');
+    const reading = reader.acquire(key, { mode: 'read', waitTimeout: 20_000, fair: true });
+    await waitFor(async () => (await commandCalls(admin, 'evalsha')) >= before + 2);
+    let woken = false;
+    void reading.then(() => (woken = true)).catch(() => undefined);
     await writer.release();
+    // Well before its wait ends, where a last attempt would find the lock free anyway.
+    await waitFor(() => woken, { timeout: 10_000, message: 'the waiting reader to be woken' });
     await expect(reading).resolves.toMatchObject({ key });
   });
 
