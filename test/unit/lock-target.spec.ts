@@ -1,15 +1,22 @@
 import fc from 'fast-check';
 import { hashSlot } from '../../lib/core/redis/cluster-slot.js';
 import { lockName, lockTarget, subTarget } from '../../lib/core/keys/lock-target.js';
+import { rwLockTarget } from '../../lib/core/keys/rw-lock-target.js';
 
-/** Every Redis key a lock touches besides its lock key. */
+/**
+ * Every Redis key a lock touches besides its lock key: a plain lock's, then a read-write lock's
+ * on the same key (writers waiting, fair queue, spot deadlines; it shares the lock key and fence).
+ */
 const companions = (prefix: string, key: string): string[] => {
   const target = lockTarget(prefix, key);
-  return [...target.fences, ...target.queues, ...target.timeouts];
+  const rw = rwLockTarget(prefix, key, 'write', true).rwKeys.slice(2);
+  return [...target.fences, ...target.queues, ...target.timeouts, ...rw];
 };
 
 /** Keys and prefixes rich in the characters the naming rules turn on. */
-const part = fc.string({ unit: fc.constantFrom('{', '}', ':', 'a', 'b', '\n', 'lock', 'fence') });
+const part = fc.string({
+  unit: fc.constantFrom('{', '}', ':', 'a', 'b', '\n', 'lock', 'fence', '-', 'rw', 'queue'),
+});
 const key = part.filter((k) => k.length > 0);
 
 describe('lock names in Redis', () => {
@@ -59,7 +66,7 @@ describe('lock names in Redis', () => {
   it('never names a lock key or a companion of one lock with a companion of another', () => {
     // Another lock at random, or one whose prefix and key spell a companion of the first.
     const lockPair = fc.tuple(part, key, fc.nat(), fc.nat()).map(([p1, k1, pick, at]) => {
-      const spelt = companions(p1, k1)[pick % 3];
+      const spelt = companions(p1, k1)[pick % 6];
       const split = at % spelt.length;
       return [p1, k1, spelt.slice(0, split), spelt.slice(split)] as const;
     });
