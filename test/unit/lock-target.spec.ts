@@ -82,7 +82,12 @@ describe('lock names in Redis', () => {
         // The kinds differ from each other too: a fence is never the queue of any lock.
         expect(new Set(own).size).toBe(own.length);
       }),
-      { numRuns: 2000 },
+      {
+        numRuns: 2000,
+        // A plain lock key and the tagged lock key that extends it ('lock:{a}', 'lock:{a}:lock'):
+        // their companions must still differ.
+        examples: [[['lock:', 'a', 'lock:', '{a}']], [['lock:', '{a}', 'lock:', 'a']]],
+      },
     );
   });
 
