@@ -16,6 +16,7 @@ import { checkTargets } from './targets.js';
 import { HELD_TTL, measureHeld, type HeldResult } from './held.bench.js';
 import { measureTopologies } from './topologies.bench.js';
 import { measureRoutes, PLATFORMS, type RouteResult, type RouteStats } from './route.bench.js';
+import { measureRw } from './rw.bench.js';
 import {
   comparePairs,
   libraryPair,
@@ -211,6 +212,33 @@ async function runContended(options: BenchOptions, url: string, admin: Redis, rt
       `- ${impl}: ${perOperation(r.calls, r.grants)}; ${r.cutOff} cut off${late}${locked}`,
     );
   }
+  const rwCallers = 12;
+  console.log(
+    `\n## Read-write lock: ${rwCallers} callers on ONE key, one connection each, ` +
+      `${criticalSectionMs} ms sleep critical section, rounds alternating plain / read\n`,
+  );
+  const rw = await measureRw(url, rwCallers, criticalSectionMs, options.seconds);
+  const rwIdeal = rwCallers * ideal(criticalSectionMs);
+  console.log(
+    markdownTable(
+      ['lock', 'grants/s', 'vs plain', 'ideal/s', '% of ideal'],
+      [
+        ['plain lock (no mode)', rw.plain, ideal(criticalSectionMs)],
+        ["read lock (mode: 'read')", rw.read, rwIdeal],
+        ["write lock (mode: 'write')", rw.write, ideal(criticalSectionMs)],
+      ].map(([name, r, best]) => {
+        const { perSecond } = r as typeof rw.plain;
+        return [
+          name as string,
+          fmt(perSecond, 1),
+          fmt(perSecond / rw.plain.perSecond, 2) + 'x',
+          fmt(best as number, 1),
+          fmt((100 * perSecond) / (best as number), 0) + '%',
+        ];
+      }),
+    ),
+  );
+
   return contended;
 }
 

@@ -1,6 +1,8 @@
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper.js';
+import type { RedisLockClient } from './core/redis-lock.client.js';
+import { LockModeError } from './errors/lock-mode.error.js';
 import { LockMetadataAccessor } from './lock-metadata.accessor.js';
 import { registerLockOwner } from './lock-owners.registry.js';
 import { LockService } from './lock.service.js';
@@ -14,9 +16,11 @@ type FactoryFn = (...deps: unknown[]) => unknown;
 interface LockedMethods {
   readonly count: number;
   readonly semaphores: readonly string[];
+  /** `@Lock(key, { mode })` methods: read-write locks. */
+  readonly readWrite: readonly string[];
 }
 
-const NONE: LockedMethods = { count: 0, semaphores: [] };
+const NONE: LockedMethods = { count: 0, semaphores: [], readWrite: [] };
 
 /**
  * Checks at startup that every instance with `@Lock` methods can lock. Instances Nest built from
@@ -41,6 +45,7 @@ export class LockExplorer implements OnModuleInit {
     const wrappers = [...this.discovery.getControllers(), ...this.discovery.getProviders()];
     let locked = 0;
     const semaphores = new Set<string>();
+    const readWrite = new Set<string>();
     for (const wrapper of wrappers) {
       if (wrapper.isFactory && (wrapper.isTransient || !wrapper.isDependencyTreeStatic())) {
         this.registerWhatItMakes(wrapper);
@@ -51,7 +56,9 @@ export class LockExplorer implements OnModuleInit {
       const found = this.register(wrapper.instance);
       locked += found.count;
       for (const where of found.semaphores) semaphores.add(where);
+      for (const where of found.readWrite) readWrite.add(where);
     }
+    this.checkModes([...readWrite]);
     // Redlock cannot hold semaphores: refused now rather than on the first call.
     const refused = semaphores.size > 0 && this.lockService.client.semaphoresRefused();
     if (refused) {
@@ -87,16 +94,27 @@ export class LockExplorer implements OnModuleInit {
     let methods = this.lockedPrototypes.get(prototype);
     if (methods === undefined) {
       const semaphores: string[] = [];
+      const readWrite: string[] = [];
       const count = this.scanner.getAllMethodNames(prototype).filter((name) => {
         const method = (instance as Record<string, object>)[name];
         const semaphore = this.accessor.getSemaphoreMetadata(method);
         if (semaphore) semaphores.push(semaphore.where);
-        return semaphore || this.accessor.getLockMetadata(method);
+        const lock = this.accessor.getLockMetadata(method);
+        if (lock?.options.mode !== undefined) readWrite.push(lock.where);
+        return semaphore || lock;
       }).length;
-      methods = { count, semaphores };
+      methods = { count, semaphores, readWrite };
       this.lockedPrototypes.set(prototype, methods);
     }
     if (methods.count > 0) registerLockOwner(instance, this.lockService);
     return methods;
+  }
+
+  /** `@Lock(key, { mode })` on a backend without read-write locks fails the startup, naming it. */
+  private checkModes(readWrite: readonly string[]): void {
+    if (readWrite.length === 0) return;
+    // A fake LockService (tests) may have no client: it answers for itself.
+    const refused = (this.lockService.client as RedisLockClient | undefined)?.rwUnsupported;
+    if (refused) throw new LockModeError(`${readWrite[0]}: ${refused}`);
   }
 }

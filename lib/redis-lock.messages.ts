@@ -173,9 +173,13 @@ const KEY_ROLES: Record<string, string> = {
   zset: 'a fair queue (a sorted set)',
   fence: 'a fencing counter (a decimal integer)',
   semaphore: "a semaphore's holders (a sorted set)",
+  rwlock: "a read-write lock's holders (a sorted set)",
 };
 
 export const foreignKeyMessage = (key: string, kind: string, found: string) => {
+  // One key used as a plain lock and as a read-write lock: say so, not "something else wrote it".
+  if (kind === 'string' && found === 'zset') return rwKindMixMessage(key, 'plain');
+  if (kind === 'rwlock' && found === 'string') return rwKindMixMessage(key, 'rw');
   const holds =
     kind === 'fence' && found === 'string'
       ? 'a string that is not such an integer'
@@ -288,3 +292,21 @@ export const SEMAPHORE_ONE_KEY =
   'a semaphore takes one key template (or key function), not an array.';
 
 export const SEMAPHORE_NOT_A_METHOD = 'only instance methods can hold a permit.';
+
+// Read-write locks (`mode`).
+export const rwSingleKeyMessage = (key: unknown) =>
+  `A read-write lock (mode: 'read' | 'write') is on one key, got ${describe(key)}; ` +
+  'take several read-write locks one after another, or a plain multi-key lock.';
+
+export const rwUpgradeMessage = (key: string) =>
+  `Lock "${key}" is held for reading in this call chain and cannot be upgraded to writing: two ` +
+  'readers upgrading at once would wait for each other forever. Release the read lock first, ' +
+  "or take it with mode: 'write' from the start.";
+
+export const rwUnsupportedMessage = (backend: string) =>
+  `Read-write locks (mode: 'read' | 'write') need one Redis, Sentinel or a Cluster; ${backend} ` +
+  'is not supported. Use plain locks (no mode) there.';
+
+export const rwKindMixMessage = (key: string, usedAs: 'plain' | 'rw') =>
+  `Redis key "${key}" is a ${usedAs === 'plain' ? "read-write lock (taken with mode: 'read' or 'write')" : 'plain lock (taken without mode)'}` +
+  ` and cannot be taken ${usedAs === 'plain' ? 'without mode' : "with mode: 'read' or 'write'"}: use one kind of lock per key.`;

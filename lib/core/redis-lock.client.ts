@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { LockNotAcquiredError, LockUnavailableError } from '../errors/lock.errors.js';
+import { LockModeError } from '../errors/lock-mode.error.js';
 import type { LockOptions, TryAcquireOptions } from '../interfaces/lock-options.interface.js';
 import {
   ATTEMPT_TIMEOUT,
@@ -12,6 +13,8 @@ import {
 import {
   invalidOptionMessage,
   releaseFailedWarning,
+  rwUnsupportedMessage,
+  rwUpgradeMessage,
   timerDelayExpected,
 } from '../redis-lock.messages.js';
 import { checkDrainTimeout, heldAfterDrain } from './lease/lock-drain.js';
@@ -24,6 +27,8 @@ import {
 } from './lock-options.resolver.js';
 import type { LockStore } from './redis/lock-store.interface.js';
 import { lockTarget, type LockTarget } from './keys/lock-target.js';
+import { modeOf, rwLockTarget } from './keys/rw-lock-target.js';
+import { RwLockAcquirer } from './waiting/rw-lock.acquirer.js';
 import { isTimerDelay } from './lease/long-timeout.js';
 import { observeAcquire, type LockObserver } from './lock-observer.js';
 import { answerWithin } from './waiting/race-attempt.js';
@@ -95,6 +100,8 @@ export class RedisLockClient implements GrantOwner {
   private readonly keyPrefix: string;
   private readonly defaults: ResolvedLockOptions;
   private readonly acquirer: LockAcquirer;
+  /** Read-write locks (`mode`): on one Redis or a Cluster only (else why not, for the error). */
+  private readonly rw: RwLockAcquirer | string;
   private readonly wakeUps?: WakeUpSource;
   private readonly observer?: LockObserver;
   /** Every connection the locks use: the one Redis or Cluster, or each Redlock master. */
@@ -163,6 +170,16 @@ export class RedisLockClient implements GrantOwner {
       if (options.pubSub !== false) this.wakeUps = new WakeUpHub(redis, this.logger);
     }
     this.renewals = new RenewalBatcher(this.store);
+    this.rw = options.memory
+      ? 'the in-memory store'
+      : options.redlock
+        ? 'Redlock'
+        : new RwLockAcquirer(this, {
+            redis: options.redis as RedisClient,
+            wakeUps: this.wakeUps,
+            fairQueueTimeout,
+            logger: this.logger,
+          });
     this.acquirer = new LockAcquirer(this, {
       store: this.store,
       redisStore,
@@ -271,7 +288,7 @@ export class RedisLockClient implements GrantOwner {
     options: TryAcquireOptions = {},
   ): Promise<RedisLockHandle | null> {
     try {
-      return await this.acquireTarget(lockTarget(this.keyPrefix, key), options, true);
+      return await this.acquireKey(key, options, true);
     } catch (err) {
       if (err instanceof LockNotAcquiredError && !err.aborted) return null;
       throw err;
@@ -287,7 +304,7 @@ export class RedisLockClient implements GrantOwner {
   acquire(key: LockKeys, options: LockOptions = {}): Promise<RedisLockHandle> {
     // Not async (a grant reaches the caller sooner), yet it never throws: bad input rejects.
     try {
-      return this.acquireTarget(lockTarget(this.keyPrefix, key), options);
+      return this.acquireKey(key, options);
     } catch (err) {
       return Promise.reject(err as Error);
     }
@@ -354,6 +371,7 @@ export class RedisLockClient implements GrantOwner {
    * @throws LockNotAcquiredError, LockUnavailableError as `acquire` does.
    */
   async enter(key: LockKeys, options: LockOptions = {}): Promise<LockScope> {
+    if (options.mode !== undefined) return this.enterRw(key, options);
     let target = lockTarget(this.keyPrefix, key);
     const joined: RedisLockHandle[] = [];
     const missing: string[] = [];
@@ -361,7 +379,8 @@ export class RedisLockClient implements GrantOwner {
     target.keys.forEach((name, i) => {
       // A lock lost meanwhile is not joined: the call waits for it like any other caller.
       const handle = held?.get(target.locks[i]);
-      if (!handle?.isHeld()) missing.push(name);
+      // A read-write lock is not joined: Redis refuses the key's other use with a clear error.
+      if (!handle?.isHeld() || modeOf(handle.target)) missing.push(name);
       else if (!joined.includes(handle)) joined.push(handle);
     });
     // Counted before any wait for the other keys, so the joined ones stay held meanwhile.
@@ -382,6 +401,30 @@ export class RedisLockClient implements GrantOwner {
     }
     this.holds.hold([handle]);
     return this.holds.record({ handle, owned: true }, [handle, ...joined]);
+  }
+
+  /**
+   * `enter` for a read-write lock: a read or write inside a write lock on the key joins it, a read
+   * inside a read joins it; a write inside a read is refused (see `LockModeError`).
+   */
+  private async enterRw(key: LockKeys, options: LockOptions): Promise<LockScope> {
+    if (typeof key === 'string') {
+      const held = this.context.getStore()?.get(lockTarget(this.keyPrefix, key).locks[0]);
+      const heldMode = held?.isHeld() ? modeOf(held.target) : undefined;
+      if (held && (heldMode === 'write' || (heldMode === 'read' && options.mode === 'read'))) {
+        this.holds.hold([held]);
+        return this.holds.record({ handle: held, owned: false }, [held]);
+      }
+      if (heldMode === 'read' && options.mode === 'write') {
+        throw new LockModeError(rwUpgradeMessage(key));
+      }
+    }
+    const handle = await this.acquireKey(key, {
+      ...options,
+      autoRenew: options.autoRenew ?? true,
+    });
+    this.holds.hold([handle]);
+    return this.holds.record({ handle, owned: true }, [handle]);
   }
 
   /** Runs `fn` with the scope's lock visible to reentrant calls made from inside it. */
@@ -452,6 +495,7 @@ export class RedisLockClient implements GrantOwner {
   private stopAcquiring(): void {
     this.acquirer.close();
     this.permits?.close();
+    if (typeof this.rw !== 'string') this.rw.close();
     this.wakeUps?.close();
   }
 
@@ -483,6 +527,25 @@ export class RedisLockClient implements GrantOwner {
 
   private async releaseAll(handles: readonly RedisLockHandle[]): Promise<void> {
     await Promise.all(handles.map((handle) => this.discard(handle)));
+  }
+
+  /** @internal Why read-write locks (`mode`) are refused here (the backend), if they are. */
+  get rwUnsupported(): string | undefined {
+    return typeof this.rw === 'string' ? rwUnsupportedMessage(this.rw) : undefined;
+  }
+
+  /**
+   * A plain lock on `key`, or a read-write lock's side with `mode`.
+   * @throws InvalidLockKeyError, LockModeError, RangeError, TypeError on bad input (not async).
+   */
+  private acquireKey(key: LockKeys, options: LockOptions, once = false): Promise<RedisLockHandle> {
+    if (options.mode === undefined) {
+      return this.acquireTarget(lockTarget(this.keyPrefix, key), options, once);
+    }
+    const opts = resolveLockOptions(options, this.defaults, once);
+    if (typeof this.rw === 'string') throw new LockModeError(rwUnsupportedMessage(this.rw));
+    const waits = opts.waitTimeout > 0;
+    return this.rw.acquire(rwLockTarget(this.keyPrefix, key, opts.mode!, waits), opts);
   }
 
   /** `once`: a single attempt whatever `waitTimeout` says (`tryAcquire`). */

@@ -11,7 +11,7 @@ import { LockInterceptor } from '../lock.interceptor.js';
 import { LockSseGuard, rememberMethodKey } from '../lock-sse.guard.js';
 import { adoptParked, parkedRequest } from '../sse-lock.parking.js';
 import { lockServiceOf } from '../lock-owners.registry.js';
-import { checkLockOptions } from './lock-options.check.js';
+import { checkLockOptions, checkRwKey } from './lock-options.check.js';
 import {
   LOCK_METADATA,
   LOCK_SERVICE_PROPERTY,
@@ -100,6 +100,7 @@ export function Lock(
     }
     checkLockOptions(where, options);
     claimLockedMethod(target, propertyKey, where);
+    checkRwKey(where, key, options);
     const declared = declaredReturn(
       original,
       Reflect.getMetadata('design:returntype', target, propertyKey),

@@ -273,3 +273,27 @@ describe('chaos checker: semaphore holders', () => {
     expect(result.restartOverlaps).toBe(1);
   });
 });
+
+describe('read-write sections (mode rw)', () => {
+  const rw = (overrides: Partial<SectionRecord>) => section({ mode: 'rw', ...overrides });
+
+  it('lets readers overlap, and flags a writer overlapping a reader or a writer', () => {
+    const reader = rw({ side: 'read', start: 0, lastHeld: 100, fence: '16' });
+    const otherReader = rw({ side: 'read', pid: PID_B, start: 50, lastHeld: 150, fence: '16' });
+    expect(invariants({ sections: [reader, otherReader] })).toEqual([]);
+    const writer = rw({ side: 'write', pid: PID_B, start: 50, lastHeld: 150, fence: '32' });
+    expect(invariants({ sections: [reader, writer] })).toEqual(['overlap']);
+    const writer2 = rw({ side: 'write', start: 0, lastHeld: 100, fence: '16' });
+    expect(invariants({ sections: [writer2, writer] })).toEqual(['overlap']);
+  });
+
+  it("flags a reader whose token is below the writer's before it, and equal writer tokens", () => {
+    const writer = rw({ side: 'write', start: 0, lastHeld: 100, fence: '32' });
+    const follows = rw({ side: 'read', pid: PID_B, start: 200, lastHeld: 300, fence: '32' });
+    expect(invariants({ sections: [writer, follows] })).toEqual([]);
+    const stale = rw({ side: 'read', pid: PID_B, start: 200, lastHeld: 300, fence: '16' });
+    expect(invariants({ sections: [writer, stale] })).toEqual(['fencing']);
+    const again = rw({ side: 'write', pid: PID_B, start: 200, lastHeld: 300, fence: '32' });
+    expect(invariants({ sections: [writer, again] })).toEqual(['fencing']);
+  });
+});

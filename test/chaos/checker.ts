@@ -1,8 +1,10 @@
 /**
  * The invariants of a chaos round, checked on the records alone (pure, see checker.spec.ts):
  * 1. `overlap`: no two critical sections of one key overlap (a multi-key lock's interval counts
- *    for each of its keys), except where one touches a restart of the key's server;
- * 2. `fencing`: fencing tokens rise strictly in grant order per key;
+ *    for each of its keys), except where one touches a restart of the key's server; two readers
+ *    of a read-write lock may (mode `rw`): never a writer with anyone else;
+ * 2. `fencing`: fencing tokens rise strictly in grant order per key (a read-write lock's
+ *    writers; each reader's is at least that of the writer before it);
  * 3. `no-ttl-key`: no key without a TTL remains after the round;
  * 4. `wait-bound`: no wait outlives its waitTimeout by more than WAIT_GRACE, unless its process
  *    stalled meanwhile;
@@ -191,6 +193,8 @@ function checkKey(
     for (let j = 0; j < i; j++) {
       const a = held[j];
       if (sameGrant(a, b) || !(b.start < a.lastHeld && a.start < b.lastHeld)) continue;
+      // Readers of a read-write lock share it; a writer overlaps nobody.
+      if (a.side === 'read' && b.side === 'read') continue;
       if (touchesRestart(a) || touchesRestart(b)) {
         result.restartOverlaps++;
         continue;
@@ -198,7 +202,10 @@ function checkKey(
       flag('overlap', `key ${key}: ${describe(a)} and ${describe(b)} overlap`);
     }
     if (b.joined || (previous && sameGrant(previous, b))) continue;
-    if (previous && BigInt(b.fence) <= BigInt(previous.fence)) {
+    // A reader carries the token of the last write: never below a writer that came before it.
+    const reader = b.side === 'read';
+    const below = reader ? (p: bigint) => BigInt(b.fence) < p : (p: bigint) => BigInt(b.fence) <= p;
+    if (previous && below(BigInt(previous.fence))) {
       // A lease that spans a restart (its chain of passes began before it) carries a token from
       // before the restart, which may be below a grant's after it: the restart exception.
       if (b.mode === 'redlock') result.redlockFenceInversions++;
@@ -208,7 +215,7 @@ function checkKey(
         flag('fencing', `key ${key}: ${describe(b)} granted after ${describe(previous)}`);
       }
     }
-    previous = b;
+    if (!reader) previous = b;
   }
 }
 
@@ -275,7 +282,7 @@ function sameGrant(a: SectionRecord, b: SectionRecord): boolean {
 
 function describe(s: SectionRecord): string {
   const held = s.lastHeld === undefined ? 'never held' : `held to ${fmt(s.lastHeld)}`;
-  const joined = s.joined ? ' joined' : '';
+  const joined = (s.joined ? ' joined' : '') + (s.side ? ` ${s.side}` : '');
   return (
     `[pid ${s.pid} ${s.mode}${joined} fence ${s.fence} [${s.keys}] ` +
     `from ${fmt(s.start)} ${held}, ttl ${s.ttl}]`

@@ -17,6 +17,7 @@ export const MODES = [
   'nest',
   'redlock',
   'semaphore',
+  'rw',
 ] as const;
 export type Mode = (typeof MODES)[number];
 
@@ -48,6 +49,8 @@ export interface SectionRecord {
   joined: boolean;
   autoRenew: boolean;
   ttl: number;
+  /** Mode `rw`: the side of the read-write lock (readers may overlap each other, nobody else). */
+  side?: 'read' | 'write';
   start: number;
   lastHeld?: number;
   end: number;

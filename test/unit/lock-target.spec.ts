@@ -6,14 +6,21 @@ import {
   semaphoreTarget,
   subTarget,
 } from '../../lib/core/keys/lock-target.js';
+import { rwLockTarget } from '../../lib/core/keys/rw-lock-target.js';
 
-/** Every Redis key a lock (or the semaphore of its key) touches besides its lock key. */
+/**
+ * Every Redis key a lock touches besides its lock key: a plain lock's, a read-write lock's on the
+ * same key (writers waiting, fair queue, spot deadlines; it shares the lock key and fence) and
+ * the semaphore's of its key.
+ */
 const companions = (prefix: string, key: string): string[] => {
   const target = lockTarget(prefix, key);
+  const rw = rwLockTarget(prefix, key, 'write', true).rwKeys.slice(2);
   return [
     ...target.fences,
     ...target.queues,
     ...target.timeouts,
+    ...rw,
     ...semaphoreTarget(prefix, key).locks,
   ];
 };
@@ -26,7 +33,21 @@ const channels = (prefix: string, key: string): string[] => [
 
 /** Keys and prefixes rich in the characters the naming rules turn on. */
 const part = fc.string({
-  unit: fc.constantFrom('{', '}', ':', 'a', 'b', '\n', 'lock', 'fence', 'semaphore', 'released'),
+  unit: fc.constantFrom(
+    '{',
+    '}',
+    ':',
+    'a',
+    'b',
+    '\n',
+    'lock',
+    'fence',
+    'semaphore',
+    'released',
+    '-',
+    'rw',
+    'queue',
+  ),
 });
 const key = part.filter((k) => k.length > 0);
 
@@ -82,7 +103,7 @@ describe('lock names in Redis', () => {
   it('never names a lock key or a companion of one lock with a companion of another', () => {
     // Another lock at random, or one whose prefix and key spell a companion of the first.
     const lockPair = fc.tuple(part, key, fc.nat(), fc.nat()).map(([p1, k1, pick, at]) => {
-      const spelt = companions(p1, k1)[pick % 4];
+      const spelt = companions(p1, k1)[pick % 7];
       const split = at % spelt.length;
       return [p1, k1, spelt.slice(0, split), spelt.slice(split)] as const;
     });
@@ -103,7 +124,12 @@ describe('lock names in Redis', () => {
           expect(channels(p1, k1).filter((name) => theirs.includes(name))).toEqual([]);
         }
       }),
-      { numRuns: 2000 },
+      {
+        numRuns: 2000,
+        // A plain lock key and the tagged lock key that extends it ('lock:{a}', 'lock:{a}:lock'):
+        // their companions must still differ.
+        examples: [[['lock:', 'a', 'lock:', '{a}']], [['lock:', '{a}', 'lock:', 'a']]],
+      },
     );
   });
 

@@ -7,8 +7,10 @@
  *   When it has one (in the key or in the prefix), it is `prefix + key + ':lock'`, ending with
  *   `:lock`, so the user's tag still decides the slot.
  * - Companions are the lock key plus `:fence`, `:queue`, `:timeouts` or `:semaphore` (a semaphore's
- *   holders); channels are the lock key plus `:released` (and `:<client id>` for the waiters of
- *   one client), or its `:semaphore` key plus `:released`. Each ending differs from
+ *   holders), and, for a read-write lock, `:rw-writers`, `:rw-queue` or `:rw-timeouts` (`-` where
+ *   the others have `:`, so none is another's lock key plus a suffix); channels are the lock key
+ *   plus `:released` (and `:<client id>` for the waiters of one client), or its `:semaphore` key
+ *   plus `:released`. Each ending differs from
  *   both endings of a lock key and from the others, so no lock key, whatever its prefix, is a
  *   companion of any lock, and two companions of one kind are the same only if their locks are.
  * - Within one prefix, distinct keys have distinct lock keys: strip the prefix and the braces of a
@@ -36,6 +38,8 @@ const QUEUE_SUFFIX = ':queue';
 const TIMEOUTS_SUFFIX = ':timeouts';
 /** A semaphore's holders (see `semaphoreTarget`). */
 const SEMAPHORE_SUFFIX = ':semaphore';
+/** A read-write lock's writers waiting, fair queue and spot deadlines (see rw-lock.scripts.ts). */
+export const RW_SUFFIXES = [':rw-writers', ':rw-queue', ':rw-timeouts'] as const;
 
 /**
  * Everything one lock touches in Redis, for one key or several taken together.

@@ -38,7 +38,7 @@ import { foreignKeyMessage } from '../../redis-lock.messages.js';
  */
 
 /** Drops the queue spots whose deadline passed: waiters that gave up or died. */
-const PURGE_STALE = `
+export const PURGE_STALE = `
 local function purgeStale(queue, timeouts, nowMs)
   local stale = redis.call('zrangebyscore', timeouts, '-inf', nowMs)
   if #stale > 0 then
@@ -56,7 +56,7 @@ end`;
  * digits without leading zeros, below 2^53, where Lua's numbers are exact. INCRBY accepts every
  * such value, so it cannot fail on a counter that passed.
  */
-const CHECK_KEYS = `
+export const CHECK_KEYS = `
 local function foreignKey(key, kind)
   local found = redis.call('type', key).ok
   return redis.error_reply('${FOREIGN_KEY_ERROR} ' .. kind .. ' ' .. found .. ' ' .. key)
@@ -93,7 +93,7 @@ end`;
  * `nextFence` gave; `issueFence` does both, for scripts that checked the counters before their
  * first write.
  */
-const ISSUE_FENCE = `
+export const ISSUE_FENCE = `
 local function nextFence(first, last)
   local top = 0
   for i = first, last do
@@ -148,14 +148,14 @@ end`;
  * on it. A message is only a hint: it says nothing the waiter may count a lease from, since
  * messages and command replies reach the client on different connections, in no common order.
  */
-const TELL_WAITER = `
+export const TELL_WAITER = `
 local function tellWaiter(lock, member)
   local client = string.sub(member, 1, ${2 * CLIENT_ID_BYTES})
   redis.call(PUBLISH, lock .. '${CHANNEL_SUFFIX}:' .. client, member)
 end`;
 
 /** Redis' clock: microseconds and milliseconds since the epoch. */
-const CLOCK = `
+export const CLOCK = `
 local function clock()
   local time = redis.call('time')
   local us = tonumber(time[1]) * 1000000 + tonumber(time[2])
@@ -175,15 +175,24 @@ local n = #KEYS / 2
 -- of another type is just busy).
 local fence, stepped = nextFence(n + 1, 2 * n)
 if not fence then return stepped end -- the error reply
+-- A busy key of another type (a read-write lock's sorted set) is an error, not a wait: it is only
+-- looked at on this path, so a free lock costs nothing more.
+local function busy(key)
+  if redis.call('type', key).ok ~= 'string' then return foreignKey(key, 'string') end
+  return -3 - redis.call('pttl', key)
+end
 if n > 1 then
   for i = 1, n do
-    if redis.call('exists', KEYS[i]) == 1 then return {-3 - redis.call('pttl', KEYS[i]), i} end
+    if redis.call('exists', KEYS[i]) == 1 then
+      local reply = busy(KEYS[i])
+      -- With several keys, the index of the busy one: the waiter listens for its release only.
+      if type(reply) == 'number' then return {reply, i} end
+      return reply
+    end
   end
 end
 for i = 1, n do
-  if not redis.call('set', KEYS[i], ARGV[1], 'NX', 'PX', ARGV[2]) then
-    return -3 - redis.call('pttl', KEYS[i])
-  end
+  if not redis.call('set', KEYS[i], ARGV[1], 'NX', 'PX', ARGV[2]) then return busy(KEYS[i]) end
 end
 return storeFence(n + 1, 2 * n, fence, stepped)`;
 

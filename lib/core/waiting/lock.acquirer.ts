@@ -33,6 +33,11 @@ export interface AcquirerSettings {
   readonly maxLocalPasses: number;
   readonly waitForReplicas?: ReplicaWait;
   readonly logger: LockLogger;
+  /**
+   * Every waiter that gives up leaves its places in Redis, queued or not: a read-write lock's
+   * waiting writer holds one in every mode (it keeps readers out).
+   */
+  readonly alwaysLeave?: boolean;
 }
 
 /**
@@ -56,6 +61,7 @@ export class LockAcquirer {
   private readonly redisStore?: RedisStore;
   private readonly waitForReplicas?: ReplicaWait;
   private readonly logger: LockLogger;
+  private readonly alwaysLeave: boolean;
   private fairUnavailableWarned = false;
 
   constructor(
@@ -69,6 +75,7 @@ export class LockAcquirer {
       waitForReplicas: this.waitForReplicas,
       logger: this.logger,
     } = settings);
+    this.alwaysLeave = settings.alwaysLeave ?? false;
     this.passes = new LocalPasses((target, lock) => {
       this.store.release(target, lock.token, lock.passedTo).catch(() => undefined);
     });
@@ -211,7 +218,7 @@ export class LockAcquirer {
     } catch (err) {
       // Gone from the queues when the caller learns it gave up; but a frozen Redis must not hold
       // it much past its deadline, so the answer is awaited only so long.
-      if (call.queued) {
+      if (call.queued || (this.alwaysLeave && opts.waitTimeout > 0)) {
         const left = Math.max(0, call.deadline - monotonicNow()) + FINAL_ATTEMPT_GRACE;
         await this.grants.leaveQueue(call, Math.min(left, ATTEMPT_TIMEOUT));
       }

@@ -62,7 +62,7 @@ const connect = (options: RedisOptions) => {
 };
 const main = { ...config.main, connectionName: `chaos-w${config.index}` };
 const mainClient =
-  has('default') || has('multi') || has('reentrant') || has('semaphore')
+  has('default') || has('multi') || has('reentrant') || has('semaphore') || has('rw')
     ? new RedisLockClient({
         redis: connect(main),
         fairQueueTimeout: config.fairQueueTimeout,
@@ -109,6 +109,7 @@ function start(): void {
   run(mainClient, 'multi', keyNames('d'));
   run(mainClient, 'reentrant', keyNames('d'));
   run(fairClient, 'fair', keyNames('f'));
+  run(mainClient, 'rw', keyNames('w'));
   run(redlockClient, 'redlock', keyNames('r'));
   if (mainClient && has('semaphore')) {
     for (let i = 0; i < n; i++) {
