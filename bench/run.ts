@@ -16,15 +16,19 @@ import { checkTargets } from './targets.js';
 import { HELD_TTL, measureHeld, type HeldResult } from './held.bench.js';
 import { measureTopologies } from './topologies.bench.js';
 import { measureRoutes, PLATFORMS, type RouteResult, type RouteStats } from './route.bench.js';
+import { measureRw } from './rw.bench.js';
 import {
   comparePairs,
   libraryPair,
   rawPair,
   redlockPair,
   semaphorePair,
+  libraryPermitPair,
+  semaphoreSemaphorePair,
+  SEMAPHORE_PERMITS,
   type PairResult,
 } from './uncontended.bench.js';
-import { IMPLS, type Impl } from './workers/contenders.js';
+import { CONTENDED_PERMITS, holdersOf, IMPLS, type Impl } from './workers/contenders.js';
 
 /** Row labels of the contended table: what each implementation's waiters do. */
 const IMPL_LABELS: Record<Impl, string> = {
@@ -33,6 +37,8 @@ const IMPL_LABELS: Record<Impl, string> = {
   redlock: '@sesamecare-oss/redlock (retry 200 ± 100 ms)',
   'redis-semaphore': 'redis-semaphore Mutex (retry 10 ms)',
   'token-ring': 'floor of fair: token ring, no lock',
+  'library-semaphore': `library: acquirePermit (N = ${CONTENDED_PERMITS})`,
+  'redis-semaphore-semaphore': `redis-semaphore Semaphore (N = ${CONTENDED_PERMITS}, retry 10 ms)`,
 };
 
 /** Held-locks scenario: how many locks one process holds. */
@@ -64,7 +70,7 @@ async function main(options: BenchOptions): Promise<void> {
   );
 
   const has = (scenario: Scenario) => options.scenarios.has(scenario);
-  let uncontended: { library: PairResult; pipelined: PairResult } | undefined;
+  let uncontended: Awaited<ReturnType<typeof runUncontended>> | undefined;
   if (has('uncontended')) uncontended = await runUncontended(options, server, admin);
   let contended: Record<Impl, ContendedResult> | undefined;
   if (has('contended')) contended = await runContended(options, server.url, admin, rtt);
@@ -92,7 +98,7 @@ async function runUncontended(options: BenchOptions, server: RedisServer, admin:
   );
   // The library on a connection of its own making, as a module user gets it.
   const library = libraryPair({ host: '127.0.0.1', port: server.port });
-  const [lib, raw, rawBatched, redlock, semaphore] = await comparePairs(
+  const [lib, raw, rawBatched, redlock, semaphore, libPermit, semSemaphore] = await comparePairs(
     [
       library,
       await rawPair(server.client()),
@@ -100,6 +106,8 @@ async function runUncontended(options: BenchOptions, server: RedisServer, admin:
       await rawPair(server.client({ enableAutoPipelining: true })),
       redlockPair(server.client()),
       semaphorePair(server.client()),
+      libraryPermitPair(server.client()),
+      semaphoreSemaphorePair(server.client()),
     ],
     admin,
     options.concurrency,
@@ -132,10 +140,15 @@ async function runUncontended(options: BenchOptions, server: RedisServer, admin:
         pairRow('raw ioredis, enableAutoPipelining: true', rawBatched),
         pairRow('@sesamecare-oss/redlock: acquire + release', redlock),
         pairRow('redis-semaphore: Mutex acquire + release', semaphore),
+        pairRow(`library: tryAcquirePermit + release (N = ${SEMAPHORE_PERMITS})`, libPermit),
+        pairRow(
+          `redis-semaphore: Semaphore acquire + release (N = ${SEMAPHORE_PERMITS})`,
+          semSemaphore,
+        ),
       ],
     ),
   );
-  return { library: lib, pipelined: rawBatched };
+  return { library: lib, pipelined: rawBatched, permit: libPermit, semaphore: semSemaphore };
 }
 
 async function runContended(options: BenchOptions, url: string, admin: Redis, rtt: number) {
@@ -171,12 +184,14 @@ async function runContended(options: BenchOptions, url: string, admin: Redis, rt
       ],
       IMPLS.map((impl) => {
         const r = contended[impl];
+        // A semaphore row's ideal: N holders at once, each at the lock's ideal.
+        const rowIdeal = holdersOf(impl) * ideal(r.heldMean);
         return [
           IMPL_LABELS[impl],
           fmt(r.perSecond, 1),
           fmt(r.heldMean, 2),
-          fmt(ideal(r.heldMean), 1),
-          fmt((100 * r.perSecond) / ideal(r.heldMean), 0) + '%',
+          fmt(rowIdeal, 1),
+          fmt((100 * r.perSecond) / rowIdeal, 0) + '%',
           fmt(r.waitP50, 1),
           fmt(r.waitP99, 1),
           fmt(r.waitMax, 1),
@@ -197,6 +212,33 @@ async function runContended(options: BenchOptions, url: string, admin: Redis, rt
       `- ${impl}: ${perOperation(r.calls, r.grants)}; ${r.cutOff} cut off${late}${locked}`,
     );
   }
+  const rwCallers = 12;
+  console.log(
+    `\n## Read-write lock: ${rwCallers} callers on ONE key, one connection each, ` +
+      `${criticalSectionMs} ms sleep critical section, rounds alternating plain / read\n`,
+  );
+  const rw = await measureRw(url, rwCallers, criticalSectionMs, options.seconds);
+  const rwIdeal = rwCallers * ideal(criticalSectionMs);
+  console.log(
+    markdownTable(
+      ['lock', 'grants/s', 'vs plain', 'ideal/s', '% of ideal'],
+      [
+        ['plain lock (no mode)', rw.plain, ideal(criticalSectionMs)],
+        ["read lock (mode: 'read')", rw.read, rwIdeal],
+        ["write lock (mode: 'write')", rw.write, ideal(criticalSectionMs)],
+      ].map(([name, r, best]) => {
+        const { perSecond } = r as typeof rw.plain;
+        return [
+          name as string,
+          fmt(perSecond, 1),
+          fmt(perSecond / rw.plain.perSecond, 2) + 'x',
+          fmt(best as number, 1),
+          fmt((100 * perSecond) / (best as number), 0) + '%',
+        ];
+      }),
+    ),
+  );
+
   return contended;
 }
 

@@ -8,6 +8,7 @@ import { fmt } from './report.js';
 import type { RouteResult } from './route.bench.js';
 import type { PairResult } from './uncontended.bench.js';
 import type { Impl } from './workers/contended.worker.js';
+import { CONTENDED_PERMITS } from './workers/contenders.js';
 
 /** Below this share of ideal (contended) or of the same route without `@Lock` is a miss. */
 const MIN_SHARE = 0.9;
@@ -24,7 +25,13 @@ const HELD_LAG_AT = 10_000;
 
 export interface TargetInput {
   /** Each scenario's results, when it ran (BENCH_SCENARIOS). */
-  uncontended?: { library: PairResult; pipelined: PairResult };
+  uncontended?: {
+    library: PairResult;
+    pipelined: PairResult;
+    /** Semaphore permits: the library's and redis-semaphore's `Semaphore`. */
+    permit: PairResult;
+    semaphore: PairResult;
+  };
   contended?: Record<Impl, ContendedResult>;
   routes?: RouteResult[];
   /** `ideal/s` of a row: 1 / (its mean hold + RTT). */
@@ -54,6 +61,13 @@ function targets(input: TargetInput): Target[] {
       text:
         `library uncontended ≥ ${MIN_SHARE_OF_PIPELINED}x raw ioredis with ` +
         `enableAutoPipelining: ${fmt(vsPipelined, 2)}x`,
+    });
+    const permitVsSemaphore = uncontended.permit.perSecond / uncontended.semaphore.perSecond;
+    list.push({
+      ok: permitVsSemaphore >= 1,
+      text:
+        'library semaphore uncontended ≥ redis-semaphore Semaphore: ' +
+        `${fmt(permitVsSemaphore, 2)}x`,
     });
   }
   if (contended) list.push(...contendedTargets(contended, input.ideal));
@@ -100,7 +114,19 @@ function contendedTargets(
   const floor = contended['token-ring'];
   const ofIdeal = lib.perSecond / ideal(lib.heldMean);
   const fairBound = floor.waitP99 * (1 + FAIR_P99_SLACK);
+  const sem = contended['library-semaphore'];
+  const semIdeal = CONTENDED_PERMITS * ideal(sem.heldMean);
   const list: Target[] = [
+    {
+      ok: sem.perSecond / semIdeal >= MIN_SHARE,
+      text:
+        `library semaphore contended (N = ${CONTENDED_PERMITS}) ≥ ${MIN_SHARE}x ideal N / (cs + RTT): ` +
+        `${fmt(sem.perSecond / semIdeal, 2)}x (${fmt(sem.perSecond, 1)} of ${fmt(semIdeal, 1)} grants/s)`,
+    },
+    {
+      ok: sem.jain >= MIN_FAIR_JAIN,
+      text: `library semaphore contended Jain ≥ ${MIN_FAIR_JAIN}: ${fmt(sem.jain, 3)}`,
+    },
     {
       ok: ofIdeal >= MIN_SHARE,
       text:

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redlock } from '@sesamecare-oss/redlock';
 import type { Redis, RedisOptions } from 'ioredis';
-import { Mutex } from 'redis-semaphore';
+import { Mutex, Semaphore } from 'redis-semaphore';
 import { RedisLockClient } from '../dist/core/redis-lock.client.js';
 import { RedisConnection } from '../dist/core/redis/redis-connection.js';
 import { readCommandStats, resetCommandStats, SentCommands } from './redis-stats.js';
@@ -100,6 +100,41 @@ export function semaphorePair(redis: Redis): Pair {
     });
     await mutex.acquire();
     await mutex.release();
+  };
+  return { run, sent };
+}
+
+/** N of the semaphore rows: each caller's key has room for this many holders. */
+export const SEMAPHORE_PERMITS = 3;
+
+/** A permit of a semaphore through `RedisLockClient` (`tryAcquirePermit`, autoRenew off). */
+export function libraryPermitPair(redis: Redis): Pair {
+  const sent = new SentCommands(redis);
+  const locks = new RedisLockClient({ redis, keyPrefix: 'bench:libsem:' });
+  const run = async (i: number) => {
+    const permit = await locks.tryAcquirePermit(`u${i}`, {
+      permits: SEMAPHORE_PERMITS,
+      ttl: TTL,
+      autoRenew: false,
+    });
+    if (!permit) throw new Error(`bench:libsem:u${i} was full: another run shares this Redis?`);
+    await permit.release();
+  };
+  return { run, sent };
+}
+
+/** The same through redis-semaphore's `Semaphore` (one attempt, no refresh). */
+export function semaphoreSemaphorePair(redis: Redis): Pair {
+  const sent = new SentCommands(redis);
+  const run = async (i: number) => {
+    const semaphore = new Semaphore(redis, `bench:semsem:u${i}`, SEMAPHORE_PERMITS, {
+      lockTimeout: TTL,
+      acquireTimeout: TTL,
+      acquireAttemptsLimit: 1,
+      refreshInterval: 0,
+    });
+    await semaphore.acquire();
+    await semaphore.release();
   };
   return { run, sent };
 }

@@ -3,10 +3,15 @@
  */
 export { RedisLockModule } from './redis-lock.module.js';
 export { REDIS_LOCK_MODULE_OPTIONS } from './redis-lock.module-definition.js';
-export { LOCK_METADATA } from './redis-lock.constants.js';
+export { LOCK_METADATA, SEMAPHORE_METADATA } from './redis-lock.constants.js';
 export { LockService } from './lock.service.js';
 export { LockInterceptor } from './lock.interceptor.js';
 export { Lock, type LockMetadata } from './decorators/lock.decorator.js';
+export {
+  Semaphore,
+  type SemaphoreOptions,
+  type SemaphoreMetadata,
+} from './decorators/semaphore.decorator.js';
 export * from './errors/index.js';
 export * from './interfaces/index.js';
 export { fixedDelay, exponentialBackoff } from './core/waiting/retry.strategies.js';

@@ -1,7 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { LockMetadata } from './decorators/lock.decorator.js';
-import { LOCK_METADATA } from './redis-lock.constants.js';
+import type { SemaphoreMetadata } from './decorators/semaphore.decorator.js';
+import { LOCK_METADATA, SEMAPHORE_METADATA } from './redis-lock.constants.js';
 
 /**
  * The one place the Nest layer reads `@Lock` metadata.
@@ -18,6 +19,12 @@ export class LockMetadataAccessor {
   getLockMetadata(method: object | undefined): LockMetadata | undefined {
     return method
       ? this.reflector.get<LockMetadata | undefined>(LOCK_METADATA, method as never)
+      : undefined;
+  }
+
+  getSemaphoreMetadata(method: object | undefined): SemaphoreMetadata | undefined {
+    return method
+      ? this.reflector.get<SemaphoreMetadata | undefined>(SEMAPHORE_METADATA, method as never)
       : undefined;
   }
 }

@@ -1,12 +1,26 @@
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper.js';
+import type { RedisLockClient } from './core/redis-lock.client.js';
+import { LockModeError } from './errors/lock-mode.error.js';
 import { LockMetadataAccessor } from './lock-metadata.accessor.js';
 import { registerLockOwner } from './lock-owners.registry.js';
 import { LockService } from './lock.service.js';
 import { REDIS_LOCK_LOGGER_CONTEXT } from './redis-lock.constants.js';
+import { LockError } from './errors/lock.errors.js';
+import { semaphoreUnsupportedAtStartupMessage } from './redis-lock.messages.js';
 
 type FactoryFn = (...deps: unknown[]) => unknown;
+
+/** How many locked methods a prototype has, and which of them hold semaphore permits. */
+interface LockedMethods {
+  readonly count: number;
+  readonly semaphores: readonly string[];
+  /** `@Lock(key, { mode })` methods: read-write locks. */
+  readonly readWrite: readonly string[];
+}
+
+const NONE: LockedMethods = { count: 0, semaphores: [], readWrite: [] };
 
 /**
  * Checks at startup that every instance with `@Lock` methods can lock. Instances Nest built from
@@ -17,8 +31,8 @@ type FactoryFn = (...deps: unknown[]) => unknown;
 @Injectable()
 export class LockExplorer implements OnModuleInit {
   private readonly logger = new Logger(REDIS_LOCK_LOGGER_CONTEXT);
-  /** Prototypes known to have, or not to have, `@Lock` methods. */
-  private readonly lockedPrototypes = new WeakMap<object, number>();
+  /** Prototypes known to have, or not to have, `@Lock`/`@Semaphore` methods, and which. */
+  private readonly lockedPrototypes = new WeakMap<object, LockedMethods>();
 
   constructor(
     @Inject(DiscoveryService) private readonly discovery: DiscoveryService,
@@ -30,6 +44,8 @@ export class LockExplorer implements OnModuleInit {
   onModuleInit(): void {
     const wrappers = [...this.discovery.getControllers(), ...this.discovery.getProviders()];
     let locked = 0;
+    const semaphores = new Set<string>();
+    const readWrite = new Set<string>();
     for (const wrapper of wrappers) {
       if (wrapper.isFactory && (wrapper.isTransient || !wrapper.isDependencyTreeStatic())) {
         this.registerWhatItMakes(wrapper);
@@ -37,9 +53,18 @@ export class LockExplorer implements OnModuleInit {
       }
       // Request-scoped class instances do not exist yet; property injection covers each one.
       if (!wrapper.isDependencyTreeStatic()) continue;
-      locked += this.register(wrapper.instance);
+      const found = this.register(wrapper.instance);
+      locked += found.count;
+      for (const where of found.semaphores) semaphores.add(where);
+      for (const where of found.readWrite) readWrite.add(where);
     }
-    this.logger.debug(`${locked} @Lock method(s) ready.`);
+    this.checkModes([...readWrite]);
+    // Redlock cannot hold semaphores: refused now rather than on the first call.
+    const refused = semaphores.size > 0 && this.lockService.client.semaphoresRefused();
+    if (refused) {
+      throw new LockError(semaphoreUnsupportedAtStartupMessage([...semaphores], refused));
+    }
+    this.logger.debug(`${locked} @Lock/@Semaphore method(s) ready.`);
   }
 
   /**
@@ -61,21 +86,35 @@ export class LockExplorer implements OnModuleInit {
     };
   }
 
-  /** Registers the instance if it has `@Lock` methods; returns how many it has. */
-  private register(instance: unknown): number {
-    if (!instance || typeof instance !== 'object') return 0;
+  /** Registers the instance if it has `@Lock`/`@Semaphore` methods; returns what it has. */
+  private register(instance: unknown): LockedMethods {
+    if (!instance || typeof instance !== 'object') return NONE;
     const prototype = Object.getPrototypeOf(instance) as object | null;
-    if (!prototype) return 0;
+    if (!prototype) return NONE;
     let methods = this.lockedPrototypes.get(prototype);
     if (methods === undefined) {
-      methods = this.scanner
-        .getAllMethodNames(prototype)
-        .filter((name) =>
-          this.accessor.getLockMetadata((instance as Record<string, object>)[name]),
-        ).length;
+      const semaphores: string[] = [];
+      const readWrite: string[] = [];
+      const count = this.scanner.getAllMethodNames(prototype).filter((name) => {
+        const method = (instance as Record<string, object>)[name];
+        const semaphore = this.accessor.getSemaphoreMetadata(method);
+        if (semaphore) semaphores.push(semaphore.where);
+        const lock = this.accessor.getLockMetadata(method);
+        if (lock?.options.mode !== undefined) readWrite.push(lock.where);
+        return semaphore || lock;
+      }).length;
+      methods = { count, semaphores, readWrite };
       this.lockedPrototypes.set(prototype, methods);
     }
-    if (methods > 0) registerLockOwner(instance, this.lockService);
+    if (methods.count > 0) registerLockOwner(instance, this.lockService);
     return methods;
+  }
+
+  /** `@Lock(key, { mode })` on a backend without read-write locks fails the startup, naming it. */
+  private checkModes(readWrite: readonly string[]): void {
+    if (readWrite.length === 0) return;
+    // A fake LockService (tests) may have no client: it answers for itself.
+    const refused = (this.lockService.client as RedisLockClient | undefined)?.rwUnsupported;
+    if (refused) throw new LockModeError(`${readWrite[0]}: ${refused}`);
   }
 }

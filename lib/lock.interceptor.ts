@@ -1,38 +1,22 @@
 import {
-  BadRequestException,
-  HttpException,
-  HttpStatus,
   Inject,
   Injectable,
   Logger,
   Optional,
-  ServiceUnavailableException,
   type CallHandler,
   type ExecutionContext,
   type NestInterceptor,
 } from '@nestjs/common';
 import { catchError, from, mergeMap, throwError, type Observable } from 'rxjs';
-import {
-  InvalidLockKeyError,
-  LockError,
-  LockNotAcquiredError,
-  LockUnavailableError,
-} from './errors/lock.errors.js';
+import { LockError } from './errors/lock.errors.js';
 import type { RedisLockModuleOptions } from './interfaces/redis-lock-module-options.interface.js';
 import { converterOf, joinChain, STOCK_INTERCEPTOR } from './lock-interceptor.chain.js';
 import { runInApp } from './lock-owners.registry.js';
 import { LockService } from './lock.service.js';
+import { lockTransportError, stockLockAnswer } from './lock-transport-error.js';
 import { REDIS_LOCK_LOGGER_CONTEXT } from './redis-lock.constants.js';
-import { BAD_KEY_RESPONSE, UNAVAILABLE_RESPONSE } from './redis-lock.messages.js';
 import { REDIS_LOCK_MODULE_OPTIONS } from './redis-lock.module-definition.js';
-import { setRetryAfter } from './retry-after.header.js';
-
-/** HTTP-style status of each lock error, used for every transport. */
-const STATUS = {
-  notAcquired: { statusCode: HttpStatus.LOCKED, error: 'Locked' },
-  unavailable: { statusCode: HttpStatus.SERVICE_UNAVAILABLE, error: 'Service Unavailable' },
-  badKey: { statusCode: HttpStatus.BAD_REQUEST, error: 'Bad Request' },
-} as const;
+import { withParkedLock } from './sse-lock.parking.js';
 
 /**
  * Turns the lock errors of `@Lock` handlers into answers of the handler's transport: HTTP 423
@@ -88,7 +72,10 @@ export class LockInterceptor implements NestInterceptor {
     joinChain(context, this);
     // The handler runs as this app's work: a useValue instance shared with other apps that it
     // calls locks through this app (see lockServiceOf).
-    return runInApp(this.lockService, () => next.handle()).pipe(
+    // An @Sse handler finds the lock its guard parked for this request (see LockSseGuard).
+    const request =
+      context.getType() === 'http' ? context.switchToHttp().getRequest<object>() : undefined;
+    return runInApp(this.lockService, () => withParkedLock(request, () => next.handle())).pipe(
       catchError((error: unknown) =>
         error instanceof LockError && converterOf(context) === this
           ? from(this.toTransportError(error, context)).pipe(mergeMap((e) => throwError(() => e)))
@@ -102,50 +89,13 @@ export class LockInterceptor implements NestInterceptor {
    * `errorFactory`'s if it has one, else the stock answer. Sets `Retry-After` on an HTTP 423.
    */
   protected async toTransportError(error: LockError, context: ExecutionContext): Promise<unknown> {
-    if (error instanceof LockNotAcquiredError && context.getType() === 'http') {
-      setRetryAfter(context, error.leaseLeftMs);
-    }
-    const factory = this.moduleOptions?.errorFactory;
-    return factory ? factory(error, context) : this.stockTransportError(error, context);
+    return lockTransportError(error, context, this.moduleOptions, (e, c) =>
+      this.stockTransportError(e, c),
+    );
   }
 
   /** The documented 423 / 503 / 400 answers, as HTTP, RPC or WS exceptions. */
   protected async stockTransportError(error: LockError, context: ExecutionContext) {
-    const status = statusOf(error);
-    if (!status) return error;
-    if (error instanceof LockUnavailableError || error instanceof InvalidLockKeyError) {
-      this.logger.warn(error.message);
-    }
-    // A client gets no Redis detail, nor class and method names; the log above has them.
-    const message =
-      error instanceof LockUnavailableError
-        ? UNAVAILABLE_RESPONSE
-        : error instanceof InvalidLockKeyError
-          ? BAD_KEY_RESPONSE
-          : error.message;
-    const body = { statusCode: status.statusCode, message, error: status.error };
-    switch (context.getType<string>()) {
-      case 'rpc': {
-        const { RpcException } = await import('@nestjs/microservices');
-        return new RpcException(body);
-      }
-      case 'ws': {
-        const { WsException } = await import('@nestjs/websockets');
-        return new WsException(body);
-      }
-      default:
-        return error instanceof LockUnavailableError
-          ? new ServiceUnavailableException(body)
-          : error instanceof InvalidLockKeyError
-            ? new BadRequestException(body)
-            : new HttpException(body, status.statusCode);
-    }
+    return stockLockAnswer(error, context, this.logger);
   }
-}
-
-function statusOf(error: LockError) {
-  if (error instanceof LockNotAcquiredError) return STATUS.notAcquired;
-  if (error instanceof LockUnavailableError) return STATUS.unavailable;
-  if (error instanceof InvalidLockKeyError) return STATUS.badKey;
-  return undefined;
 }

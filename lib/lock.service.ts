@@ -10,6 +10,8 @@ import { markLockOwnerClosed } from './lock-owners.registry.js';
 import { RedisLockClient, type LockKeys } from './core/redis-lock.client.js';
 import type { LockHandle } from './interfaces/lock-handle.interface.js';
 import type { LockOptions, TryAcquireOptions } from './interfaces/lock-options.interface.js';
+import type { PermitHandle } from './interfaces/permit-handle.interface.js';
+import type { PermitOptions } from './interfaces/permit-options.interface.js';
 import type { RedisLockModuleOptions } from './interfaces/redis-lock-module-options.interface.js';
 import {
   DEFAULT_DRAIN_TIMEOUT,
@@ -109,6 +111,46 @@ export class LockService implements BeforeApplicationShutdown, OnApplicationShut
    */
   isLocked(key: LockKeys): Promise<boolean> {
     return this.client.isLocked(key);
+  }
+
+  /**
+   * One attempt at a permit of the semaphore on `key`: at most `permits` holders at once.
+   * Resolves the permit, or `null` when all are held.
+   * @throws LockUnavailableError when Redis cannot be reached; LockError with Redlock.
+   * @example
+   * const permit = await locks.tryAcquirePermit('payments-api', { permits: 5 });
+   * if (!permit) return 'too many payments in flight';
+   */
+  tryAcquirePermit(key: string, options: PermitOptions): Promise<PermitHandle | null> {
+    return this.client.tryAcquirePermit(key, options);
+  }
+
+  /**
+   * Takes a permit of the semaphore on `key`, waiting up to `waitTimeout` ms while all `permits`
+   * are held. Each permit has its own lease; release it yourself.
+   * @throws PermitNotAcquiredError when the wait times out or is aborted.
+   * @throws LockUnavailableError when Redis cannot be reached; LockError with Redlock.
+   * @example
+   * const permit = await locks.acquirePermit('payments-api', { permits: 5, waitTimeout: 2_000 });
+   * try { await pay(); } finally { await permit.release(); }
+   */
+  acquirePermit(key: string, options: PermitOptions): Promise<PermitHandle> {
+    return this.client.acquirePermit(key, options);
+  }
+
+  /**
+   * Runs `fn` holding a permit of the semaphore on `key`: acquires, renews its lease every ttl/3
+   * while `fn` runs, gives it back when `fn` settles.
+   * @throws PermitNotAcquiredError, LockUnavailableError as `acquirePermit`; whatever `fn` throws.
+   * @example
+   * await locks.runWithPermit('payments-api', (permit) => pay(permit.signal), { permits: 5 });
+   */
+  runWithPermit<T>(
+    key: string,
+    fn: (permit: PermitHandle) => T | Promise<T>,
+    options: PermitOptions,
+  ): Promise<T> {
+    return this.client.runWithPermit(key, fn, options);
   }
 
   /**

@@ -8,6 +8,8 @@ import type { LockKeys, LockScope, RedisLockClient } from './core/redis-lock.cli
 export interface LockedCallOptions extends LockOptions {
   /** Called with the busy lock's key (several keys joined with ', '). */
   onSkip?: (key: string) => void;
+  /** `@Semaphore`: the call holds one of this many permits of the key instead of its lock. */
+  permits?: number;
 }
 
 /**
@@ -18,6 +20,8 @@ export interface LockedCallOptions extends LockOptions {
  * subscription ends; otherwise that lock is released (never held for a stream no one runs) and a
  * subscription takes the lock again for itself, as `observeLocked` does.
  *
+ * `entered`: a scope already entered for `key` (a lock `LockSseGuard` took) to run in instead.
+ *
  * @example
  * const result = await callLocked(client, 'order:1', {}, () => pay('1'));
  */
@@ -26,8 +30,9 @@ export async function callLocked(
   key: LockKeys,
   options: LockedCallOptions,
   invoke: () => unknown,
+  entered?: LockScope,
 ): Promise<unknown> {
-  const scope = await enterOrSkip(client, key, options);
+  const scope = entered ?? (await enterOrSkip(client, key, options));
   if (!scope) return undefined;
   let result: unknown;
   try {
@@ -49,7 +54,9 @@ export async function callLocked(
 
 /**
  * Like `callLocked` for a method declared to return an Observable: the lock is taken on
- * subscription and released when the stream completes, errors or is unsubscribed.
+ * subscription and released when the stream completes, errors or is unsubscribed. `entered`: a
+ * scope already entered for `key` (a lock `LockSseGuard` took), which the first subscription runs
+ * in instead of taking the lock.
  *
  * @example
  * observeLocked(client, 'feed:1', {}, () => interval(1000)).subscribe((n) => logger.log(n));
@@ -59,12 +66,16 @@ export function observeLocked(
   key: LockKeys,
   options: LockedCallOptions,
   invoke: () => unknown,
+  entered?: LockScope,
 ): Observable<unknown> {
+  let unclaimed = entered;
   return new Observable((subscriber) => {
     let scope: LockScope | undefined;
     let closed = false;
     let inner: { unsubscribe(): void } | undefined;
-    enterOrSkip(client, key, options).then(
+    const claimed = unclaimed;
+    unclaimed = undefined;
+    (claimed ? Promise.resolve(claimed) : enterOrSkip(client, key, options)).then(
       (entered) => {
         if (!entered) return subscriber.complete();
         scope = entered;
@@ -132,6 +143,9 @@ async function enterOrSkip(
 ): Promise<LockScope | undefined> {
   const { onSkip, ...lockOptions } = options;
   try {
+    const { permits } = lockOptions;
+    if (permits !== undefined)
+      return await client.enterPermit(key as string, { ...lockOptions, permits });
     return await client.enter(key, lockOptions);
   } catch (err) {
     if (onSkip && err instanceof LockNotAcquiredError && !err.aborted) {

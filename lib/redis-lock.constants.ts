@@ -2,6 +2,8 @@ import { LOCK_SERVICE_PROPERTY_NAME } from './redis-lock.messages.js';
 
 /** Reflect-metadata key under which `@Lock` stores its definition on the decorated method. */
 export const LOCK_METADATA = 'REDIS_LOCK:LOCK';
+/** Metadata key of `@Semaphore`. */
+export const SEMAPHORE_METADATA = 'REDIS_LOCK:SEMAPHORE';
 
 /** Injection token of the ioredis connections (or clients passed in) the module locks with. */
 export const REDIS_LOCK_CONNECTION = 'REDIS_LOCK:CONNECTION';
@@ -199,3 +201,22 @@ export const DURATION_BUCKETS = [
 
 /** How long the health indicator waits for each node's answer by default (ms). */
 export const DEFAULT_HEALTH_TIMEOUT = 1_000;
+
+/**
+ * How long a lock the SSE guard took before the response started waits for its handler to adopt
+ * it (ms): past that (pipes or interceptors slower than this, a handler that never runs) it is
+ * released, and the handler, if it runs, locks for itself.
+ */
+export const SSE_PARKED_LOCK_TIMEOUT = 10_000;
+
+/**
+ * Nest's metadata keys the SSE guard reads (those of `@nestjs/common/constants`, the same since
+ * Nest 7): `@Sse`, the route's param decorators, and the pipes and guards bound to a handler.
+ */
+export const NEST_METADATA = {
+  sse: '__sse__',
+  routeArgs: '__routeArguments__',
+  customRouteArgs: '__customRouteArgs__',
+  pipes: '__pipes__',
+  guards: '__guards__',
+} as const;

@@ -172,9 +172,14 @@ const KEY_ROLES: Record<string, string> = {
   string: "a lock key (a string holding the owner's token)",
   zset: 'a fair queue (a sorted set)',
   fence: 'a fencing counter (a decimal integer)',
+  semaphore: "a semaphore's holders (a sorted set)",
+  rwlock: "a read-write lock's holders (a sorted set)",
 };
 
 export const foreignKeyMessage = (key: string, kind: string, found: string) => {
+  // One key used as a plain lock and as a read-write lock: say so, not "something else wrote it".
+  if (kind === 'string' && found === 'zset') return rwKindMixMessage(key, 'plain');
+  if (kind === 'rwlock' && found === 'string') return rwKindMixMessage(key, 'rw');
   const holds =
     kind === 'fence' && found === 'string'
       ? 'a string that is not such an integer'
@@ -241,3 +246,67 @@ function describe(value: unknown): string {
 
 /** Health: a Cluster master the slot map names, to which the client holds no connection. */
 export const NODE_NOT_CONNECTED = 'the client has no connection to this node';
+
+export const sseGuardOrderWarning = (where: string) =>
+  `${where}: a guard bound with @UseGuards above @Lock runs after the lock's SSE guard, so the ` +
+  'lock is taken once the stream has started, and a refusal is a 200 stream with one error ' +
+  'event instead of a 423. Put @UseGuards below @Lock (or on the class) to answer 423.';
+
+// Semaphores.
+
+export const permitNotAcquiredMessage = (
+  key: string,
+  permits: number,
+  waitedMs: number,
+  aborted: boolean,
+) =>
+  aborted
+    ? `Waiting for a permit of semaphore "${key}" was aborted after ${waitedMs} ms.`
+    : `All ${permits} permit(s) of semaphore "${key}" are held` +
+      (waitedMs > 0 ? `; gave up after waiting ${waitedMs} ms.` : '.');
+
+export const permitsExpected = 'a positive integer';
+
+/** Why semaphores are refused with Redlock or the in-memory store. */
+export const semaphoreUnsupportedMessage = (backend: string) =>
+  `Semaphores are not supported with ${backend}: their holders must live on one Redis (also ` +
+  'through Sentinel) or a Redis Cluster, where one script counts them. Use `redis` for them.';
+
+export const semaphoreUnsupportedAtStartupMessage = (methods: readonly string[], why: string) =>
+  `@Semaphore on ${methods.join(', ')}: ${why}`;
+
+/** A `@Semaphore` definition refused where the class is defined. */
+export const badSemaphoreMessage = (where: string, problem: string) =>
+  `@Semaphore on ${where}: ${problem} Fix it in the decorator; the app does not start with it.`;
+
+export const semaphoreOptionsExpected = (value: unknown) =>
+  `the options must be an object with "permits", got ${describe(value)}.`;
+
+export const unknownSemaphoreOptionMessage = (option: string, known: readonly string[]) =>
+  `unknown option "${option}". Known options: ${known.join(', ')}.`;
+
+export const badSemaphoreOnNotAcquiredMessage = (value: unknown) =>
+  `onNotAcquired must be 'throw' or 'skip', got ${describe(value)}.`;
+
+export const SEMAPHORE_ONE_KEY =
+  'a semaphore takes one key template (or key function), not an array.';
+
+export const SEMAPHORE_NOT_A_METHOD = 'only instance methods can hold a permit.';
+
+// Read-write locks (`mode`).
+export const rwSingleKeyMessage = (key: unknown) =>
+  `A read-write lock (mode: 'read' | 'write') is on one key, got ${describe(key)}; ` +
+  'take several read-write locks one after another, or a plain multi-key lock.';
+
+export const rwUpgradeMessage = (key: string) =>
+  `Lock "${key}" is held for reading in this call chain and cannot be upgraded to writing: two ` +
+  'readers upgrading at once would wait for each other forever. Release the read lock first, ' +
+  "or take it with mode: 'write' from the start.";
+
+export const rwUnsupportedMessage = (backend: string) =>
+  `Read-write locks (mode: 'read' | 'write') need one Redis, Sentinel or a Cluster; ${backend} ` +
+  'is not supported. Use plain locks (no mode) there.';
+
+export const rwKindMixMessage = (key: string, usedAs: 'plain' | 'rw') =>
+  `Redis key "${key}" is a ${usedAs === 'plain' ? "read-write lock (taken with mode: 'read' or 'write')" : 'plain lock (taken without mode)'}` +
+  ` and cannot be taken ${usedAs === 'plain' ? 'without mode' : "with mode: 'read' or 'write'"}: use one kind of lock per key.`;

@@ -64,7 +64,8 @@ writeFileSync(
         emitDecoratorMetadata: true,
         skipLibCheck: true,
         noEmit: true,
-        types: ['node'],
+        // Jest's globals: the README's example spec uses them.
+        types: ['node', 'jest'],
       },
       files,
     },

@@ -4,7 +4,7 @@
  */
 import { ExecutionError, Redlock } from '@sesamecare-oss/redlock';
 import type { Redis } from 'ioredis';
-import { Mutex } from 'redis-semaphore';
+import { Mutex, Semaphore } from 'redis-semaphore';
 import { RedisLockClient } from '../../dist/core/redis-lock.client.js';
 import { RedisConnection } from '../../dist/core/redis/redis-connection.js';
 import type { SentCommands } from '../redis-stats.js';
@@ -16,7 +16,14 @@ import { TokenRing, type RingPlace } from './token-ring.js';
  * Which lock a contended round runs; also names its key, so no two rows share one.
  * `token-ring` is no lock but the floor of the fair row (see `token-ring.ts`).
  */
-export type Impl = 'library' | 'library-fair' | 'redlock' | 'redis-semaphore' | 'token-ring';
+export type Impl =
+  | 'library'
+  | 'library-fair'
+  | 'redlock'
+  | 'redis-semaphore'
+  | 'token-ring'
+  | 'library-semaphore'
+  | 'redis-semaphore-semaphore';
 
 export const IMPLS: readonly Impl[] = [
   'library',
@@ -24,7 +31,16 @@ export const IMPLS: readonly Impl[] = [
   'redlock',
   'redis-semaphore',
   'token-ring',
+  'library-semaphore',
+  'redis-semaphore-semaphore',
 ];
+
+/** N of the semaphore rows (every other row is a lock: 1 holder at a time). */
+export const CONTENDED_PERMITS = 3;
+
+/** How many may hold the key of a row at once: its ideal is that many times a lock's. */
+export const holdersOf = (impl: Impl): number =>
+  impl === 'library-semaphore' || impl === 'redis-semaphore-semaphore' ? CONTENDED_PERMITS : 1;
 
 /** What one round needs to know to wait for the lock. */
 export interface RoundSettings {
@@ -117,8 +133,40 @@ export async function contenders(
     }
   };
 
+  const permitAcquire: Acquire = async (key, { ttl, signal }) => {
+    try {
+      const permit = await locks.acquirePermit(key, {
+        permits: CONTENDED_PERMITS,
+        ttl,
+        waitTimeout: WAIT_TIMEOUT,
+        signal,
+      });
+      return () => permit.release();
+    } catch (err) {
+      if (err instanceof LockNotAcquiredError && signal.aborted) return null;
+      throw err;
+    }
+  };
+
+  const semaphoreSemaphoreAcquire: Acquire = async (key, { ttl, signal }) => {
+    const semaphore = new Semaphore(redis, `bench:${key}`, CONTENDED_PERMITS, {
+      lockTimeout: ttl,
+      acquireTimeout: WAIT_TIMEOUT,
+      refreshInterval: 0,
+    });
+    try {
+      await semaphore.acquire(signal);
+      return () => semaphore.release();
+    } catch (err) {
+      if (signal.aborted && err === signal.reason) return null;
+      throw err;
+    }
+  };
+
   return {
     acquire: {
+      'library-semaphore': permitAcquire,
+      'redis-semaphore-semaphore': semaphoreSemaphoreAcquire,
       library: library({}),
       'library-fair': library({ fair: true }),
       redlock: redlockAcquire,

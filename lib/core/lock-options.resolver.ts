@@ -21,6 +21,8 @@ export interface ResolvedLockOptions {
   autoRenew: boolean;
   fair: boolean;
   signal?: AbortSignal;
+  /** A read-write lock's side; undefined for a plain lock. */
+  mode?: 'read' | 'write';
 }
 
 /**
@@ -82,7 +84,12 @@ export function resolveLockOptions(
       throw new TypeError(invalidOptionMessage(flag, options[flag], 'true or false'));
     }
   }
+  const { mode } = options;
+  if (mode !== undefined && mode !== 'read' && mode !== 'write') {
+    throw new TypeError(invalidOptionMessage('mode', mode, "'read' or 'write'"));
+  }
   return {
+    mode,
     ttl,
     waitTimeout,
     retry,

@@ -1,8 +1,9 @@
 /* The Nest-free lock client: its public API, wiring the store, the acquisition and the scopes. */
 import { LockNotAcquiredError, LockUnavailableError } from '../errors/lock.errors.js';
+import { LockModeError } from '../errors/lock-mode.error.js';
 import type { LockOptions, TryAcquireOptions } from '../interfaces/lock-options.interface.js';
 import { ATTEMPT_TIMEOUT, DEFAULT_KEY_PREFIX, MAX_LOCAL_PASSES } from '../redis-lock.constants.js';
-import { releaseFailedWarning } from '../redis-lock.messages.js';
+import { releaseFailedWarning, rwUnsupportedMessage } from '../redis-lock.messages.js';
 import { checkDrainTimeout } from './lease/lock-drain.js';
 import { HeldLocks } from './lease/held-locks.js';
 import { LockAcquisition } from './waiting/lock-acquisition.js';
@@ -14,6 +15,8 @@ import {
 } from './lock-options.resolver.js';
 import type { LockStore } from './redis/lock-store.interface.js';
 import { lockTarget, type LockTarget } from './keys/lock-target.js';
+import { rwLockTarget } from './keys/rw-lock-target.js';
+import { RwLockAcquirer } from './waiting/rw-lock.acquirer.js';
 import { observeAcquire, type LockObserver } from './lock-observer.js';
 import { answerWithin } from './waiting/race-attempt.js';
 import type { RedisClient } from './redis/redis-connection.js';
@@ -23,6 +26,15 @@ import { RedisLockHandle } from './lease/redis-lock.handle.js';
 import { RenewalBatcher } from './lease/renewal.batcher.js';
 import { LockScopes, type LockKeys, type LockScope } from './lease/lock-scopes.js';
 import { checkOneBackend, checkWaitOptions, openBackend } from './lock-backend.js';
+import { LockError } from '../errors/lock.errors.js';
+import type { PermitOptions } from '../interfaces/permit-options.interface.js';
+import { semaphoreUnsupportedMessage } from '../redis-lock.messages.js';
+import { semaphoreTarget } from './keys/lock-target.js';
+import { MemoryPermitStore } from './semaphore/memory-permit.store.js';
+import { PermitAcquirer } from './semaphore/permit.acquirer.js';
+import { resolvePermitOptions } from './semaphore/permit-options.resolver.js';
+import { RedisPermitStore } from './semaphore/permit.store.js';
+import { RedisPermitHandle } from './semaphore/redis-permit.handle.js';
 import type { WakeUpSource } from './waiting/wake-up-source.interface.js';
 
 export type { LockKeys, LockScope } from './lease/lock-scopes.js';
@@ -50,6 +62,8 @@ export class RedisLockClient implements AttemptOwner {
   private readonly keyPrefix: string;
   private readonly defaults: ResolvedLockOptions;
   private readonly acquisition: LockAcquisition;
+  /** Read-write locks (`mode`): on one Redis or a Cluster only (else why not, for the error). */
+  private readonly rw: RwLockAcquirer | string;
   private readonly wakeUps?: WakeUpSource;
   private readonly observer?: LockObserver;
   /** Every connection the locks use: the one Redis or Cluster, or each Redlock master. */
@@ -57,6 +71,8 @@ export class RedisLockClient implements AttemptOwner {
   private readonly held = new HeldLocks();
   /** Reentrancy: which async call chains hold which locks. */
   private readonly scopes: LockScopes;
+  /** Semaphores: undefined with Redlock, which refuses them. */
+  private readonly permits?: PermitAcquirer;
 
   constructor(options: RedisLockClientOptions) {
     checkOneBackend(options);
@@ -71,6 +87,16 @@ export class RedisLockClient implements AttemptOwner {
     this.store = store;
     this.wakeUps = wakeUps;
     this.renewals = new RenewalBatcher(this.store);
+    this.rw = options.memory
+      ? 'the in-memory store'
+      : options.redlock
+        ? 'Redlock'
+        : new RwLockAcquirer(this, {
+            redis: options.redis as RedisClient,
+            wakeUps: this.wakeUps,
+            fairQueueTimeout,
+            logger: this.logger,
+          });
     this.acquisition = new LockAcquisition(this, {
       store: this.store,
       redisStore,
@@ -83,9 +109,94 @@ export class RedisLockClient implements AttemptOwner {
     });
     this.scopes = new LockScopes(this.keyPrefix, {
       acquire: (target, options) => this.acquireTarget(target, options),
+      acquireKey: (key, options) => this.acquireKey(key, options),
       releaseAll: (handles) => this.releaseAll(handles),
       discard: (handle) => this.discard(handle),
     });
+    const permitStore = options.memory
+      ? new MemoryPermitStore(options.memory)
+      : redisStore && new RedisPermitStore(redisStore.redis);
+    if (permitStore) this.permits = new PermitAcquirer(this, permitStore, this.wakeUps);
+  }
+
+  /**
+   * One attempt at a permit of the semaphore on `key`: at most `options.permits` holders at once.
+   * Resolves the permit, or `null` when all are held.
+   * @throws LockError with Redlock, which does not support semaphores.
+   * @throws LockUnavailableError, InvalidLockKeyError, RangeError/TypeError on bad options.
+   * @example
+   * const permit = await locks.tryAcquirePermit('payments-api', { permits: 5 });
+   * if (!permit) return 'busy';
+   */
+  async tryAcquirePermit(key: string, options: PermitOptions): Promise<RedisPermitHandle | null> {
+    try {
+      return await this.takePermit(key, options, true);
+    } catch (err) {
+      if (err instanceof LockNotAcquiredError && !err.aborted) return null;
+      throw err;
+    }
+  }
+
+  /**
+   * Takes a permit of the semaphore on `key`, waiting up to `waitTimeout` while all
+   * `options.permits` are held. Each permit has its own lease (and watchdog with `autoRenew`).
+   * @throws PermitNotAcquiredError when the wait times out or is aborted.
+   * @throws LockError with Redlock; LockUnavailableError, InvalidLockKeyError, RangeError.
+   * @example
+   * const permit = await locks.acquirePermit('payments-api', { permits: 5, waitTimeout: 2_000 });
+   * try { await pay(); } finally { await permit.release(); }
+   */
+  acquirePermit(key: string, options: PermitOptions): Promise<RedisPermitHandle> {
+    try {
+      return this.takePermit(key, options);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
+  /**
+   * Runs `fn` holding a permit of the semaphore on `key`: acquires (waiting as configured),
+   * renews its lease while `fn` runs, gives it back when `fn` settles. Not reentrant: a nested
+   * call takes a second permit.
+   * @throws PermitNotAcquiredError, LockUnavailableError as `acquirePermit`; whatever `fn` throws.
+   * @example
+   * await locks.runWithPermit('payments-api', (permit) => pay(permit.signal), { permits: 5 });
+   */
+  async runWithPermit<T>(
+    key: string,
+    fn: (permit: RedisPermitHandle) => T | Promise<T>,
+    options: PermitOptions,
+  ): Promise<T> {
+    const scope = await this.enterPermit(key, options);
+    try {
+      return await fn(scope.handle as RedisPermitHandle);
+    } finally {
+      await this.exit(scope);
+    }
+  }
+
+  /**
+   * A scope holding a permit (renewed by default), for `@Semaphore`: pair with `runInScope` and
+   * `exit` as for `enter`. A permit is never joined by reentrant calls.
+   * @throws as `acquirePermit`.
+   */
+  async enterPermit(key: string, options: PermitOptions): Promise<LockScope> {
+    const handle = await this.takePermit(key, { ...options, autoRenew: options.autoRenew ?? true });
+    return this.scopes.enterTaken(handle);
+  }
+
+  /**
+   * @internal Why this client cannot hold semaphores (Redlock), or undefined when it can: the
+   * module refuses `@Semaphore` methods at startup with it.
+   */
+  semaphoresRefused(): string | undefined {
+    return this.permits ? undefined : semaphoreUnsupportedMessage('Redlock');
+  }
+
+  private takePermit(key: string, options: PermitOptions, once = false) {
+    if (!this.permits) throw new LockError(this.semaphoresRefused()!);
+    const target = semaphoreTarget(this.keyPrefix, key);
+    return this.permits.acquire(target, resolvePermitOptions(options, this.defaults, once));
   }
 
   /**
@@ -99,7 +210,7 @@ export class RedisLockClient implements AttemptOwner {
     options: TryAcquireOptions = {},
   ): Promise<RedisLockHandle | null> {
     try {
-      return await this.acquireTarget(lockTarget(this.keyPrefix, key), options, true);
+      return await this.acquireKey(key, options, true);
     } catch (err) {
       if (err instanceof LockNotAcquiredError && !err.aborted) return null;
       throw err;
@@ -115,7 +226,7 @@ export class RedisLockClient implements AttemptOwner {
   acquire(key: LockKeys, options: LockOptions = {}): Promise<RedisLockHandle> {
     // Not async (a grant reaches the caller sooner), yet it never throws: bad input rejects.
     try {
-      return this.acquireTarget(lockTarget(this.keyPrefix, key), options);
+      return this.acquireKey(key, options);
     } catch (err) {
       return Promise.reject(err as Error);
     }
@@ -231,6 +342,8 @@ export class RedisLockClient implements AttemptOwner {
 
   private stopAcquiring(): void {
     this.acquisition.close();
+    this.permits?.close();
+    if (typeof this.rw !== 'string') this.rw.close();
     this.wakeUps?.close();
   }
 
@@ -262,6 +375,25 @@ export class RedisLockClient implements AttemptOwner {
 
   private async releaseAll(handles: readonly RedisLockHandle[]): Promise<void> {
     await Promise.all(handles.map((handle) => this.discard(handle)));
+  }
+
+  /** @internal Why read-write locks (`mode`) are refused here (the backend), if they are. */
+  get rwUnsupported(): string | undefined {
+    return typeof this.rw === 'string' ? rwUnsupportedMessage(this.rw) : undefined;
+  }
+
+  /**
+   * A plain lock on `key`, or a read-write lock's side with `mode`.
+   * @throws InvalidLockKeyError, LockModeError, RangeError, TypeError on bad input (not async).
+   */
+  private acquireKey(key: LockKeys, options: LockOptions, once = false): Promise<RedisLockHandle> {
+    if (options.mode === undefined) {
+      return this.acquireTarget(lockTarget(this.keyPrefix, key), options, once);
+    }
+    const opts = resolveLockOptions(options, this.defaults, once);
+    if (typeof this.rw === 'string') throw new LockModeError(rwUnsupportedMessage(this.rw));
+    const waits = opts.waitTimeout > 0;
+    return this.rw.acquire(rwLockTarget(this.keyPrefix, key, opts.mode!, waits), opts);
   }
 
   /** `once`: a single attempt whatever `waitTimeout` says (`tryAcquire`). */

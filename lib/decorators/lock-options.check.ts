@@ -3,6 +3,7 @@ import { resolveLockOptions, type ResolvedLockOptions } from '../core/lock-optio
 import { LockTemplateError } from '../errors/lock.errors.js';
 import type { LockDecoratorOptions } from '../interfaces/lock-options.interface.js';
 import {
+  rwSingleKeyMessage,
   badLockOptionMessage,
   badOnNotAcquiredMessage,
   lockOptionsNotObjectMessage,
@@ -18,6 +19,7 @@ const KNOWN_OPTIONS: readonly (keyof LockDecoratorOptions)[] = [
   'autoRenew',
   'signal',
   'onNotAcquired',
+  'mode',
 ];
 
 /*
@@ -59,5 +61,20 @@ export function checkLockOptions(where: string, options: unknown): void {
   } catch (err) {
     if (!(err instanceof RangeError || err instanceof TypeError)) throw err;
     throw new LockTemplateError(badLockOptionMessage(where, err.message));
+  }
+}
+
+/**
+ * A read-write lock (`mode`) is on one key: `@Lock([...], { mode })` stops the app where the class
+ * is defined, not at its first call.
+ *
+ * @throws LockTemplateError naming `where`.
+ * @example
+ * checkRwKey('Docs.read()', 'doc:{{id}}', { mode: 'read' }); // passes
+ * checkRwKey('Docs.read()', ['a', 'b'], { mode: 'read' }); // throws LockTemplateError
+ */
+export function checkRwKey(where: string, key: unknown, options: LockDecoratorOptions): void {
+  if (options.mode !== undefined && Array.isArray(key)) {
+    throw new LockTemplateError(`${where}: ${rwSingleKeyMessage(key)}`);
   }
 }

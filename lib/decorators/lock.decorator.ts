@@ -1,4 +1,4 @@
-import { Inject, Logger, SetMetadata, UseInterceptors } from '@nestjs/common';
+import { Inject, Logger, SetMetadata, UseGuards, UseInterceptors } from '@nestjs/common';
 import { Observable } from 'rxjs';
 import type { KeyResolver, LockKey } from '../core/keys/key-template.js';
 import { declaredReturn } from '../declared-return.js';
@@ -8,8 +8,10 @@ import { LockTemplateError } from '../errors/lock.errors.js';
 import { claimLockedMethod, compileForMethod } from './lock-stacking.js';
 import type { LockDecoratorOptions } from '../interfaces/lock-options.interface.js';
 import { LockInterceptor } from '../lock.interceptor.js';
+import { LockSseGuard, rememberMethodKey } from '../lock-sse.guard.js';
+import { adoptParked, parkedRequest } from '../sse-lock.parking.js';
 import { lockServiceOf } from '../lock-owners.registry.js';
-import { checkLockOptions } from './lock-options.check.js';
+import { checkLockOptions, checkRwKey } from './lock-options.check.js';
 import {
   LOCK_METADATA,
   LOCK_SERVICE_PROPERTY,
@@ -38,7 +40,8 @@ export interface LockMetadata {
   readonly resolveKey: KeyResolver;
 }
 
-type AnyMethod = (...args: unknown[]) => unknown;
+/** @internal any method a decorator wraps. */
+export type AnyMethod = (...args: unknown[]) => unknown;
 
 const logger = new Logger(REDIS_LOCK_LOGGER_CONTEXT);
 
@@ -97,6 +100,7 @@ export function Lock(
     }
     checkLockOptions(where, options);
     claimLockedMethod(target, propertyKey, where);
+    checkRwKey(where, key, options);
     const declared = declaredReturn(
       original,
       Reflect.getMetadata('design:returntype', target, propertyKey),
@@ -118,12 +122,21 @@ export function Lock(
     // Bound here as well as globally: a microservice connected to an HTTP app without
     // `inheritAppConfig` does not get the app's global interceptors. On providers it is inert.
     UseInterceptors(LockInterceptor)(target, propertyKey, descriptor);
+    // On an @Sse route, takes the lock before the response starts (a refusal is then a 423); inert
+    // elsewhere. After the guards of decorators below this one, so they run first.
+    rememberMethodKey(wrapped, propertyKey);
+    UseGuards(LockSseGuard)(target, propertyKey, descriptor);
     injectLockService(target);
     return descriptor;
   };
 }
 
-function lockedMethod(original: AnyMethod, metadata: LockMetadata, returnsObservable: boolean) {
+/** @internal also wraps `@Semaphore` methods (their options carry `permits`). */
+export function lockedMethod(
+  original: AnyMethod,
+  metadata: LockMetadata,
+  returnsObservable: boolean,
+) {
   const { onNotAcquired, ...lockOptions } = metadata.options;
   const options: LockedCallOptions = {
     ...lockOptions,
@@ -134,32 +147,38 @@ function lockedMethod(original: AnyMethod, metadata: LockMetadata, returnsObserv
   };
   return function (this: object | undefined, ...args: unknown[]): unknown {
     const invoke = () => original.apply(this, args);
+    // Now: the Observable may be subscribed outside the request's async context.
+    const request = parkedRequest();
     const locked = () => {
       const service = lockServiceOf(this, metadata.where);
       const key = metadata.resolveKey(args);
       // A test's fake LockService has no client: the method runs through its `run`.
       const client = clientOf(service);
-      return client ? { client, key } : { runner: runnerOf(service, metadata.where), key };
+      if (!client) return { runner: runnerOf(service, metadata.where), key };
+      // What LockSseGuard got before the response started, if for this very key.
+      const parked = adoptParked(request, metadata, client, key);
+      if (parked?.error) throw parked.error;
+      return { client, key, scope: parked?.scope };
     };
     if (returnsObservable) {
       return new Observable((subscriber) => {
-        const { client, runner, key } = locked();
+        const { client, runner, key, scope } = locked();
         const stream = client
-          ? observeLocked(client, key, options, invoke)
+          ? observeLocked(client, key, options, invoke, scope)
           : observeThrough(runner!, key, options, invoke);
         return stream.subscribe(subscriber);
       });
     }
     return (async () => {
-      const { client, runner, key } = locked();
+      const { client, runner, key, scope } = locked();
       if (!client) return callThrough(runner!, key, options, invoke);
-      return callLocked(client, key, options, invoke);
+      return callLocked(client, key, options, invoke, scope);
     })();
   };
 }
 
 /** Keeps the name and every metadata key (routes, guards, pipes...) decorators set before us. */
-function copyFunctionIdentity(from: AnyMethod, to: AnyMethod): void {
+export function copyFunctionIdentity(from: AnyMethod, to: AnyMethod): void {
   Object.defineProperty(to, 'name', { value: from.name });
   for (const metadataKey of Reflect.getOwnMetadataKeys(from)) {
     Reflect.defineMetadata(metadataKey, Reflect.getOwnMetadata(metadataKey, from), to);
@@ -176,7 +195,7 @@ const INJECTED = Symbol.for('REDIS_LOCK:SERVICE_INJECTED');
  * One property injection per class: each instance gets its own app's LockService. By the string
  * token, which the module of either build of the package provides (see LOCK_SERVICE_TOKEN).
  */
-function injectLockService(prototype: object): void {
+export function injectLockService(prototype: object): void {
   if (Object.hasOwn(prototype, INJECTED)) return;
   Object.defineProperty(prototype, INJECTED, { value: true });
   Inject(LOCK_SERVICE_TOKEN)(prototype, LOCK_SERVICE_PROPERTY);

@@ -38,6 +38,18 @@ export interface LockOptions {
   autoRenew?: boolean;
   /** Aborting this signal ends a wait; a lock taken by an attempt in flight is released. */
   signal?: AbortSignal;
+  /**
+   * Takes the key as a read-write lock: `'read'` shares it with other readers, `'write'` excludes
+   * everyone. A writer waiting keeps new readers out (with `fair: true`, those arriving after it),
+   * so readers cannot starve writers. Inside a write lock the same call chain may take the read
+   * lock (it joins the write lock); a write inside a read lock is refused (`LockModeError`).
+   * Writers get fencing tokens rising across writers; readers the token of the last write. Without
+   * `mode` the key is a plain lock; one key cannot be used both ways. One key only; not with
+   * Redlock or the in-memory store.
+   * @example
+   * await locks.run('catalog', () => readCatalog(), { mode: 'read' });
+   */
+  mode?: 'read' | 'write';
 }
 
 /**

@@ -250,3 +250,50 @@ describe('chaos checker: waits, errors, exits, keys', () => {
     ).toEqual(['worker-error', 'no-exit', 'no-ttl-key']);
   });
 });
+
+describe('chaos checker: semaphore holders', () => {
+  const permit = (pid: number, start: number, lastHeld: number) =>
+    section({ mode: 'semaphore', keys: ['s0'], fence: '0', pid, start, lastHeld, end: lastHeld });
+
+  it('lets N holders of one key overlap, with no fencing order among them', () => {
+    const sections = [permit(PID_A, 0, 100), permit(PID_B, 50, 150), permit(PID_A, 100, 200)];
+    expect(invariants({ sections })).toEqual([]);
+  });
+
+  it('flags N + 1 holders of one key at once', () => {
+    const sections = [permit(PID_A, 0, 100), permit(PID_B, 50, 150), permit(300, 90, 120)];
+    expect(invariants({ sections })).toEqual(['too-many-holders']);
+  });
+
+  it('reports a crowd that touches a restart of the server apart', () => {
+    const sections = [permit(PID_A, 0, 100), permit(PID_B, 50, 150), permit(300, 90, 120)];
+    const faults = [fault({ kind: 'restart', server: 'main', start: 80, end: 95 })];
+    const result = check({ sections, faults });
+    expect(result.violations).toEqual([]);
+    expect(result.restartOverlaps).toBe(1);
+  });
+});
+
+describe('read-write sections (mode rw)', () => {
+  const rw = (overrides: Partial<SectionRecord>) => section({ mode: 'rw', ...overrides });
+
+  it('lets readers overlap, and flags a writer overlapping a reader or a writer', () => {
+    const reader = rw({ side: 'read', start: 0, lastHeld: 100, fence: '16' });
+    const otherReader = rw({ side: 'read', pid: PID_B, start: 50, lastHeld: 150, fence: '16' });
+    expect(invariants({ sections: [reader, otherReader] })).toEqual([]);
+    const writer = rw({ side: 'write', pid: PID_B, start: 50, lastHeld: 150, fence: '32' });
+    expect(invariants({ sections: [reader, writer] })).toEqual(['overlap']);
+    const writer2 = rw({ side: 'write', start: 0, lastHeld: 100, fence: '16' });
+    expect(invariants({ sections: [writer2, writer] })).toEqual(['overlap']);
+  });
+
+  it("flags a reader whose token is below the writer's before it, and equal writer tokens", () => {
+    const writer = rw({ side: 'write', start: 0, lastHeld: 100, fence: '32' });
+    const follows = rw({ side: 'read', pid: PID_B, start: 200, lastHeld: 300, fence: '32' });
+    expect(invariants({ sections: [writer, follows] })).toEqual([]);
+    const stale = rw({ side: 'read', pid: PID_B, start: 200, lastHeld: 300, fence: '16' });
+    expect(invariants({ sections: [writer, stale] })).toEqual(['fencing']);
+    const again = rw({ side: 'write', pid: PID_B, start: 200, lastHeld: 300, fence: '32' });
+    expect(invariants({ sections: [writer, again] })).toEqual(['fencing']);
+  });
+});

@@ -1,8 +1,10 @@
 /**
  * The invariants of a chaos round, checked on the records alone (pure, see checker.spec.ts):
  * 1. `overlap`: no two critical sections of one key overlap (a multi-key lock's interval counts
- *    for each of its keys), except where one touches a restart of the key's server;
- * 2. `fencing`: fencing tokens rise strictly in grant order per key;
+ *    for each of its keys), except where one touches a restart of the key's server; two readers
+ *    of a read-write lock may (mode `rw`): never a writer with anyone else;
+ * 2. `fencing`: fencing tokens rise strictly in grant order per key (a read-write lock's
+ *    writers; each reader's is at least that of the writer before it);
  * 3. `no-ttl-key`: no key without a TTL remains after the round;
  * 4. `wait-bound`: no wait outlives its waitTimeout by more than WAIT_GRACE, unless its process
  *    stalled meanwhile;
@@ -14,7 +16,10 @@
  * 8. `entered-lost`: no section starts on a lock already known lost (case 2);
  * 9. `unexplained-loss`: a renewed lock is not lost without a fault that explains it (case 4);
  * 10. `signal-lag`: whenever `isHeld()` is false, `signal.aborted` is true (case 4);
- * 11. `revived`: once `isHeld()` was false it stays false.
+ * 11. `revived`: once `isHeld()` was false it stays false;
+ * and for semaphores (the `semaphore` mode, whose sections are kept out of 1 and 2):
+ * 12. `too-many-holders`: never more than SEMAPHORE_PERMITS sections of one key overlap, except
+ *     where one of them touches a restart of the key's server.
  *
  * @example
  * const result = checkRound(observations);
@@ -30,6 +35,7 @@ import type {
   StallRecord,
   WaitRecord,
 } from './records.js';
+import { SEMAPHORE_PERMITS } from './records.js';
 
 export const INVARIANTS = [
   'overlap',
@@ -43,6 +49,7 @@ export const INVARIANTS = [
   'unexplained-loss',
   'signal-lag',
   'revived',
+  'too-many-holders',
 ] as const;
 export type Invariant = (typeof INVARIANTS)[number];
 
@@ -101,9 +108,12 @@ export function checkRound(obs: RoundObservations): CheckResult {
   const ctx = { faults: obs.faults, stalls: obs.stalls };
 
   const origins = leaseOrigins(obs.sections);
-  for (const [key, held] of byKey(obs.sections)) {
+  const permits = obs.sections.filter((s) => s.mode === 'semaphore');
+  const locks = obs.sections.filter((s) => s.mode !== 'semaphore');
+  for (const [key, held] of byKey(locks)) {
     checkKey(key, held, restarts, origins, result, flag);
   }
+  for (const [key, held] of byKey(permits)) checkPermits(key, held, restarts, result, flag);
   for (const s of obs.sections) {
     const what = `${describe(s)}`;
     if (s.lossKind === 'released') flag('released-under-scope', `${what} saw its lock released`);
@@ -183,6 +193,8 @@ function checkKey(
     for (let j = 0; j < i; j++) {
       const a = held[j];
       if (sameGrant(a, b) || !(b.start < a.lastHeld && a.start < b.lastHeld)) continue;
+      // Readers of a read-write lock share it; a writer overlaps nobody.
+      if (a.side === 'read' && b.side === 'read') continue;
       if (touchesRestart(a) || touchesRestart(b)) {
         result.restartOverlaps++;
         continue;
@@ -190,7 +202,10 @@ function checkKey(
       flag('overlap', `key ${key}: ${describe(a)} and ${describe(b)} overlap`);
     }
     if (b.joined || (previous && sameGrant(previous, b))) continue;
-    if (previous && BigInt(b.fence) <= BigInt(previous.fence)) {
+    // A reader carries the token of the last write: never below a writer that came before it.
+    const reader = b.side === 'read';
+    const below = reader ? (p: bigint) => BigInt(b.fence) < p : (p: bigint) => BigInt(b.fence) <= p;
+    if (previous && below(BigInt(previous.fence))) {
       // A lease that spans a restart (its chain of passes began before it) carries a token from
       // before the restart, which may be below a grant's after it: the restart exception.
       if (b.mode === 'redlock') result.redlockFenceInversions++;
@@ -200,7 +215,39 @@ function checkKey(
         flag('fencing', `key ${key}: ${describe(b)} granted after ${describe(previous)}`);
       }
     }
-    previous = b;
+    if (!reader) previous = b;
+  }
+}
+
+/**
+ * At most SEMAPHORE_PERMITS intervals of one semaphore key (sorted by start) at any moment: the
+ * most overlap at some interval's start, so each start is counted against those still held then.
+ * A crowd with a section that touches a restart of the key's server is the restart exception.
+ */
+function checkPermits(
+  key: string,
+  held: Held[],
+  restarts: InjectedFault[],
+  result: CheckResult,
+  flag: (invariant: Invariant, message: string) => void,
+): void {
+  const touchesRestart = (s: Held) =>
+    restarts.some(
+      (r) => serversOf(s).includes(r.server!) && touches(s.start, s.lastHeld, r.start, r.end),
+    );
+  for (let i = 0; i < held.length; i++) {
+    const b = held[i];
+    const crowd = [...held.slice(0, i).filter((a) => a.lastHeld > b.start), b];
+    if (crowd.length <= SEMAPHORE_PERMITS) continue;
+    if (crowd.some(touchesRestart)) {
+      result.restartOverlaps++;
+      continue;
+    }
+    flag(
+      'too-many-holders',
+      `key ${key}: ${crowd.length} holders at ${fmt(b.start)} (N = ${SEMAPHORE_PERMITS}): ` +
+        crowd.map(describe).join(', '),
+    );
   }
 }
 
@@ -235,7 +282,7 @@ function sameGrant(a: SectionRecord, b: SectionRecord): boolean {
 
 function describe(s: SectionRecord): string {
   const held = s.lastHeld === undefined ? 'never held' : `held to ${fmt(s.lastHeld)}`;
-  const joined = s.joined ? ' joined' : '';
+  const joined = (s.joined ? ' joined' : '') + (s.side ? ` ${s.side}` : '');
   return (
     `[pid ${s.pid} ${s.mode}${joined} fence ${s.fence} [${s.keys}] ` +
     `from ${fmt(s.start)} ${held}, ttl ${s.ttl}]`

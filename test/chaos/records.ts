@@ -9,8 +9,20 @@
  */
 
 /** The ways the workers take locks; every round runs a subset (all by default). */
-export const MODES = ['default', 'fair', 'multi', 'reentrant', 'nest', 'redlock'] as const;
+export const MODES = [
+  'default',
+  'fair',
+  'multi',
+  'reentrant',
+  'nest',
+  'redlock',
+  'semaphore',
+  'rw',
+] as const;
 export type Mode = (typeof MODES)[number];
+
+/** N of the `semaphore` mode's keys: at most this many of their sections may overlap. */
+export const SEMAPHORE_PERMITS = 2;
 
 /** The redis-servers of a run: `main` for every mode but Redlock, which uses r1..r3. */
 export const SERVERS = ['main', 'r1', 'r2', 'r3'] as const;
@@ -37,6 +49,8 @@ export interface SectionRecord {
   joined: boolean;
   autoRenew: boolean;
   ttl: number;
+  /** Mode `rw`: the side of the read-write lock (readers may overlap each other, nobody else). */
+  side?: 'read' | 'write';
   start: number;
   lastHeld?: number;
   end: number;

@@ -184,7 +184,9 @@ describe("Socket writes: the connections we make pipeline a tick's lock commands
 
   it('fair mode: a waiter joining behind its own process that is aborted before it is set up sends nothing', async () => {
     const redis = await readyClient();
-    const locks = clients.create(redis, { fair: true });
+    // The first waiter refreshes its place in the queue every fairQueueTimeout / 3: far apart
+    // here, so none of its refreshes can fall in the window watched below.
+    const locks = clients.create(redis, { fair: true, fairQueueTimeout: 120_000 });
     const key = uniqueKey('aborted-early');
     const holder = await locks.acquire(key);
     const first = locks.acquire(key, { waitTimeout: 10_000 });

@@ -1,15 +1,54 @@
 import fc from 'fast-check';
 import { hashSlot } from '../../lib/core/redis/cluster-slot.js';
-import { lockName, lockTarget, subTarget } from '../../lib/core/keys/lock-target.js';
+import {
+  lockName,
+  lockTarget,
+  semaphoreTarget,
+  subTarget,
+} from '../../lib/core/keys/lock-target.js';
+import { rwLockTarget } from '../../lib/core/keys/rw-lock-target.js';
 
-/** Every Redis key a lock touches besides its lock key. */
+/**
+ * Every Redis key a lock touches besides its lock key: a plain lock's, a read-write lock's on the
+ * same key (writers waiting, fair queue, spot deadlines; it shares the lock key and fence) and
+ * the semaphore's of its key.
+ */
 const companions = (prefix: string, key: string): string[] => {
   const target = lockTarget(prefix, key);
-  return [...target.fences, ...target.queues, ...target.timeouts];
+  const rw = rwLockTarget(prefix, key, 'write', true).rwKeys.slice(2);
+  return [
+    ...target.fences,
+    ...target.queues,
+    ...target.timeouts,
+    ...rw,
+    ...semaphoreTarget(prefix, key).locks,
+  ];
 };
 
+/** Every channel of a key: its lock's releases and its semaphore's. */
+const channels = (prefix: string, key: string): string[] => [
+  ...lockTarget(prefix, key).channels,
+  ...semaphoreTarget(prefix, key).channels,
+];
+
 /** Keys and prefixes rich in the characters the naming rules turn on. */
-const part = fc.string({ unit: fc.constantFrom('{', '}', ':', 'a', 'b', '\n', 'lock', 'fence') });
+const part = fc.string({
+  unit: fc.constantFrom(
+    '{',
+    '}',
+    ':',
+    'a',
+    'b',
+    '\n',
+    'lock',
+    'fence',
+    'semaphore',
+    'released',
+    '-',
+    'rw',
+    'queue',
+  ),
+});
 const key = part.filter((k) => k.length > 0);
 
 describe('lock names in Redis', () => {
@@ -38,6 +77,11 @@ describe('lock names in Redis', () => {
       channels: ['lock:{orders}:1:lock:released'],
       id: 'lock:{orders}:1:lock',
     });
+    expect(semaphoreTarget('lock:', '{orders}:1')).toMatchObject({
+      locks: ['lock:{orders}:1:lock:semaphore'],
+      channels: ['lock:{orders}:1:lock:semaphore:released'],
+      id: 'lock:{orders}:1:lock:semaphore',
+    });
   });
 
   it('gives distinct keys under one prefix distinct lock keys', () => {
@@ -59,7 +103,7 @@ describe('lock names in Redis', () => {
   it('never names a lock key or a companion of one lock with a companion of another', () => {
     // Another lock at random, or one whose prefix and key spell a companion of the first.
     const lockPair = fc.tuple(part, key, fc.nat(), fc.nat()).map(([p1, k1, pick, at]) => {
-      const spelt = companions(p1, k1)[pick % 3];
+      const spelt = companions(p1, k1)[pick % 7];
       const split = at % spelt.length;
       return [p1, k1, spelt.slice(0, split), spelt.slice(split)] as const;
     });
@@ -74,8 +118,18 @@ describe('lock names in Redis', () => {
         }
         // The kinds differ from each other too: a fence is never the queue of any lock.
         expect(new Set(own).size).toBe(own.length);
+        // Channels likewise: a semaphore's releases never wake the waiters of another key.
+        if (lockName(p1, k1) !== lockName(p2, k2)) {
+          const theirs = channels(p2, k2);
+          expect(channels(p1, k1).filter((name) => theirs.includes(name))).toEqual([]);
+        }
       }),
-      { numRuns: 2000 },
+      {
+        numRuns: 2000,
+        // A plain lock key and the tagged lock key that extends it ('lock:{a}', 'lock:{a}:lock'):
+        // their companions must still differ.
+        examples: [[['lock:', 'a', 'lock:', '{a}']], [['lock:', '{a}', 'lock:', 'a']]],
+      },
     );
   });
 
@@ -86,7 +140,7 @@ describe('lock names in Redis', () => {
         // Not so for a plain name whose first `{` meets a `}` at once ('lock:{}x}' for key '}x').
         fc.pre(/^[^{]*\{[^}]/.test(target.locks[0]));
         const slot = hashSlot(target.locks[0]);
-        for (const name of [...companions(prefix, k), ...target.channels]) {
+        for (const name of [...companions(prefix, k), ...channels(prefix, k)]) {
           expect(hashSlot(name)).toBe(slot);
         }
       }),

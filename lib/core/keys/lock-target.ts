@@ -6,8 +6,11 @@
  *   `}`, with something between), the lock key is `prefix + '{' + key + '}'` and ends with `}`.
  *   When it has one (in the key or in the prefix), it is `prefix + key + ':lock'`, ending with
  *   `:lock`, so the user's tag still decides the slot.
- * - Companions are the lock key plus `:fence`, `:queue` or `:timeouts`; channels are the lock key
- *   plus `:released` (and `:<client id>` for the waiters of one client). Each ending differs from
+ * - Companions are the lock key plus `:fence`, `:queue`, `:timeouts` or `:semaphore` (a semaphore's
+ *   holders), and, for a read-write lock, `:rw-writers`, `:rw-queue` or `:rw-timeouts` (`-` where
+ *   the others have `:`, so none is another's lock key plus a suffix); channels are the lock key
+ *   plus `:released` (and `:<client id>` for the waiters of one client), or its `:semaphore` key
+ *   plus `:released`. Each ending differs from
  *   both endings of a lock key and from the others, so no lock key, whatever its prefix, is a
  *   companion of any lock, and two companions of one kind are the same only if their locks are.
  * - Within one prefix, distinct keys have distinct lock keys: strip the prefix and the braces of a
@@ -33,6 +36,10 @@ const TAGGED_SUFFIX = ':lock';
 const FENCE_SUFFIX = ':fence';
 const QUEUE_SUFFIX = ':queue';
 const TIMEOUTS_SUFFIX = ':timeouts';
+/** A semaphore's holders (see `semaphoreTarget`). */
+const SEMAPHORE_SUFFIX = ':semaphore';
+/** A read-write lock's writers waiting, fair queue and spot deadlines (see rw-lock.scripts.ts). */
+export const RW_SUFFIXES = [':rw-writers', ':rw-queue', ':rw-timeouts'] as const;
 
 /**
  * Everything one lock touches in Redis, for one key or several taken together.
@@ -142,6 +149,38 @@ export function subTarget(target: LockTarget, indices: readonly number[]): LockT
 export function lockName(prefix: string, key: string): string {
   const whole = prefix + key;
   return hasHashTag(whole) ? whole + TAGGED_SUFFIX : `${prefix}{${key}}`;
+}
+
+/**
+ * The Redis names of a semaphore on `key`: `locks[0]` is its sorted set of holders (token → expiry,
+ * ms of Redis' clock), the lock key of `key` plus `:semaphore`, and `channels[0]` the channel a
+ * permit's release is published on, that key plus `:released`. Both extend the lock key, so they
+ * share its Cluster slot, and neither ends like a lock key or another companion (see the top of the
+ * file): a semaphore and a lock on the same key are two independent objects. It has no fencing
+ * counter nor queue (`fences`, `queues` and `timeouts` are empty).
+ *
+ * @example
+ * semaphoreTarget('lock:', 'payments').locks;    // ['lock:{payments}:semaphore']
+ * semaphoreTarget('lock:', 'payments').channels; // ['lock:{payments}:semaphore:released']
+ * @throws InvalidLockKeyError on a key that is not a non-empty string of at most 1024 characters.
+ */
+export function semaphoreTarget(prefix: string, key: string): LockTarget {
+  if (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY_LENGTH) {
+    throw new InvalidLockKeyError(invalidKeyMessage(key));
+  }
+  const holders = lockName(prefix, key) + SEMAPHORE_SUFFIX;
+  return {
+    keys: [key],
+    name: key,
+    locks: [holders],
+    fences: [],
+    queues: [],
+    timeouts: [],
+    channels: [holders + CHANNEL_SUFFIX],
+    id: holders,
+    acquireKeys: [holders],
+    releaseKeys: [holders],
+  };
 }
 
 /** A target over `keys`, whose lock keys are `locks` (same order, no duplicates). */

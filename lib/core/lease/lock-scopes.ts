@@ -2,6 +2,10 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { LockOptions } from '../../interfaces/lock-options.interface.js';
 import { lockTarget, type LockTarget } from '../keys/lock-target.js';
+import { modeOf } from '../keys/rw-lock-target.js';
+import { LockModeError } from '../../errors/lock-mode.error.js';
+import { rwUpgradeMessage } from '../../redis-lock.messages.js';
+import { RedisPermitHandle } from '../semaphore/redis-permit.handle.js';
 import type { RedisLockHandle } from './redis-lock.handle.js';
 import { ScopeHolds } from './scope-holds.js';
 
@@ -30,6 +34,8 @@ export interface LockScope {
 /** What scopes need from their lock client: taking a lock, and letting locks go. */
 export interface ScopeLocking {
   acquire(target: LockTarget, options: LockOptions): Promise<RedisLockHandle>;
+  /** A plain lock on the key(s), or a read-write lock's side with `options.mode`. */
+  acquireKey(key: LockKeys, options: LockOptions): Promise<RedisLockHandle>;
   /** Releases each lock, logging a failure: the lease will expire anyway. */
   releaseAll(handles: readonly RedisLockHandle[]): Promise<void>;
   discard(handle: RedisLockHandle): Promise<void>;
@@ -55,6 +61,7 @@ export class LockScopes {
 
   /** See `RedisLockClient.enter`. */
   async enter(key: LockKeys, options: LockOptions): Promise<LockScope> {
+    if (options.mode !== undefined) return this.enterRw(key, options);
     let target = lockTarget(this.keyPrefix, key);
     const joined: RedisLockHandle[] = [];
     const missing: string[] = [];
@@ -62,7 +69,8 @@ export class LockScopes {
     target.keys.forEach((name, i) => {
       // A lock lost meanwhile is not joined: the call waits for it like any other caller.
       const handle = held?.get(target.locks[i]);
-      if (!handle?.isHeld()) missing.push(name);
+      // A read-write lock is not joined: Redis refuses the key's other use with a clear error.
+      if (!handle?.isHeld() || modeOf(handle.target)) missing.push(name);
       else if (!joined.includes(handle)) joined.push(handle);
     });
     // Counted before any wait for the other keys, so the joined ones stay held meanwhile.
@@ -85,9 +93,44 @@ export class LockScopes {
     return this.holds.record({ handle, owned: true }, [handle, ...joined]);
   }
 
+  /**
+   * `enter` for a read-write lock: a read or write inside a write lock on the key joins it, a read
+   * inside a read joins it; a write inside a read is refused (see `LockModeError`).
+   */
+  private async enterRw(key: LockKeys, options: LockOptions): Promise<LockScope> {
+    if (typeof key === 'string') {
+      const held = this.context.getStore()?.get(lockTarget(this.keyPrefix, key).locks[0]);
+      const heldMode = held?.isHeld() ? modeOf(held.target) : undefined;
+      if (held && (heldMode === 'write' || (heldMode === 'read' && options.mode === 'read'))) {
+        this.holds.hold([held]);
+        return this.holds.record({ handle: held, owned: false }, [held]);
+      }
+      if (heldMode === 'read' && options.mode === 'write') {
+        throw new LockModeError(rwUpgradeMessage(key));
+      }
+    }
+    const handle = await this.locking.acquireKey(key, {
+      ...options,
+      autoRenew: options.autoRenew ?? true,
+    });
+    return this.enterTaken(handle);
+  }
+
+  /**
+   * A scope owning a lock (or permit) just taken, which no other scope joined.
+   *
+   * @example
+   * const scope = scopes.enterTaken(await client.acquirePermit('api', { permits: 5 }));
+   */
+  enterTaken(handle: RedisLockHandle): LockScope {
+    this.holds.hold([handle]);
+    return this.holds.record({ handle, owned: true }, [handle]);
+  }
+
   /** See `RedisLockClient.runInScope`. */
   runInScope<T>(scope: LockScope, fn: () => T): T {
-    if (!scope.owned) return fn();
+    // A permit is no lock: a reentrant lock call on the same key must not join it.
+    if (!scope.owned || scope.handle instanceof RedisPermitHandle) return fn();
     const inner = new Map(this.context.getStore());
     for (const lockKey of scope.handle.target.locks) inner.set(lockKey, scope.handle);
     return this.context.run(inner, fn);

@@ -36,6 +36,11 @@ export interface AcquisitionSettings {
   readonly maxLocalPasses: number;
   readonly waitForReplicas?: ReplicaWait;
   readonly logger: LockLogger;
+  /**
+   * Every waiter that gives up leaves its places in Redis, queued or not: a read-write lock's
+   * waiting writer holds one in every mode (it keeps readers out).
+   */
+  readonly alwaysLeave?: boolean;
 }
 
 /**
@@ -61,6 +66,7 @@ export class LockAcquisition {
   private readonly redisStore?: RedisStore;
   private readonly waitForReplicas?: ReplicaWait;
   private readonly logger: LockLogger;
+  private readonly alwaysLeave: boolean;
   private fairUnavailableWarned = false;
 
   constructor(
@@ -74,6 +80,7 @@ export class LockAcquisition {
       waitForReplicas: this.waitForReplicas,
       logger: this.logger,
     } = settings);
+    this.alwaysLeave = settings.alwaysLeave ?? false;
     this.handOver = new InProcessHandOver((target, lock) => {
       this.store.release(target, lock.token, lock.passedTo).catch(() => undefined);
     });
@@ -220,7 +227,7 @@ export class LockAcquisition {
     } catch (err) {
       // Gone from the queues when the caller learns it gave up; but a frozen Redis must not hold
       // it much past its deadline, so the answer is awaited only so long.
-      if (call.queued) {
+      if (call.queued || (this.alwaysLeave && opts.waitTimeout > 0)) {
         const left = Math.max(0, call.deadline - monotonicNow()) + FINAL_ATTEMPT_GRACE;
         await this.attempts.leaveQueue(call, Math.min(left, ATTEMPT_TIMEOUT));
       }

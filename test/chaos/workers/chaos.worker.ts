@@ -14,6 +14,7 @@ import { sendToParent } from '../../support/worker-ipc.js';
 import { type Mode, type WorkerRecord } from '../records.js';
 import { startLagMonitor } from './lag-monitor.js';
 import { lockLoop, type LoopContext } from './loops.js';
+import { semaphoreLoop } from './semaphore-loop.js';
 import { startNest } from './nest-mode.js';
 import type { FromWorker, ToWorker, WorkerConfig } from './protocol.js';
 import { Rng } from './rng.js';
@@ -61,7 +62,7 @@ const connect = (options: RedisOptions) => {
 };
 const main = { ...config.main, connectionName: `chaos-w${config.index}` };
 const mainClient =
-  has('default') || has('multi') || has('reentrant')
+  has('default') || has('multi') || has('reentrant') || has('semaphore') || has('rw')
     ? new RedisLockClient({
         redis: connect(main),
         fairQueueTimeout: config.fairQueueTimeout,
@@ -108,7 +109,14 @@ function start(): void {
   run(mainClient, 'multi', keyNames('d'));
   run(mainClient, 'reentrant', keyNames('d'));
   run(fairClient, 'fair', keyNames('f'));
+  run(mainClient, 'rw', keyNames('w'));
   run(redlockClient, 'redlock', keyNames('r'));
+  if (mainClient && has('semaphore')) {
+    for (let i = 0; i < n; i++) {
+      const rng = new Rng(seedFor('semaphore', i));
+      loops.push(semaphoreLoop(ctx, mainClient, keyNames('s'), rng));
+    }
+  }
   if (nest) loops = loops.concat(nest.loops(n));
 }
 

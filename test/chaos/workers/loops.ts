@@ -109,9 +109,23 @@ async function lockOnce(
   const waitTimeout = rng.int(waitMin, waitMax);
   const aborter = new AbortController();
   ctx.waits.add(aborter);
-  const options: LockOptions = { ttl, waitTimeout, signal: aborter.signal, fair: mode === 'fair' };
+  const side = rwSide(mode, rng);
+  const options: LockOptions = {
+    ttl,
+    waitTimeout,
+    signal: aborter.signal,
+    fair: mode === 'fair' || (side !== undefined && rng.chance(RW_FAIR_SHARE)),
+    mode: side,
+  };
   const wait = startWait(ctx, mode, keys, waitTimeout);
-  const meta = (autoRenew: boolean): SectionMeta => ({ mode, keys, joined: false, autoRenew, ttl });
+  const meta = (autoRenew: boolean): SectionMeta => ({
+    mode,
+    keys,
+    joined: false,
+    autoRenew,
+    ttl,
+    side,
+  });
   const entered = () => {
     wait.settle('granted');
     ctx.waits.delete(aborter);
@@ -154,14 +168,16 @@ async function tryOnce(
 ): Promise<void> {
   const { ttl, holdMax } = ctx.config;
   const wait = startWait(ctx, mode, keys, 0);
+  const side = rwSide(mode, rng);
   try {
     const lock = await client.tryAcquire(keys.length > 1 ? keys : keys[0], {
       ttl,
       fair: mode === 'fair',
+      mode: side,
     });
     wait.settle(lock ? 'granted' : 'busy');
     if (!lock) return;
-    const meta = { mode, keys, joined: false, autoRenew: false, ttl };
+    const meta = { mode, keys, joined: false, autoRenew: false, ttl, side };
     try {
       await ctx.recorder.hold(lock, meta, rng.int(10, Math.min(holdMax, ttl * 0.75)));
     } finally {
@@ -224,6 +240,15 @@ async function reentrantBody(
 export function renewedHold(ctx: LoopContext, rng: Rng): number {
   const { ttl, holdMax } = ctx.config;
   return rng.chance(0.15) ? rng.int(ttl / 2, ttl * 1.5) : rng.int(10, holdMax);
+}
+
+/** Share of `rw` waits that are fair. */
+const RW_FAIR_SHARE = 0.3;
+
+/** Mode `rw`: the side of the read-write lock to take (readers twice as often as writers). */
+function rwSide(mode: Mode, rng: Rng): 'read' | 'write' | undefined {
+  if (mode !== 'rw') return undefined;
+  return rng.pick(['read', 'read', 'write'] as const);
 }
 
 function track(ctx: LoopContext, call: Promise<unknown>): void {

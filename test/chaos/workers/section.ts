@@ -19,6 +19,8 @@ export interface SectionMeta {
   joined: boolean;
   autoRenew: boolean;
   ttl: number;
+  /** Mode `rw`: the side taken. */
+  side?: 'read' | 'write';
 }
 
 /** How long a planned block waits for a holder before it blocks wherever it is (ms). */

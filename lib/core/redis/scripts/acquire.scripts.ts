@@ -15,15 +15,24 @@ local n = #KEYS / 2
 -- of another type is just busy).
 local fence, stepped = nextFence(n + 1, 2 * n)
 if not fence then return stepped end -- the error reply
+-- A busy key of another type (a read-write lock's sorted set) is an error, not a wait: it is only
+-- looked at on this path, so a free lock costs nothing more.
+local function busy(key)
+  if redis.call('type', key).ok ~= 'string' then return foreignKey(key, 'string') end
+  return -3 - redis.call('pttl', key)
+end
 if n > 1 then
   for i = 1, n do
-    if redis.call('exists', KEYS[i]) == 1 then return {-3 - redis.call('pttl', KEYS[i]), i} end
+    if redis.call('exists', KEYS[i]) == 1 then
+      local reply = busy(KEYS[i])
+      -- With several keys, the index of the busy one: the waiter listens for its release only.
+      if type(reply) == 'number' then return {reply, i} end
+      return reply
+    end
   end
 end
 for i = 1, n do
-  if not redis.call('set', KEYS[i], ARGV[1], 'NX', 'PX', ARGV[2]) then
-    return -3 - redis.call('pttl', KEYS[i])
-  end
+  if not redis.call('set', KEYS[i], ARGV[1], 'NX', 'PX', ARGV[2]) then return busy(KEYS[i]) end
 end
 return storeFence(n + 1, 2 * n, fence, stepped)`;
 
