@@ -31,8 +31,11 @@ export async function loadLockTelemetry(
   try {
     api = await load();
   } catch (err) {
-    // Not installed: an optional peer. Anything else (a broken install) is worth seeing.
-    if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') return undefined;
+    // Not installed: an optional peer (ERR_MODULE_NOT_FOUND from `import`, MODULE_NOT_FOUND from
+    // the CommonJS build's `require` and from Jest's resolver). Anything else (a broken install)
+    // is worth seeing.
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') return undefined;
     throw err;
   }
   return new LockTelemetry(api, keys);

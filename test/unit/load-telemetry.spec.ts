@@ -8,6 +8,9 @@ import { LockTelemetry } from '../../lib/telemetry/lock.telemetry.js';
 
 const notInstalled = () =>
   Promise.reject(Object.assign(new Error('Cannot find package'), { code: 'ERR_MODULE_NOT_FOUND' }));
+/** As the CommonJS build's `require` (and Jest's resolver, in a CommonJS app's tests) fails. */
+const notInstalledForRequire = () =>
+  Promise.reject(Object.assign(new Error('Cannot find module'), { code: 'MODULE_NOT_FOUND' }));
 
 describe('loadLockTelemetry', () => {
   it('instruments when @opentelemetry/api can be imported', async () => {
@@ -19,6 +22,7 @@ describe('loadLockTelemetry', () => {
 
   it('observes nothing when the API is not installed, or telemetry is false', async () => {
     expect(await loadLockTelemetry(undefined, notInstalled)).toBeUndefined();
+    expect(await loadLockTelemetry(undefined, notInstalledForRequire)).toBeUndefined();
     expect(await loadLockTelemetry(false)).toBeUndefined();
   });
 
