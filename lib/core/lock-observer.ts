@@ -74,8 +74,11 @@ export interface AcquireObservation {
  * acquisition, which is what an observer with nowhere to record should do: it then costs a call.
  *
  * @example
+ * const outcomes = new Map<string, number>();
  * const observer: LockObserver = {
- *   acquireStarted: ({ key }) => ({ ended: (outcome) => void console.log(key, outcome) }),
+ *   acquireStarted: () => ({
+ *     ended: (outcome) => void outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1),
+ *   }),
  * };
  */
 export interface LockObserver {
